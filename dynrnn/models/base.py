@@ -1,0 +1,395 @@
+"""The protocol every dynrnn model follows, and the one simulation loop :func:`run`.
+
+Shapes are the contract (see DESIGN.md):
+
+* states ``h``: ``[K, B, N]`` -- K networks, B trials, N units (K=1 for one network; never squeezed);
+* inputs ``x``: ``[K or 1, B, T, I]`` (a whole trial) or ``[K or 1, B, I]`` (one step);
+* ``step(h, x) -> h_next`` is the discrete-time map F (continuous-time models are their
+  discretisation with the stated ``dt``); ``readout(h) -> y``; ``init_state(B)``;
+  ``jacobian(h, x) -> [K, B, N, N]`` with ``J[k, b, i, j] = d h_next[i] / d h[j]``.
+
+Internally a step is split in two so that the input projection is computed once per trial
+outside the time loop (the FlashRNN pattern): ``input_drive(x)`` maps inputs to a drive
+``[K, B, (T,) D]`` and ``step_drive(h, drive_t, params)`` advances the state, where ``params``
+comes from ``prepare()`` (effective weights after constraints such as Dale's law, computed once
+per call of :func:`run`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from .._validation import resolve_generator
+
+__all__ = ["RecurrentModel", "run", "MODEL_REGISTRY", "model_from_spec", "stack_networks"]
+
+MODEL_REGISTRY: dict[str, type[RecurrentModel]] = {}
+
+
+def _as_batched_input(x: torch.Tensor, name: str = "x") -> torch.Tensor:
+    """Accept ``[B, T, I]`` (shared by all networks) or ``[K or 1, B, T, I]``."""
+    if not torch.is_tensor(x):
+        raise ValueError(f"The {name!r} argument must be a torch.Tensor. Got {type(x).__name__}.")
+    if x.ndim == 3:
+        return x.unsqueeze(0)
+    if x.ndim == 4:
+        return x
+    raise ValueError(
+        f"The {name!r} argument must have shape [B, T, I] or [K, B, T, I]. Got {tuple(x.shape)}."
+    )
+
+
+class RecurrentModel(nn.Module):
+    """Base class: a batch of K discrete-time recurrent networks with identical architecture.
+
+    Every parameter and buffer has the network dimension K first, so that ``select`` and
+    :func:`stack_networks` can slice and concatenate networks, and the zoo can store them.
+
+    Subclasses set ``config_class``, ``structural_fields`` (config fields that must agree across
+    the networks of one model, because they fix shapes or code paths) and implement
+    ``_init_network(config, generator) -> dict[name, tensor]`` (parameters of ONE network,
+    without the K dim), ``input_drive``, ``step_drive``, ``readout`` and ``n_units``.
+    """
+
+    config_class: ClassVar[type]
+    model_name: ClassVar[str]
+    structural_fields: ClassVar[tuple[str, ...]] = ()
+    #: names of tensors from ``_init_network`` that are trained (the rest become buffers)
+    trainable: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kw):
+        super().__init_subclass__(**kw)
+        if "model_name" in cls.__dict__:
+            MODEL_REGISTRY[cls.model_name] = cls
+
+    def __init__(
+        self,
+        config: Any | Sequence[Any],
+        n_networks: int | None = None,
+        seed: int = 0,
+        seeds: Sequence[int] | None = None,
+    ):
+        super().__init__()
+        configs = self._normalise_configs(config, n_networks, seeds)
+        if seeds is None:
+            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+                raise ValueError(
+                    f"The 'seed' parameter of {type(self).__name__} must be a non-negative int. "
+                    f"Got {seed!r} instead."
+                )
+            seeds = [seed + k for k in range(len(configs))]
+        seeds = [int(s) for s in seeds]
+        if len(seeds) != len(configs):
+            raise ValueError(
+                f"The 'seeds' parameter of {type(self).__name__} must have one seed per network "
+                f"({len(configs)}). Got {len(seeds)} seeds instead."
+            )
+        self.configs: list[Any] = configs
+        self.seeds: list[int] = seeds
+        per_network = [
+            self._init_network(cfg, resolve_generator(s)) for cfg, s in zip(configs, seeds)
+        ]
+        for name in per_network[0]:
+            value = torch.stack([p[name] for p in per_network])
+            if name in self.trainable_names():
+                self.register_parameter(name, nn.Parameter(value))
+            else:
+                self.register_buffer(name, value)
+
+    # ----------------------------------------------------------------- configuration
+    def _normalise_configs(self, config, n_networks, seeds) -> list[Any]:
+        owner = type(self).__name__
+        if isinstance(config, self.config_class):
+            k = n_networks if n_networks is not None else (len(seeds) if seeds is not None else 1)
+            if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+                raise ValueError(
+                    f"The 'n_networks' parameter of {owner} must be an int in the range [1, inf). "
+                    f"Got {n_networks!r} instead."
+                )
+            return [config] * k
+        configs = list(config) if isinstance(config, Sequence) else None
+        if not configs or not all(isinstance(c, self.config_class) for c in configs):
+            raise ValueError(
+                f"The 'config' parameter of {owner} must be a {self.config_class.__name__} or a "
+                f"non-empty sequence of them. Got {config!r} instead."
+            )
+        if n_networks is not None and n_networks != len(configs):
+            raise ValueError(
+                f"The 'n_networks' parameter of {owner} ({n_networks}) must match the number of "
+                f"configs ({len(configs)})."
+            )
+        for field in self.structural_fields:
+            values = {getattr(c, field) for c in configs}
+            if len(values) > 1:
+                raise ValueError(
+                    f"All networks of one {owner} must share the structural field {field!r}; "
+                    f"got {sorted(map(repr, values))}. Build separate models instead."
+                )
+        return configs
+
+    def trainable_names(self) -> tuple[str, ...]:
+        return self.trainable
+
+    @property
+    def config(self):
+        """The first network's config (structural fields are shared by all networks)."""
+        return self.configs[0]
+
+    @property
+    def n_networks(self) -> int:
+        return len(self.configs)
+
+    @property
+    def n_inputs(self) -> int:
+        return int(self.config.n_inputs)
+
+    @property
+    def n_outputs(self) -> int:
+        return int(self.config.n_outputs)
+
+    @property
+    def n_units(self) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @property
+    def dt(self) -> float:
+        return float(getattr(self.config, "dt", 1.0))
+
+    def spec(self) -> dict:
+        """JSON-serialisable description from which :func:`model_from_spec` rebuilds the model."""
+        return {
+            "model": self.model_name,
+            "configs": [dataclasses.asdict(c) for c in self.configs],
+            "seeds": list(self.seeds),
+        }
+
+    def network_metadata(self) -> list[dict]:
+        """One flat dict per network (config fields + seed), e.g. for xarray coordinates."""
+        return [
+            {"model": self.model_name, "seed": s, **dataclasses.asdict(c)}
+            for c, s in zip(self.configs, self.seeds)
+        ]
+
+    # ----------------------------------------------------------------- network subsets
+    def select(self, index: int | Sequence[int] | torch.Tensor) -> RecurrentModel:
+        """A new model holding the networks ``index`` (copies of the weights)."""
+        if isinstance(index, int):
+            index = [index]
+        idx = torch.as_tensor(index, dtype=torch.long).reshape(-1)
+        if idx.numel() == 0 or idx.min() < -self.n_networks or idx.max() >= self.n_networks:
+            raise ValueError(
+                f"The 'index' parameter must select networks in [0, {self.n_networks}). "
+                f"Got {index!r} instead."
+            )
+        idx = idx % self.n_networks
+        new = type(self)(
+            [self.configs[i] for i in idx.tolist()], seeds=[self.seeds[i] for i in idx.tolist()]
+        )
+        state = {k: v.detach()[idx].clone() for k, v in self.state_dict().items()}
+        new.load_state_dict(state)
+        return new.to(self._device_dtype()[0])
+
+    def _device_dtype(self):
+        p = next(iter(self.state_dict().values()))
+        return p.device, p.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self._device_dtype()[0]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        for p in self.parameters():
+            return p.dtype
+        return self._device_dtype()[1]
+
+    # ----------------------------------------------------------------- the protocol
+    def _init_network(self, config, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def prepare(self) -> dict[str, torch.Tensor]:
+        """Derived tensors needed by ``step_drive`` (effective weights), computed once per run."""
+        return {}
+
+    def input_drive(self, x: torch.Tensor) -> torch.Tensor:
+        """Map inputs ``[K or 1, B, (T,) I]`` to the drive ``[K, B, (T,) D]`` of ``step_drive``."""
+        raise NotImplementedError
+
+    def step_drive(
+        self,
+        h: torch.Tensor,
+        drive: torch.Tensor,
+        params: dict[str, torch.Tensor],
+        noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Advance ``h [K, B, N]`` one step given the drive ``[K, B, D]``."""
+        raise NotImplementedError
+
+    def readout(self, h: torch.Tensor) -> torch.Tensor:
+        """Outputs ``[K, B, (T,) O]`` from states ``[K, B, (T,) N]``."""
+        raise NotImplementedError
+
+    def init_state(
+        self, batch_size: int, generator: torch.Generator | int | None = None
+    ) -> torch.Tensor:
+        """Initial states ``[K, B, N]`` (zeros unless the model says otherwise)."""
+        return torch.zeros(
+            self.n_networks, batch_size, self.n_units, device=self.device, dtype=self.dtype
+        )
+
+    def step(self, h: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+        """The map F: ``h [K, B, N]``, ``x [K or 1, B, I]`` (None = zero input) -> ``[K, B, N]``."""
+        h = self._check_state(h)
+        return self.step_drive(h, self._drive_for_step(h, x), self.prepare())
+
+    def _drive_for_step(self, h: torch.Tensor, x: torch.Tensor | None) -> torch.Tensor:
+        if x is None:
+            x = torch.zeros(1, h.shape[1], self.n_inputs, device=h.device, dtype=h.dtype)
+        if x.ndim == 2:
+            x = x.unsqueeze(0)
+        if x.ndim != 3 or x.shape[-1] != self.n_inputs:
+            raise ValueError(
+                f"The 'x' argument of step/jacobian must have shape [K or 1, B, {self.n_inputs}]. "
+                f"Got {tuple(x.shape)}."
+            )
+        return self.input_drive(x).expand(h.shape[0], h.shape[1], -1)
+
+    def _check_state(self, h: torch.Tensor) -> torch.Tensor:
+        if h.ndim == 2:
+            h = h.unsqueeze(0)
+        if h.ndim != 3 or h.shape[-1] != self.n_units or h.shape[0] not in (1, self.n_networks):
+            raise ValueError(
+                f"The 'h' argument must have shape [K={self.n_networks}, B, N={self.n_units}]. "
+                f"Got {tuple(h.shape)}."
+            )
+        if h.shape[0] == 1 and self.n_networks > 1:
+            h = h.expand(self.n_networks, -1, -1)
+        return h
+
+    def jacobian(self, h: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
+        """Jacobian of the map, ``[K, B, N, N]`` with ``J[..., i, j] = d F_i / d h_j``.
+
+        Default: forward-mode autodiff (``torch.func.jvp`` vmapped over the N basis directions),
+        exact to float precision. Subclasses override it with an analytic form where cheap.
+        """
+        h = self._check_state(h)
+        drive = self._drive_for_step(h, x)
+        params = self.prepare()
+        n = h.shape[-1]
+        basis = torch.eye(n, device=h.device, dtype=h.dtype)[:, None, None, :].expand(
+            n, *h.shape
+        )
+
+        def f(state):
+            return self.step_drive(state, drive, params)
+
+        cols = torch.func.vmap(lambda v: torch.func.jvp(f, (h,), (v,))[1])(basis)
+        return cols.permute(1, 2, 3, 0)
+
+    def project_(self) -> None:
+        """Re-impose parameter constraints after an optimiser step (e.g. tau >= tau_min)."""
+
+    def perturb_inputs(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Inputs ``[K or 1, B, T, I]`` with the model's input noise added (default: unchanged)."""
+        return x
+
+    def sample_noise(
+        self, batch_size: int, n_steps: int, generator: torch.Generator
+    ) -> torch.Tensor | None:
+        """Per-step state noise ``[T, K, B, N]`` for :func:`run`, or None if the model has none."""
+        return None
+
+
+def stack_networks(models: Sequence[RecurrentModel]) -> RecurrentModel:
+    """Concatenate models of the same class along the network dimension K.
+
+    Structural config fields must agree (ValueError otherwise); per-network hyperparameters may
+    differ. The result's network ``k`` is an exact copy of the corresponding input network.
+    """
+    models = list(models)
+    if not models:
+        raise ValueError("The 'models' parameter of stack_networks must be a non-empty sequence.")
+    cls = type(models[0])
+    if any(type(m) is not cls for m in models):
+        raise ValueError(
+            "The 'models' parameter of stack_networks must hold models of one class. Got "
+            f"{sorted({type(m).__name__ for m in models})}."
+        )
+    configs = [c for m in models for c in m.configs]
+    seeds = [s for m in models for s in m.seeds]
+    new = cls(configs, seeds=seeds)
+    states = [m.state_dict() for m in models]
+    new.load_state_dict({k: torch.cat([s[k].detach() for s in states]) for k in states[0]})
+    return new.to(models[0].device)
+
+
+def model_from_spec(spec: dict) -> RecurrentModel:
+    """Rebuild a model (freshly initialised from its seeds) from :meth:`RecurrentModel.spec`."""
+    name = spec.get("model")
+    if name not in MODEL_REGISTRY:
+        raise ValueError(f"Unknown model {name!r}; known models: {sorted(MODEL_REGISTRY)}.")
+    cls = MODEL_REGISTRY[name]
+    field_names = {f.name for f in dataclasses.fields(cls.config_class)}
+    configs = []
+    for c in spec["configs"]:
+        kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in c.items() if k in field_names}
+        configs.append(cls.config_class(**kwargs))
+    return cls(configs, seeds=spec["seeds"])
+
+
+def run(
+    model: RecurrentModel,
+    x: torch.Tensor,
+    h0: torch.Tensor | None = None,
+    *,
+    noise: bool = False,
+    generator: torch.Generator | int | None = None,
+    return_states: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The one simulation loop: run ``model`` on inputs ``x`` from initial state ``h0``.
+
+    Arguments:
+        model: a :class:`RecurrentModel` with K networks.
+        x: inputs ``[B, T, I]`` (shared by all networks) or ``[K or 1, B, T, I]``.
+        h0: initial state ``[K or 1, B, N]``; default ``model.init_state(B, generator)``.
+        noise: add the model's recurrent/input noise (training); needs ``generator`` for
+            reproducibility.
+        generator: seed or ``torch.Generator`` for initial states and noise.
+        return_states: if False, ``states`` is returned as None (saves memory).
+
+    Returns:
+        ``(states [K, B, T, N], outputs [K, B, T, O])``.
+    """
+    x = _as_batched_input(x)
+    K = model.n_networks
+    if x.shape[0] not in (1, K) or x.shape[-1] != model.n_inputs:
+        raise ValueError(
+            f"The 'x' argument of run must have shape [K={K} or 1, B, T, I={model.n_inputs}]. "
+            f"Got {tuple(x.shape)}."
+        )
+    B, T = x.shape[1], x.shape[2]
+    gen = None
+    if generator is not None or noise:
+        gen = resolve_generator(generator)
+    h = model.init_state(B, gen) if h0 is None else model._check_state(h0)
+    if h.shape[1] != B:
+        raise ValueError(f"The 'h0' argument must have batch size {B}. Got {h.shape[1]}.")
+    if h.shape[0] == 1 and K > 1:
+        h = h.expand(K, -1, -1)
+    if noise:
+        x = model.perturb_inputs(x, gen)
+    params = model.prepare()
+    drive = model.input_drive(x)  # [K, B, T, D]
+    drive = drive.expand(K, -1, -1, -1).permute(2, 0, 1, 3).contiguous()  # time-major
+    state_noise = model.sample_noise(B, T, gen) if noise else None
+    states = []
+    for t in range(T):
+        h = model.step_drive(h, drive[t], params, None if state_noise is None else state_noise[t])
+        states.append(h)
+    S = torch.stack(states, dim=2)
+    return (S if return_states else None), model.readout(S)

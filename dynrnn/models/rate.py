@@ -1,0 +1,285 @@
+"""Leaky rate RNN with per-neuron trainable time constants (batched over K networks).
+
+Two update forms (Khajehabdollahi et al., ICLR 2024; REFERENCES §1), with ``alpha = 1 / tau``
+per neuron and ``a = W h + U x + b`` (plus noise):
+
+* ``leak_form="inside"``:  ``h' = phi((1 - alpha) h + alpha a)`` (the paper's main form);
+* ``leak_form="outside"``: ``h' = (1 - alpha) h + alpha phi(a)`` (the classic rate-RNN Euler step).
+
+With ``tau = 1`` both reduce to the vanilla RNN ``h' = phi(W h + U x + b)`` (``torch.nn.RNN``).
+tau is clamped to ``>= tau_min`` (1 by default) in the forward pass, and the stored parameter is
+projected back after each optimiser step (:meth:`RateRNN.project_`).
+
+Options: Dale's law (``dale=True``: columns of W are excitatory or inhibitory,
+``W_eff = |W_raw| * sign``), zeroed recurrent diagonal, recurrent and input noise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .._validation import check_bool, check_choice, check_float, check_int, resolve_generator
+from ._nonlin import NONLINEARITIES, dphi, phi
+from .base import RecurrentModel
+
+__all__ = ["RateRNNConfig", "RateRNN"]
+
+
+@dataclass(frozen=True)
+class RateRNNConfig:
+    """Configuration of one leaky rate RNN.
+
+    Attributes:
+        n_inputs, n_units, n_outputs: sizes I, N, O.
+        nonlinearity: one of ``tanh, relu, leaky_relu, softplus, sigmoid, identity``.
+        leak_form: ``"inside"`` or ``"outside"`` (see module docstring).
+        tau_init: tau0; initial tau = tau0 + tau_jitter * U(0, 1) per neuron (paper: jitter 1).
+        tau_jitter: width of the uniform jitter of the initial tau.
+        train_tau: make tau a trainable parameter.
+        tau_min: lower clamp of tau (paper: 1).
+        init_gain: g; W ~ N(0, g^2 / N) (for Dale: |N(0, g^2/N)| with balanced E/I columns).
+        zero_diagonal: keep the recurrent diagonal at 0 (paper's parity networks).
+        dale: Dale's law with a fraction ``frac_excitatory`` of excitatory units.
+        bias, readout_bias: include the biases b and b_out.
+        rec_noise_std: std of Gaussian noise added to ``a`` each step when ``run(noise=True)``.
+        input_noise_std: std of Gaussian noise added to the inputs when ``run(noise=True)``.
+        h0_scale: initial state ``h0_scale * U(0, 1)`` per unit and trial (paper: 0.1); 0 -> zeros.
+        dt: the time step the map stands for (used only to express time in seconds).
+    """
+
+    n_inputs: int
+    n_units: int
+    n_outputs: int
+    nonlinearity: str = "tanh"
+    leak_form: str = "inside"
+    tau_init: float = 1.0
+    tau_jitter: float = 0.0
+    train_tau: bool = False
+    tau_min: float = 1.0
+    init_gain: float = 1.0
+    zero_diagonal: bool = False
+    dale: bool = False
+    frac_excitatory: float = 0.8
+    bias: bool = True
+    readout_bias: bool = True
+    rec_noise_std: float = 0.0
+    input_noise_std: float = 0.0
+    h0_scale: float = 0.0
+    dt: float = 1.0
+
+    def __post_init__(self):
+        o = type(self).__name__
+        check_int(o, "n_inputs", self.n_inputs, 0)
+        check_int(o, "n_units", self.n_units, 1)
+        check_int(o, "n_outputs", self.n_outputs, 1)
+        check_choice(o, "nonlinearity", self.nonlinearity, NONLINEARITIES)
+        check_choice(o, "leak_form", self.leak_form, ("inside", "outside"))
+        check_float(o, "tau_min", self.tau_min, 0.0, None, low_inclusive=False)
+        check_float(o, "tau_init", self.tau_init, self.tau_min, None)
+        check_float(o, "tau_jitter", self.tau_jitter, 0.0, None)
+        check_bool(o, "train_tau", self.train_tau)
+        check_float(o, "init_gain", self.init_gain, 0.0, None)
+        check_bool(o, "zero_diagonal", self.zero_diagonal)
+        check_bool(o, "dale", self.dale)
+        check_float(o, "frac_excitatory", self.frac_excitatory, 0.0, 1.0)
+        check_bool(o, "bias", self.bias)
+        check_bool(o, "readout_bias", self.readout_bias)
+        check_float(o, "rec_noise_std", self.rec_noise_std, 0.0, None)
+        check_float(o, "input_noise_std", self.input_noise_std, 0.0, None)
+        check_float(o, "h0_scale", self.h0_scale, 0.0, None)
+        check_float(o, "dt", self.dt, 0.0, None, low_inclusive=False)
+        if self.dale and self.nonlinearity in ("tanh", "identity"):
+            raise ValueError(
+                f"The 'dale' parameter of {o} needs non-negative rates; use a nonlinearity from "
+                f"('relu', 'softplus', 'sigmoid', 'leaky_relu'), not {self.nonlinearity!r}."
+            )
+
+    @property
+    def n_excitatory(self) -> int:
+        return int(round(self.frac_excitatory * self.n_units))
+
+
+def _uniform(shape, bound, g):
+    return (torch.rand(shape, generator=g, dtype=torch.float64) * 2 - 1).mul(bound).float()
+
+
+class RateRNN(RecurrentModel):
+    """K leaky rate RNNs run as one batched computation.
+
+    Arguments:
+        config: a :class:`RateRNNConfig` (shared by all networks) or one config per network
+            (structural fields must agree; init gain, tau init, noise levels may differ).
+        n_networks: K, when ``config`` is a single config.
+        seed: network k is initialised with seed ``seed + k``, so network k of an ensemble is
+            identical to ``RateRNN(config, seed=seed + k)``.
+        seeds: explicit per-network seeds (overrides ``seed``).
+
+    Parameters (leading dim K): ``W_rec [K, N, N]``, ``W_in [K, N, I]``, ``b [K, N]``,
+    ``W_out [K, O, N]``, ``b_out [K, O]``, ``tau [K, N]``; buffers ``sign [K, N]`` (Dale column
+    signs), ``diag_mask [K, N, N]``, noise levels ``[K]``.
+    """
+
+    config_class = RateRNNConfig
+    model_name = "rate_rnn"
+    structural_fields = (
+        "n_inputs", "n_units", "n_outputs", "nonlinearity", "leak_form", "train_tau",
+        "zero_diagonal", "dale", "frac_excitatory", "bias", "readout_bias",
+    )
+
+    def trainable_names(self):
+        names = ["W_rec", "W_in", "W_out"]
+        if self.configs[0].bias:
+            names.append("b")
+        if self.configs[0].readout_bias:
+            names.append("b_out")
+        if self.configs[0].train_tau:
+            names.append("tau")
+        return tuple(names)
+
+    def _init_network(self, c: RateRNNConfig, g: torch.Generator) -> dict[str, torch.Tensor]:
+        N, I, O = c.n_units, c.n_inputs, c.n_outputs
+        W = torch.randn(N, N, generator=g, dtype=torch.float64).float() * (c.init_gain / math.sqrt(N))
+        sign = torch.ones(N)
+        if c.dale:
+            ne = c.n_excitatory
+            sign[ne:] = -1.0
+            W = W.abs()
+            if 0 < ne < N:  # balance: total inhibition equals total excitation on average
+                W[:, ne:] *= ne / (N - ne)
+        diag_mask = torch.ones(N, N)
+        if c.zero_diagonal:
+            diag_mask.fill_diagonal_(0.0)
+            W = W * diag_mask
+        tau = c.tau_init + c.tau_jitter * torch.rand(N, generator=g, dtype=torch.float64).float()
+        return {
+            "W_rec": W,
+            "W_in": _uniform((N, I), 1 / math.sqrt(max(I, 1)), g),
+            "b": torch.zeros(N),
+            "W_out": _uniform((O, N), 1 / math.sqrt(N), g),
+            "b_out": torch.zeros(O),
+            "tau": tau,
+            "sign": sign,
+            "diag_mask": diag_mask,
+            "rec_noise_std": torch.tensor(float(c.rec_noise_std)),
+            "input_noise_std": torch.tensor(float(c.input_noise_std)),
+            "h0_scale": torch.tensor(float(c.h0_scale)),
+            "tau_min": torch.tensor(float(c.tau_min)),
+        }
+
+    # ----------------------------------------------------------------- protocol
+    @property
+    def n_units(self) -> int:
+        return int(self.config.n_units)
+
+    def effective_weights(self) -> torch.Tensor:
+        """Recurrent weights ``[K, N, N]`` after Dale's law and the diagonal mask."""
+        W = self.W_rec
+        if self.config.dale:
+            W = W.abs() * self.sign[:, None, :]
+        if self.config.zero_diagonal:
+            W = W * self.diag_mask
+        return W
+
+    def alpha(self) -> torch.Tensor | None:
+        """``1 / max(tau, tau_min)`` as ``[K, 1, N]``, or None when every tau is exactly 1."""
+        if not self.config.train_tau and bool((self.tau == 1).all()):
+            return None
+        tau = torch.maximum(self.tau, self.tau_min[:, None])
+        return (1.0 / tau)[:, None, :]
+
+    def prepare(self) -> dict[str, torch.Tensor]:
+        params = {"W_T": self.effective_weights().transpose(1, 2)}
+        alpha = self.alpha()
+        if alpha is not None:
+            params["alpha"] = alpha
+        return params
+
+    def input_drive(self, x: torch.Tensor) -> torch.Tensor:
+        """``U x + b``: ``[K or 1, B, (T,) I] -> [K, B, (T,) N]``."""
+        K = self.n_networks
+        lead = x.shape[:-1]
+        flat = x.reshape(x.shape[0], -1, x.shape[-1])
+        out = torch.matmul(flat, self.W_in.transpose(1, 2))  # [K, B*T, N] (x broadcast over K)
+        if self.config.bias:
+            out = out + self.b[:, None, :]
+        return out.reshape(K, *lead[1:], self.n_units)
+
+    def step_drive(self, h, drive, params, noise=None):
+        a = torch.baddbmm(drive, h, params["W_T"])
+        if noise is not None:
+            a = a + noise
+        name = self.config.nonlinearity
+        alpha = params.get("alpha")
+        if alpha is None:
+            return phi(name, a)
+        if self.config.leak_form == "inside":
+            return phi(name, h + alpha * (a - h))
+        return h + alpha * (phi(name, a) - h)
+
+    def readout(self, h: torch.Tensor) -> torch.Tensor:
+        """``W_out h + b_out``: ``[K, B, (T,) N] -> [K, B, (T,) O]``."""
+        K = h.shape[0]
+        flat = h.reshape(K, -1, h.shape[-1])
+        if self.config.readout_bias:
+            y = torch.baddbmm(self.b_out[:, None, :], flat, self.W_out.transpose(1, 2))
+        else:
+            y = torch.bmm(flat, self.W_out.transpose(1, 2))
+        return y.reshape(*h.shape[:-1], self.n_outputs)
+
+    def init_state(self, batch_size, generator=None):
+        K, N = self.n_networks, self.n_units
+        h = torch.zeros(K, batch_size, N, device=self.device, dtype=self.dtype)
+        if bool((self.h0_scale > 0).any()):
+            g = resolve_generator(generator)
+            u = torch.rand(K, batch_size, N, generator=g, dtype=self.dtype, device=self.device)
+            h = u * self.h0_scale.to(self.dtype)[:, None, None]
+        return h
+
+    def jacobian(self, h, x=None):
+        """Analytic Jacobian ``[K, B, N, N]``.
+
+        inside: ``J = diag(phi'(u)) ((1 - alpha) I + alpha W)`` with ``u = (1-alpha) h + alpha a``;
+        outside: ``J = (1 - alpha) I + diag(alpha phi'(a)) W``; tau = 1: ``diag(phi'(a)) W``.
+        """
+        h = self._check_state(h)
+        drive = self._drive_for_step(h, x)
+        params = self.prepare()
+        W = params["W_T"].transpose(1, 2)[:, None]  # [K, 1, N, N]
+        a = torch.baddbmm(drive, h, params["W_T"])
+        name = self.config.nonlinearity
+        alpha = params.get("alpha")
+        if alpha is None:
+            return dphi(name, a)[..., :, None] * W
+        eye = torch.eye(self.n_units, dtype=h.dtype, device=h.device)
+        alpha = alpha.expand_as(h)
+        if self.config.leak_form == "inside":
+            u = h + alpha * (a - h)
+            inner = (1 - alpha)[..., None] * eye + alpha[..., :, None] * W
+            return dphi(name, u)[..., :, None] * inner
+        return (1 - alpha)[..., None] * eye + (alpha * dphi(name, a))[..., :, None] * W
+
+    def project_(self) -> None:
+        with torch.no_grad():
+            if self.config.train_tau:
+                self.tau.copy_(torch.maximum(self.tau, self.tau_min[:, None]))
+            if self.config.zero_diagonal:
+                self.W_rec.mul_(self.diag_mask)
+
+    def perturb_inputs(self, x, generator):
+        std = self.input_noise_std
+        if not bool((std > 0).any()):
+            return x
+        x = x.expand(self.n_networks, *x.shape[1:])
+        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        return x + noise * std.to(x.dtype)[:, None, None, None]
+
+    def sample_noise(self, batch_size, n_steps, generator):
+        std = self.rec_noise_std
+        if not bool((std > 0).any()):
+            return None
+        shape = (n_steps, self.n_networks, batch_size, self.n_units)
+        noise = torch.randn(shape, generator=generator, dtype=self.dtype, device=self.device)
+        return noise * std.to(self.dtype)[None, :, None, None]
