@@ -46,8 +46,10 @@ def check_int(
     high: int | None = None,
 ) -> int:
     """Return ``value`` as an int, or raise ValueError if it is not an integer in [low, high]."""
-    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
-        hasattr(value, "__index__") and not isinstance(value, float)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int,))
+        and not (hasattr(value, "__index__") and not isinstance(value, float))
     ):
         raise ValueError(
             f"The {name!r} parameter of {owner} must be an int in the range "
@@ -103,7 +105,9 @@ def check_choice(owner: str, name: str, value: Any, choices: Iterable[Any]) -> A
 
 def check_bool(owner: str, name: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ValueError(f"The {name!r} parameter of {owner} must be a bool. Got {value!r} instead.")
+        raise ValueError(
+            f"The {name!r} parameter of {owner} must be a bool. Got {value!r} instead."
+        )
     return value
 
 

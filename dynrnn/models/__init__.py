@@ -10,8 +10,18 @@ from .gated import GRU, LSTM, GRUConfig, LSTMConfig
 from .rate import RateRNN, RateRNNConfig
 
 __all__ = [
-    "RecurrentModel", "run", "model_from_spec", "stack_networks", "MODEL_REGISTRY",
-    "RateRNN", "RateRNNConfig", "GRU", "GRUConfig", "LSTM", "LSTMConfig", "Ensemble",
+    "RecurrentModel",
+    "run",
+    "model_from_spec",
+    "stack_networks",
+    "MODEL_REGISTRY",
+    "RateRNN",
+    "RateRNNConfig",
+    "GRU",
+    "GRUConfig",
+    "LSTM",
+    "LSTMConfig",
+    "Ensemble",
 ]
 
 _CONFIG_TO_MODEL = {RateRNNConfig: RateRNN, GRUConfig: GRU, LSTMConfig: LSTM}

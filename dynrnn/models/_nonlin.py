@@ -46,5 +46,11 @@ def dphi(name: str, a: torch.Tensor) -> torch.Tensor:
 
 def max_slope(name: str) -> float:
     """Upper bound g of phi' (used by stability certificates)."""
-    return {"tanh": 1.0, "relu": 1.0, "leaky_relu": 1.0, "softplus": 1.0, "sigmoid": 0.25,
-            "identity": 1.0}[name]
+    return {
+        "tanh": 1.0,
+        "relu": 1.0,
+        "leaky_relu": 1.0,
+        "softplus": 1.0,
+        "sigmoid": 0.25,
+        "identity": 1.0,
+    }[name]

@@ -191,8 +191,7 @@ class RecurrentModel(nn.Module):
             [self.configs[i] for i in idx.tolist()], seeds=[self.seeds[i] for i in idx.tolist()]
         )
         state = {k: v.detach()[idx].clone() for k, v in self.state_dict().items()}
-        new.load_state_dict(state)
-        return new.to(self._device_dtype()[0])
+        return _load_exact(new, state)
 
     def _device_dtype(self):
         p = next(iter(self.state_dict().values()))
@@ -281,9 +280,7 @@ class RecurrentModel(nn.Module):
         drive = self._drive_for_step(h, x)
         params = self.prepare()
         n = h.shape[-1]
-        basis = torch.eye(n, device=h.device, dtype=h.dtype)[:, None, None, :].expand(
-            n, *h.shape
-        )
+        basis = torch.eye(n, device=h.device, dtype=h.dtype)[:, None, None, :].expand(n, *h.shape)
 
         def f(state):
             return self.step_drive(state, drive, params)
@@ -324,8 +321,15 @@ def stack_networks(models: Sequence[RecurrentModel]) -> RecurrentModel:
     seeds = [s for m in models for s in m.seeds]
     new = cls(configs, seeds=seeds)
     states = [m.state_dict() for m in models]
-    new.load_state_dict({k: torch.cat([s[k].detach() for s in states]) for k in states[0]})
-    return new.to(models[0].device)
+    return _load_exact(new, {k: torch.cat([s[k].detach() for s in states]) for k in states[0]})
+
+
+def _load_exact(model: RecurrentModel, state: dict[str, torch.Tensor]) -> RecurrentModel:
+    """Load ``state`` into ``model`` keeping the tensors' dtype and device (no rounding)."""
+    first = next(iter(state.values()))
+    model.to(device=first.device, dtype=first.dtype if first.is_floating_point() else None)
+    model.load_state_dict(state)
+    return model
 
 
 def model_from_spec(spec: dict) -> RecurrentModel:
@@ -337,7 +341,9 @@ def model_from_spec(spec: dict) -> RecurrentModel:
     field_names = {f.name for f in dataclasses.fields(cls.config_class)}
     configs = []
     for c in spec["configs"]:
-        kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in c.items() if k in field_names}
+        kwargs = {
+            k: (tuple(v) if isinstance(v, list) else v) for k, v in c.items() if k in field_names
+        }
         configs.append(cls.config_class(**kwargs))
     return cls(configs, seeds=spec["seeds"])
 
@@ -385,11 +391,12 @@ def run(
         x = model.perturb_inputs(x, gen)
     params = model.prepare()
     drive = model.input_drive(x)  # [K, B, T, D]
-    drive = drive.expand(K, -1, -1, -1).permute(2, 0, 1, 3).contiguous()  # time-major
+    # time-major; unbind (not drive[t]) so that autograd's backward is one stack, not T scatters
+    drive_steps = drive.expand(K, -1, -1, -1).permute(2, 0, 1, 3).unbind(0)
     state_noise = model.sample_noise(B, T, gen) if noise else None
     states = []
     for t in range(T):
-        h = model.step_drive(h, drive[t], params, None if state_noise is None else state_noise[t])
+        h = model.step_drive(h, drive_steps[t], params, None if state_noise is None else state_noise[t])
         states.append(h)
     S = torch.stack(states, dim=2)
     return (S if return_states else None), model.readout(S)

@@ -73,15 +73,19 @@ class _Gated(RecurrentModel):
             return ((torch.rand(shape, generator=g, dtype=torch.float64) * 2 - 1) * b).float()
 
         return {
-            "W_ih": u(G, I), "W_hh": u(G, H), "b_ih": u(G), "b_hh": u(G),
-            "W_out": u(O, H, b=1 / math.sqrt(H)), "b_out": torch.zeros(O),
+            "W_ih": u(G, I),
+            "W_hh": u(G, H),
+            "b_ih": u(G),
+            "b_hh": u(G),
+            "W_out": u(O, H, b=1 / math.sqrt(H)),
+            "b_out": torch.zeros(O),
             "rec_noise_std": torch.tensor(float(c.rec_noise_std)),
         }
 
     def input_drive(self, x):
         K = self.n_networks
         lead = x.shape[:-1]
-        flat = x.reshape(x.shape[0], -1, x.shape[-1])
+        flat = x.reshape(x.shape[0], math.prod(lead[1:]), x.shape[-1])
         out = torch.matmul(flat, self.W_ih.transpose(1, 2)) + self.b_ih[:, None, :]
         return out.reshape(K, *lead[1:], self.W_ih.shape[1])
 

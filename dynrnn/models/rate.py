@@ -125,8 +125,17 @@ class RateRNN(RecurrentModel):
     config_class = RateRNNConfig
     model_name = "rate_rnn"
     structural_fields = (
-        "n_inputs", "n_units", "n_outputs", "nonlinearity", "leak_form", "train_tau",
-        "zero_diagonal", "dale", "frac_excitatory", "bias", "readout_bias",
+        "n_inputs",
+        "n_units",
+        "n_outputs",
+        "nonlinearity",
+        "leak_form",
+        "train_tau",
+        "zero_diagonal",
+        "dale",
+        "frac_excitatory",
+        "bias",
+        "readout_bias",
     )
 
     def trainable_names(self):
@@ -141,7 +150,9 @@ class RateRNN(RecurrentModel):
 
     def _init_network(self, c: RateRNNConfig, g: torch.Generator) -> dict[str, torch.Tensor]:
         N, I, O = c.n_units, c.n_inputs, c.n_outputs
-        W = torch.randn(N, N, generator=g, dtype=torch.float64).float() * (c.init_gain / math.sqrt(N))
+        W = torch.randn(N, N, generator=g, dtype=torch.float64).float() * (
+            c.init_gain / math.sqrt(N)
+        )
         sign = torch.ones(N)
         if c.dale:
             ne = c.n_excitatory
@@ -201,7 +212,7 @@ class RateRNN(RecurrentModel):
         """``U x + b``: ``[K or 1, B, (T,) I] -> [K, B, (T,) N]``."""
         K = self.n_networks
         lead = x.shape[:-1]
-        flat = x.reshape(x.shape[0], -1, x.shape[-1])
+        flat = x.reshape(x.shape[0], math.prod(lead[1:]), x.shape[-1])
         out = torch.matmul(flat, self.W_in.transpose(1, 2))  # [K, B*T, N] (x broadcast over K)
         if self.config.bias:
             out = out + self.b[:, None, :]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 from .._validation import check_float
 
-__all__ = ["check_float_range_pair", "set_field"]
+__all__ = ["check_float_range_pair", "check_nonnegative", "set_field"]
 
 
 def check_float_range_pair(
@@ -46,3 +47,10 @@ def check_float_range_pair(
 def set_field(obj: Any, name: str, value: Any) -> None:
     """Normalise a field of a frozen dataclass inside ``__post_init__``."""
     object.__setattr__(obj, name, value)
+
+
+def check_nonnegative(owner: str, name: str, value: Any, strict: bool = False) -> float:
+    """A finite float >= 0 (> 0 if ``strict``); ValueError naming ``name`` otherwise."""
+    return check_float(
+        owner, name, value, 0.0, math.inf, low_inclusive=not strict, high_inclusive=False
+    )

@@ -36,11 +36,14 @@ class Trials:
 
     def __post_init__(self):
         if self.inputs.ndim != 3:
-            raise ValueError(f"Trials.inputs must be [B, T, I]; got shape {tuple(self.inputs.shape)}.")
+            raise ValueError(
+                f"Trials.inputs must be [B, T, I]; got shape {tuple(self.inputs.shape)}."
+            )
         B, T = self.inputs.shape[:2]
         if self.targets.shape[:2] != (B, T):
             raise ValueError(
-                f"Trials.targets must start with [B, T] = {(B, T)}; got {tuple(self.targets.shape)}."
+                f"Trials.targets must start with [B, T] = {(B, T)}; "
+                f"got {tuple(self.targets.shape)}."
             )
         if self.mask.shape[:2] != (B, T) or self.mask.dtype != torch.bool:
             raise ValueError(
@@ -56,7 +59,7 @@ class Trials:
     def n_steps(self) -> int:
         return int(self.inputs.shape[1])
 
-    def to(self, device=None, dtype=None) -> "Trials":
+    def to(self, device=None, dtype=None) -> Trials:
         """Move tensors to ``device``; cast floating tensors to ``dtype``."""
 
         def move(t):
@@ -73,7 +76,7 @@ class Trials:
             {k: move(v) for k, v in self.info.items()},
         )
 
-    def __getitem__(self, index) -> "Trials":
+    def __getitem__(self, index) -> Trials:
         """Select trials (first dim) with an int, slice, index tensor or bool mask."""
         if isinstance(index, int):
             index = slice(index, index + 1)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from .._validation import check_float, check_int, check_int_range_pair, resolve_generator
-from ._utils import check_float_range_pair, set_field
+from ._utils import check_float_range_pair, check_nonnegative, set_field
 from .base import Task, Trials, register_task
 
 __all__ = ["DelayedDiscriminationTask"]
@@ -71,7 +71,7 @@ class DelayedDiscriminationTask(Task):
         check_int(owner, "stim_steps", self.stim_steps, 1)
         check_int(owner, "pre_steps", self.pre_steps, 0)
         check_int(owner, "response_steps", self.response_steps, 1)
-        check_float(owner, "input_noise", self.input_noise, 0.0, None)
+        check_nonnegative(owner, "input_noise", self.input_noise)
         md = check_float(owner, "min_diff", self.min_diff, 0.0, (hi - lo) / 2, True, False)
         set_field(self, "min_diff", md)
 
@@ -93,9 +93,7 @@ class DelayedDiscriminationTask(Task):
         lo, hi = self.delay_range
         return dataclasses.replace(self, delay_range=(2 * lo, 2 * hi))
 
-    def sample(
-        self, batch_size: int, seed: int | torch.Generator | None = None, **kw
-    ) -> Trials:
+    def sample(self, batch_size: int, seed: int | torch.Generator | None = None, **kw) -> Trials:
         """Draw ``batch_size`` trials; see the class docstring for shapes and ``info``."""
         B = check_int(type(self).__name__, "batch_size", batch_size, 1)
         gen = resolve_generator(seed)

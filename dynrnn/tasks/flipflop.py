@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from .._validation import check_bool, check_float, check_int, resolve_generator
+from ._utils import check_nonnegative
 from .base import Task, Trials, register_task
 
 __all__ = ["FlipFlopTask"]
@@ -54,7 +55,7 @@ class FlipFlopTask(Task):
         check_int(owner, "n_bits", self.n_bits, 1)
         check_int(owner, "n_steps", self.n_steps, 1)
         check_float(owner, "p_pulse", self.p_pulse, 0.0, 1.0)
-        check_float(owner, "input_noise", self.input_noise, 0.0, None)
+        check_nonnegative(owner, "input_noise", self.input_noise)
         check_bool(owner, "mask_before_first_pulse", self.mask_before_first_pulse)
 
     @property
@@ -69,9 +70,7 @@ class FlipFlopTask(Task):
         """The out-of-distribution probe of the degeneracy study: doubled trial length."""
         return dataclasses.replace(self, n_steps=2 * self.n_steps)
 
-    def sample(
-        self, batch_size: int, seed: int | torch.Generator | None = None, **kw
-    ) -> Trials:
+    def sample(self, batch_size: int, seed: int | torch.Generator | None = None, **kw) -> Trials:
         """Draw ``batch_size`` trials.
 
         Arguments:

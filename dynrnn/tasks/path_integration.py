@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from .._validation import check_bool, check_float, check_int, resolve_generator
+from ._utils import check_nonnegative
 from .base import Task, Trials, register_task
 
 __all__ = ["PathIntegrationTask", "ar1_filter", "reflect"]
@@ -41,7 +42,7 @@ def ar1_filter(innovations: torch.Tensor, decay: float) -> torch.Tensor:
 
 
 def reflect(p: torch.Tensor, half_width: float) -> torch.Tensor:
-    """Fold unbounded coordinates ``p`` into ``[-L, L]`` by reflection at the walls (L = half_width).
+    """Fold unbounded coordinates ``p`` into ``[-L, L]`` (``L = half_width``) by reflection.
 
     The fold is the triangle wave of period ``4L``: the path of a point bouncing elastically
     between the walls.
@@ -95,14 +96,17 @@ class PathIntegrationTask(Task):
     def __post_init__(self):
         owner = type(self).__name__
         check_int(owner, "n_steps", self.n_steps, 1)
-        check_float(owner, "dt", self.dt, 0.0, None, low_inclusive=False)
-        check_float(owner, "speed_std", self.speed_std, 0.0, None)
-        check_float(owner, "velocity_tau", self.velocity_tau, 0.0, None)
+        check_nonnegative(owner, "dt", self.dt, strict=True)
+        check_nonnegative(owner, "speed_std", self.speed_std)
+        check_nonnegative(owner, "velocity_tau", self.velocity_tau)
         if self.boundary is not None:
-            check_float(owner, "boundary", self.boundary, 0.0, None, low_inclusive=False)
-        check_float(owner, "start_scale", self.start_scale, 0.0, self.boundary)
+            check_nonnegative(owner, "boundary", self.boundary, strict=True)
+        if self.boundary is None:
+            check_nonnegative(owner, "start_scale", self.start_scale)
+        else:
+            check_float(owner, "start_scale", self.start_scale, 0.0, self.boundary)
         check_bool(owner, "start_input", self.start_input)
-        check_float(owner, "input_noise", self.input_noise, 0.0, None)
+        check_nonnegative(owner, "input_noise", self.input_noise)
 
     @property
     def n_inputs(self) -> int:
@@ -112,9 +116,7 @@ class PathIntegrationTask(Task):
     def n_outputs(self) -> int:
         return 2
 
-    def sample(
-        self, batch_size: int, seed: int | torch.Generator | None = None, **kw
-    ) -> Trials:
+    def sample(self, batch_size: int, seed: int | torch.Generator | None = None, **kw) -> Trials:
         """Draw ``batch_size`` trials; see the class docstring for shapes and ``info``."""
         B = check_int(type(self).__name__, "batch_size", batch_size, 1)
         gen = resolve_generator(seed)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from .._validation import check_float, check_int, resolve_generator
-from ._utils import check_float_range_pair, set_field
+from ._utils import check_float_range_pair, check_nonnegative, set_field
 from .base import Task, Trials, register_task
 
 __all__ = ["SineWaveTask"]
@@ -60,9 +60,9 @@ class SineWaveTask(Task):
         set_field(self, "freq_range", fr)
         if self.n_freqs is not None:
             check_int(owner, "n_freqs", self.n_freqs, 2)
-        check_float(owner, "dt", self.dt, 0.0, None, low_inclusive=False)
+        check_nonnegative(owner, "dt", self.dt, strict=True)
         check_int(owner, "n_steps", self.n_steps, 1)
-        check_float(owner, "amplitude", self.amplitude, 0.0, None, low_inclusive=False)
+        check_nonnegative(owner, "amplitude", self.amplitude, strict=True)
         check_float(owner, "input_offset", self.input_offset, -1e6, 1e6)
         check_int(owner, "washout_steps", self.washout_steps, 0, self.n_steps - 1)
 
@@ -79,9 +79,7 @@ class SineWaveTask(Task):
         lo, hi = self.freq_range
         return self.input_offset + (freq - lo) / (hi - lo)
 
-    def sample(
-        self, batch_size: int, seed: int | torch.Generator | None = None, **kw
-    ) -> Trials:
+    def sample(self, batch_size: int, seed: int | torch.Generator | None = None, **kw) -> Trials:
         """Draw ``batch_size`` trials; see the class docstring for shapes and ``info``."""
         B = check_int(type(self).__name__, "batch_size", batch_size, 1)
         gen = resolve_generator(seed)

@@ -1,0 +1,166 @@
+"""Shared helpers of the analyses: protocol checks, float64 copies, xarray coordinates, inputs."""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "check_model",
+    "float64_copy",
+    "network_coords",
+    "network_dts",
+    "constant_inputs",
+    "input_series",
+    "check_finite",
+    "as_tensor",
+    "to_numpy",
+]
+
+_PROTOCOL = ("step", "jacobian", "step_drive", "input_drive", "prepare", "n_units", "n_networks")
+
+
+def check_model(model: Any, owner: str) -> None:
+    """Raise ValueError unless ``model`` follows the protocol and has finite parameters."""
+    missing = [name for name in _PROTOCOL if not hasattr(model, name)]
+    if missing:
+        raise ValueError(
+            f"The 'model' parameter of {owner} must follow the dynrnn model protocol "
+            f"(missing {missing}). Got {type(model).__name__} instead."
+        )
+    if hasattr(model, "state_dict"):
+        for name, value in model.state_dict().items():
+            if torch.is_tensor(value) and value.is_floating_point():
+                if not bool(torch.isfinite(value).all()):
+                    raise ValueError(
+                        f"The 'model' parameter of {owner} has non-finite values in {name!r} "
+                        f"(NaN or inf); analyses need finite parameters."
+                    )
+
+
+def float64_copy(model: Any) -> Any:
+    """A detached float64 copy of ``model`` (the original is untouched)."""
+    new = copy.deepcopy(model)
+    new = new.double()
+    for p in new.parameters():
+        p.requires_grad_(False)
+    return new.eval() if hasattr(new, "eval") else new
+
+
+def _coord_value(value: Any) -> Any:
+    if isinstance(value, (bool, int, float, str, np.generic)) or value is None:
+        return "None" if value is None else value
+    return str(value)
+
+
+def network_coords(model: Any) -> dict[str, tuple[str, np.ndarray]]:
+    """Coordinates along ``network`` from ``model.network_metadata()`` (one per scalar field)."""
+    K = int(model.n_networks)
+    coords: dict[str, Any] = {"network": ("network", np.arange(K))}
+    meta = model.network_metadata() if hasattr(model, "network_metadata") else None
+    if not meta:
+        return coords
+    keys: list[str] = []
+    for entry in meta:
+        keys.extend(k for k in entry if k not in keys)
+    for key in keys:
+        if key == "network":
+            continue
+        values = [_coord_value(entry.get(key)) for entry in meta]
+        types = {type(v) for v in values}
+        if len(types) > 1 and not types <= {int, float}:
+            values = [str(v) for v in values]
+        coords[key] = ("network", np.asarray(values))
+    return coords
+
+
+def network_dts(model: Any) -> np.ndarray:
+    """The time step each network's map stands for, ``[K]`` (``model.dt`` when not per network)."""
+    K = int(model.n_networks)
+    configs = getattr(model, "configs", None)
+    if configs is not None and len(configs) == K:
+        return np.asarray([float(getattr(c, "dt", getattr(model, "dt", 1.0))) for c in configs])
+    return np.full(K, float(getattr(model, "dt", 1.0)))
+
+
+def as_tensor(value: Any, owner: str, name: str, dtype=torch.float64) -> torch.Tensor:
+    """``value`` (tensor, array or nested list) as a float tensor, or a ValueError naming it."""
+    if torch.is_tensor(value):
+        return value.detach().to(dtype)
+    try:
+        return torch.as_tensor(np.asarray(value, dtype=np.float64), dtype=dtype)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"The {name!r} parameter of {owner} must be a tensor or array of numbers. "
+            f"Got {type(value).__name__} instead."
+        ) from None
+
+
+def check_finite(t: torch.Tensor, owner: str, name: str) -> torch.Tensor:
+    if not bool(torch.isfinite(t).all()):
+        n_bad = int((~torch.isfinite(t)).sum())
+        raise ValueError(
+            f"The {name!r} parameter of {owner} must be finite; it has {n_bad} NaN or inf "
+            f"entries."
+        )
+    return t
+
+
+def constant_inputs(model: Any, inputs: Any, owner: str) -> torch.Tensor:
+    """A constant input per network, ``[K, I]`` float64 (None -> zeros)."""
+    K, I = int(model.n_networks), int(model.n_inputs)
+    if inputs is None:
+        return torch.zeros(K, I, dtype=torch.float64, device=model.device)
+    u = as_tensor(inputs, owner, "inputs").to(model.device)
+    if u.ndim == 1 and u.shape[0] == I:
+        u = u.expand(K, I)
+    elif not (u.ndim == 2 and u.shape[-1] == I and u.shape[0] in (1, K)):
+        raise ValueError(
+            f"The 'inputs' parameter of {owner} must be None or a constant input of shape [{I}] "
+            f"or [K={K}, {I}]. Got shape {tuple(u.shape)} instead."
+        )
+    return check_finite(u.expand(K, I).clone(), owner, "inputs")
+
+
+def input_series(
+    model: Any, inputs: Any, owner: str, batch: int | None = None
+) -> tuple[torch.Tensor, bool]:
+    """Inputs as ``[K, B, T, I]`` (time series) or ``[K, 1, 1, I]`` (constant) float64.
+
+    Accepts None (zero input), ``[I]``, ``[K, I]`` (constant), ``[B, T, I]`` or
+    ``[K or 1, B, T, I]`` (time series). Returns ``(x, is_series)``.
+    """
+    K, I = int(model.n_networks), int(model.n_inputs)
+    if inputs is None or (not torch.is_tensor(inputs) and np.ndim(inputs) <= 2):
+        u = constant_inputs(model, inputs, owner)
+        return u[:, None, None, :], False
+    x = as_tensor(inputs, owner, "inputs").to(model.device)
+    if x.ndim <= 2:
+        u = constant_inputs(model, x, owner)
+        return u[:, None, None, :], False
+    if x.ndim == 3:
+        x = x.unsqueeze(0)
+    if x.ndim != 4 or x.shape[-1] != I or x.shape[0] not in (1, K):
+        raise ValueError(
+            f"The 'inputs' parameter of {owner} must have shape [I], [K, I], [B, T, I] or "
+            f"[K or 1, B, T, I] with I={I}, K={K}. Got {tuple(x.shape)} instead."
+        )
+    if batch is not None and x.shape[1] not in (1, batch):
+        raise ValueError(
+            f"The 'inputs' parameter of {owner} must have batch size 1 or {batch}. "
+            f"Got {x.shape[1]}."
+        )
+    return check_finite(x.expand(K, *x.shape[1:]), owner, "inputs"), True
+
+
+def to_numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+def log_safe(x: torch.Tensor) -> torch.Tensor:
+    """``log`` with ``-inf`` for zeros instead of NaN warnings."""
+    return torch.log(torch.clamp(x, min=math.ldexp(1.0, -1070)))

@@ -1,0 +1,704 @@
+"""Fixed points and slow points of a whole ensemble at once (Sussillo & Barak 2013; Golub &
+Sussillo 2018).
+
+For every network k of a model with K networks, P candidate points are optimised together as
+one tensor ``[K, P, N]`` to minimise the speed
+
+    q(x) = 1/2 ||F(x, u) - x||^2
+
+under a constant input ``u``. Two phases:
+
+1. a batched first-order phase (Adam on q, gradients by autograd, in the model's dtype) that
+   carries every candidate from its noisy initial state into the basin of a zero or a local
+   minimum of q;
+2. a batched Levenberg--Marquardt (damped Gauss--Newton) refinement in float64 on the residual
+   ``r(x) = F(x) - x`` with Jacobian ``A = J - I`` from the protocol's ``model.jacobian``: each
+   point solves ``(A^T A + mu I) dx = -A^T r`` (a batched Cholesky solve on ``[K, M, N, N]``),
+   with its own damping ``mu`` (divided by 3 after a successful step, multiplied by 4 after a
+   failed one). Converged points leave the batch (the active set is compacted every iteration),
+   so the cost falls as points converge; q reaches ~1e-20 within a few steps of a true zero.
+
+Every candidate keeps its own record (q, status, which fixed point it reached). A candidate is
+*converged* when ``q < tol_q``; otherwise it is a *slow point* when ``q <= slow_q_max`` (a local
+minimum of q where the flow is slow but not zero), else *not converged*. Converged and slow points
+are deduplicated per network (greedy: lowest q first, all points within ``dedupe_tol`` of it are
+its duplicates), points farther than ``outlier_scale`` times the mean distance of the initial
+states from their centroid are outliers. Candidates that do not converge, outliers and diverged
+candidates are counted and listed with their q in the ``candidate_*`` variables, never dropped
+silently.
+
+The Jacobian ``J`` at every unique point is eigendecomposed (right eigenvectors = columns ``V``,
+left eigenvectors = columns of ``inv(V)^H``, so that ``left^H right = I``) and classified:
+
+* discrete time (the map): a direction is unstable when ``|lambda| > 1``;
+* continuous time (the map as the Euler step ``x + dt f(x)`` of a flow with Jacobian
+  ``(J - I) / dt``): a direction is unstable when ``Re((lambda - 1) / dt) > 0``;
+
+stable = no unstable direction, unstable = all directions unstable, saddle = in between
+(``n_unstable`` counts its unstable directions).
+
+Only the model protocol is used (``prepare``, ``input_drive``, ``step_drive``, ``jacobian``), so
+the finder works for rate RNNs, GRUs, LSTMs and any future model.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+import xarray as xr
+
+from .._validation import check_bool, check_choice, check_float, check_int, resolve_generator
+from ._common import (
+    as_tensor,
+    check_finite,
+    check_model,
+    constant_inputs,
+    float64_copy,
+    network_coords,
+    network_dts,
+    to_numpy,
+)
+
+__all__ = [
+    "find_fixed_points",
+    "speed",
+    "sample_initial_states",
+    "classify_eigenvalues",
+    "STABILITY_CODES",
+    "CANDIDATE_STATUS",
+]
+
+#: integer codes of the ``stability`` variable (-1 marks padding)
+STABILITY_CODES = {"stable": 0, "saddle": 1, "unstable": 2}
+#: integer codes of the ``candidate_status`` variable
+CANDIDATE_STATUS = {
+    "converged": 0,
+    "slow_point": 1,
+    "not_converged": 2,
+    "outlier": 3,
+    "diverged": 4,
+}
+
+_OWNER = "find_fixed_points"
+
+
+# --------------------------------------------------------------------------- small pieces
+def _drive_and_params(model, u: torch.Tensor, n_points: int):
+    """Precompute the protocol's params and the constant drive ``[K, P, D]`` for inputs u."""
+    with torch.no_grad():
+        params = {k: v.detach() for k, v in model.prepare().items()}
+        x = u.to(model.dtype)[:, None, :]
+        drive = model.input_drive(x).detach()  # [K, 1, D]
+    return params, drive, x
+
+
+def _speed(model, x, drive, params) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(q [K, P], r [K, P, N])`` with ``r = F(x) - x``."""
+    r = model.step_drive(x, drive.expand(x.shape[0], x.shape[1], -1), params) - x
+    return 0.5 * (r * r).sum(-1), r
+
+
+def speed(model: Any, points: Any, inputs: Any = None) -> torch.Tensor:
+    """The speed ``q = 1/2 ||F(x, u) - x||^2`` of points ``[K, P, N]`` (or ``[P, N]``).
+
+    Arguments:
+        model: a dynrnn model with K networks.
+        points: ``[K or 1, P, N]`` or ``[P, N]`` states.
+        inputs: None (zero input), a constant input ``[I]`` or ``[K, I]``.
+
+    Returns:
+        ``q [K, P]`` in the dtype of ``points`` (float64 arithmetic on a float64 copy of the model
+        when ``points`` is float64).
+    """
+    check_model(model, "speed")
+    pts = as_tensor(points, "speed", "points")
+    if pts.ndim == 2:
+        pts = pts.unsqueeze(0)
+    K, N = model.n_networks, model.n_units
+    if pts.ndim != 3 or pts.shape[-1] != N or pts.shape[0] not in (1, K):
+        raise ValueError(
+            f"The 'points' parameter of speed must have shape [K={K} or 1, P, N={N}] or [P, N]. "
+            f"Got {tuple(pts.shape)}."
+        )
+    check_finite(pts, "speed", "points")
+    m64 = float64_copy(model)
+    u = constant_inputs(m64, inputs, "speed")
+    params, drive, _ = _drive_and_params(m64, u, pts.shape[1])
+    with torch.no_grad():
+        q, _ = _speed(m64, pts.expand(K, -1, -1).to(m64.device), drive, params)
+    return q
+
+
+def sample_initial_states(
+    trajectories: Any,
+    n_initial: int,
+    noise_std: float = 0.5,
+    seed: int | torch.Generator | None = 0,
+    n_networks: int | None = None,
+) -> torch.Tensor:
+    """Sample initial states from trajectories and add Gaussian noise (Sussillo & Barak 2013).
+
+    Arguments:
+        trajectories: states ``[K, B, T, N]`` (e.g. from :func:`dynrnn.models.run`),
+            ``[K, M, N]`` or ``[M, N]`` (shared by all networks).
+        n_initial: P, number of states per network.
+        noise_std: standard deviation of the isotropic Gaussian noise added to each state.
+        seed: int or ``torch.Generator``.
+        n_networks: K, needed only to broadcast shared ``[M, N]`` trajectories.
+
+    Returns:
+        ``[K, P, N]`` float64 initial states.
+    """
+    owner = "sample_initial_states"
+    P = check_int(owner, "n_initial", n_initial, 1)
+    noise_std = check_float(owner, "noise_std", noise_std, 0.0, None)
+    traj = check_finite(as_tensor(trajectories, owner, "trajectories"), owner, "trajectories")
+    if traj.ndim == 4:
+        traj = traj.reshape(traj.shape[0], -1, traj.shape[-1])
+    elif traj.ndim == 2:
+        traj = traj.unsqueeze(0)
+    elif traj.ndim != 3:
+        raise ValueError(
+            f"The 'trajectories' parameter of {owner} must have shape [K, B, T, N], [K, M, N] or "
+            f"[M, N]. Got {tuple(traj.shape)}."
+        )
+    if traj.shape[1] == 0:
+        raise ValueError(f"The 'trajectories' parameter of {owner} holds no states.")
+    K = traj.shape[0] if n_networks is None else int(n_networks)
+    if traj.shape[0] not in (1, K):
+        raise ValueError(
+            f"The 'trajectories' parameter of {owner} has {traj.shape[0]} networks; expected "
+            f"{K} (or 1, shared)."
+        )
+    traj = traj.expand(K, -1, -1)
+    gen = resolve_generator(seed)
+    idx = torch.randint(0, traj.shape[1], (K, P), generator=gen)
+    x0 = traj.gather(1, idx[..., None].expand(K, P, traj.shape[-1]).to(traj.device))
+    noise = torch.randn(x0.shape, generator=gen, dtype=torch.float64).to(x0.device)
+    return x0 + noise_std * noise
+
+
+def classify_eigenvalues(
+    eigenvalues: torch.Tensor | np.ndarray,
+    convention: str = "discrete",
+    dt: float | np.ndarray = 1.0,
+    tol: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Number of unstable directions and stability code from eigenvalues of the map's Jacobian.
+
+    Arguments:
+        eigenvalues: ``[..., N]`` complex eigenvalues of ``J = dF/dx`` (NaN rows allowed).
+        convention: ``"discrete"`` (unstable if ``|lambda| > 1 + tol``) or ``"continuous"``
+            (unstable if ``Re((lambda - 1) / dt) > tol``).
+        dt: time step of the map, broadcastable to ``eigenvalues.shape[:-1]``.
+        tol: margin around the stability boundary.
+
+    Returns:
+        ``(n_unstable [...], stability [...])`` as int arrays; stability codes are
+        :data:`STABILITY_CODES` (0 stable, 1 saddle, 2 unstable) and -1 for NaN rows.
+    """
+    check_choice("classify_eigenvalues", "convention", convention, ("discrete", "continuous"))
+    lam = np.asarray(eigenvalues.detach().cpu() if torch.is_tensor(eigenvalues) else eigenvalues)
+    invalid = np.isnan(lam.real).any(-1)
+    if convention == "discrete":
+        unstable = np.abs(lam) > 1.0 + tol
+    else:
+        rate = (lam.real - 1.0) / np.asarray(dt, dtype=float)[..., None]
+        unstable = rate > tol
+    n_unstable = unstable.sum(-1).astype(np.int64)
+    n = lam.shape[-1]
+    code = np.where(n_unstable == 0, 0, np.where(n_unstable == n, 2, 1)).astype(np.int8)
+    code[invalid] = -1
+    n_unstable[invalid] = -1
+    return n_unstable, code
+
+
+# --------------------------------------------------------------------------- initial states
+def _initial_states(model, u, initial_states, trajectories, n_initial, noise_std, gen):
+    K, N = model.n_networks, model.n_units
+    if initial_states is not None:
+        if trajectories is not None:
+            raise ValueError(
+                f"Give either 'initial_states' or 'trajectories' to {_OWNER}, not both."
+            )
+        x0 = as_tensor(initial_states, _OWNER, "initial_states")
+        if x0.ndim == 2:
+            x0 = x0.unsqueeze(0)
+        if x0.ndim != 3 or x0.shape[-1] != N or x0.shape[0] not in (1, K) or x0.shape[1] < 1:
+            raise ValueError(
+                f"The 'initial_states' parameter of {_OWNER} must have shape [K={K} or 1, P, "
+                f"N={N}] or [P, N]. Got {tuple(x0.shape)} instead."
+            )
+        check_finite(x0, _OWNER, "initial_states")
+        return x0.expand(K, -1, -1).clone().to(model.device)
+    if trajectories is None:
+        # No data: visit the state space by simulating the autonomous (constant-input) dynamics
+        # from standard-normal states, and sample along those transients.
+        n_sim = 32
+        n_start = max(1, math.ceil(n_initial / 4))
+        h = torch.randn(K, n_start, N, generator=gen, dtype=torch.float64).to(model.device)
+        params, drive, _ = _drive_and_params(model, u, n_start)
+        visited = [h]
+        with torch.no_grad():
+            for _ in range(n_sim):
+                h = model.step_drive(h.to(model.dtype), drive.expand(K, n_start, -1), params)
+                visited.append(h.double())
+        trajectories = torch.cat(visited, dim=1)
+        if not bool(torch.isfinite(trajectories).all()):
+            trajectories = torch.nan_to_num(trajectories, nan=0.0, posinf=0.0, neginf=0.0)
+    return sample_initial_states(trajectories, n_initial, noise_std, gen, n_networks=K).to(
+        model.device
+    )
+
+
+# --------------------------------------------------------------------------- phase 1
+def _first_order(model, x0, u, n_iters, lr, handoff_q):
+    """Batched Adam on q for all K x P points (model dtype); returns float64 points."""
+    if n_iters == 0:
+        return x0, 0
+    params, drive, _ = _drive_and_params(model, u, x0.shape[1])
+    x = x0.to(model.dtype).clone()
+    m = torch.zeros_like(x)
+    v = torch.zeros_like(x)
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    it = 0
+    for it in range(1, n_iters + 1):
+        xr_ = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            q, _ = _speed(model, xr_, drive, params)
+            (g,) = torch.autograd.grad(q.sum(), xr_)
+        with torch.no_grad():
+            active = (q > handoff_q) & torch.isfinite(q)
+            if not bool(active.any()):
+                break
+            g = torch.nan_to_num(g) * active[..., None]
+            m.mul_(b1).add_(g, alpha=1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            mhat = m / (1 - b1**it)
+            vhat = v / (1 - b2**it)
+            x = x - lr * mhat / (vhat.sqrt() + eps) * active[..., None]
+    return x.detach().double(), it
+
+
+# --------------------------------------------------------------------------- phase 2
+def _compact(active: torch.Tensor):
+    """Indices ``[K, M]`` of the active points of each network (padded) and their mask."""
+    counts = active.sum(1)
+    M = int(counts.max())
+    order = torch.argsort((~active).to(torch.int8), dim=1, stable=True)[:, :M]
+    valid = torch.arange(M, device=active.device)[None, :] < counts[:, None]
+    return order, valid
+
+
+def _gather(t: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    if t.ndim == 2:
+        return t.gather(1, idx)
+    return t.gather(1, idx[..., None].expand(*idx.shape, t.shape[-1]))
+
+
+def _scatter_(t: torch.Tensor, idx: torch.Tensor, valid: torch.Tensor, val: torch.Tensor):
+    k, m = torch.nonzero(valid, as_tuple=True)
+    t[k, idx[k, m]] = val[k, m]
+
+
+def _lm_step(model, xa, qa, ra, mua, u, drive, params, eye, max_trials):
+    """One Levenberg--Marquardt iteration for a chunk of points ``[K, M, N]``."""
+    K, M = xa.shape[:2]
+    J = model.jacobian(xa, u.expand(K, M, -1))
+    A = J - eye
+    At = A.transpose(-1, -2)
+    g = (At @ ra[..., None])[..., 0]
+    H = At @ A
+    pending = torch.ones_like(qa, dtype=torch.bool)
+    accepted = torch.zeros_like(pending)
+    for _ in range(max_trials):
+        L, info = torch.linalg.cholesky_ex(H + mua[..., None, None] * eye)
+        dx = -torch.cholesky_solve(g[..., None], L)[..., 0]
+        xn = xa + dx
+        qn, rn = _speed(model, xn, drive, params)
+        ok = pending & (info == 0) & torch.isfinite(qn) & (qn < qa) & torch.isfinite(dx).all(-1)
+        xa = torch.where(ok[..., None], xn, xa)
+        ra = torch.where(ok[..., None], rn, ra)
+        qa = torch.where(ok, qn, qa)
+        mua = torch.where(ok, mua / 3.0, torch.where(pending, mua * 4.0, mua)).clamp(1e-15, 1e15)
+        accepted |= ok
+        pending &= ~ok
+        if not bool(pending.any()):
+            break
+    return xa, qa, ra, mua, accepted
+
+
+def _refine(model, x, u, tol_q, max_iters, chunk, mu0=1e-2, patience=6, max_trials=6):
+    """Batched LM in float64 with per-point convergence; returns points, q, iterations used."""
+    K, P, N = x.shape
+    params, drive, u3 = _drive_and_params(model, u, P)
+    eye = torch.eye(N, dtype=x.dtype, device=x.device)
+    with torch.no_grad():
+        q, _ = _speed(model, x, drive, params)
+        q = torch.where(torch.isfinite(q), q, torch.full_like(q, math.inf))
+        mu = torch.full_like(q, mu0)
+        stall = torch.zeros_like(q, dtype=torch.int64)
+        iters = torch.zeros_like(q, dtype=torch.int64)
+        done = (q < tol_q) | ~torch.isfinite(q)
+        for _ in range(max_iters):
+            active = ~done
+            if not bool(active.any()):
+                break
+            idx, valid = _compact(active)
+            for start in range(0, idx.shape[1], chunk):
+                sl = slice(start, start + chunk)
+                ci, cv = idx[:, sl], valid[:, sl]
+                xa, qa, mua = _gather(x, ci), _gather(q, ci), _gather(mu, ci)
+                qa2, ra = _speed(model, xa, drive, params)
+                xa, qn, _, mua, _ = _lm_step(
+                    model, xa, qa2, ra, mua, u3, drive, params, eye, max_trials
+                )
+                progress = qn < qa * (1 - 1e-6)
+                _scatter_(x, ci, cv, xa)
+                _scatter_(q, ci, cv, qn)
+                _scatter_(mu, ci, cv, mua)
+                _scatter_(stall, ci, cv, torch.where(progress, 0, _gather(stall, ci) + 1))
+                _scatter_(iters, ci, cv, _gather(iters, ci) + 1)
+            done = done | (q < tol_q) | (stall >= patience) | (mu >= 1e14)
+    return x, q, iters
+
+
+# --------------------------------------------------------------------------- post-processing
+def _dedupe(points: np.ndarray, q: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy per-network deduplication: lowest q first. Returns (rep indices, assignment)."""
+    M = len(q)
+    assign = np.full(M, -1, dtype=np.int64)
+    if M == 0:
+        return np.zeros(0, dtype=np.int64), assign
+    order = np.argsort(q, kind="stable")
+    pts = points[order]
+    sq = (pts * pts).sum(1)
+    d2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * pts @ pts.T, 0.0)
+    close = d2 < tol * tol
+    unassigned = np.ones(M, dtype=bool)
+    reps = []
+    while unassigned.any():
+        i = int(np.argmax(unassigned))
+        members = unassigned & close[i]
+        members[i] = True
+        assign[order[members]] = len(reps)
+        reps.append(order[i])
+        unassigned &= ~members
+    return np.asarray(reps, dtype=np.int64), assign
+
+
+def _eig(J: torch.Tensor, convention: str, dt: torch.Tensor):
+    """Sorted eigenvalues and right/left eigenvectors of ``J [M, N, N]`` (float64)."""
+    lam, V = torch.linalg.eig(J)
+    if convention == "discrete":
+        key = lam.abs()
+    else:
+        key = (lam.real - 1.0) / dt[:, None]
+    order = torch.argsort(key, dim=-1, descending=True)
+    lam = lam.gather(-1, order)
+    V = V.gather(-1, order[:, None, :].expand_as(V))
+    try:
+        left = torch.linalg.inv(V).conj().transpose(-1, -2).resolve_conj()
+    except RuntimeError:  # defective Jacobian: fall back to a pseudo-inverse
+        left = torch.linalg.pinv(V).conj().transpose(-1, -2).resolve_conj()
+    return lam, V, left
+
+
+# --------------------------------------------------------------------------- the finder
+def find_fixed_points(
+    model: Any,
+    inputs: Any = None,
+    *,
+    initial_states: Any = None,
+    trajectories: Any = None,
+    n_initial: int = 1024,
+    noise_std: float = 0.5,
+    seed: int | torch.Generator | None = 0,
+    tol_q: float = 1e-12,
+    slow_q_max: float = 1e-4,
+    first_order_iters: int = 200,
+    lr: float = 0.02,
+    handoff_q: float = 1e-8,
+    max_newton_iters: int = 60,
+    dedupe_tol: float = 1e-3,
+    outlier_scale: float | None = 10.0,
+    convention: str = "discrete",
+    stability_tol: float = 0.0,
+    eigenvectors: bool = True,
+    return_jacobians: bool = False,
+    return_candidates: bool = False,
+    chunk_size: int | None = None,
+) -> xr.Dataset:
+    """Fixed points and slow points of all K networks of ``model`` in one batched optimisation.
+
+    See the module docstring for the method. Fixed points under a constant non-zero input are
+    found by passing ``inputs``.
+
+    Arguments:
+        model: a dynrnn model (protocol: ``prepare``, ``input_drive``, ``step_drive``,
+            ``jacobian``) with K networks of N units and I inputs. Not modified.
+        inputs: None (zero input) or a constant input ``[I]`` (all networks) or ``[K, I]``.
+        initial_states: ``[K or 1, P, N]`` or ``[P, N]`` starting points (used as given); or
+        trajectories: states ``[K, B, T, N]`` / ``[K, M, N]`` / ``[M, N]`` from which
+            ``n_initial`` states per network are sampled and perturbed with Gaussian noise of
+            std ``noise_std``. With neither, the constant-input dynamics are simulated for 32
+            steps from standard-normal states and sampled the same way.
+        n_initial, noise_std, seed: sampling of initial states (seeded; no global RNG).
+        tol_q: a candidate with ``q < tol_q`` is converged.
+        slow_q_max: unconverged candidates with ``q <= slow_q_max`` are slow points.
+        first_order_iters, lr, handoff_q: the Adam phase (per point it stops below handoff_q).
+        max_newton_iters: maximum Levenberg--Marquardt iterations per point.
+        dedupe_tol: points closer than this (Euclidean) are duplicates (lowest q kept).
+        outlier_scale: candidates farther from the initial states' centroid than this times their
+            mean distance to it are outliers (None: keep all).
+        convention: ``"discrete"`` or ``"continuous"`` stability (module docstring); ``dt`` per
+            network from the model config.
+        stability_tol: margin around the stability boundary.
+        eigenvectors: store right and left eigenvectors.
+        return_jacobians: store the Jacobian at every point.
+        return_candidates: store initial and final states of every candidate.
+        chunk_size: points per network per batched Jacobian (default: a ~256 MB budget).
+
+    Returns:
+        ``xarray.Dataset`` with dims ``network`` (coordinates from ``model.network_metadata()``),
+        ``fixed_point`` (padded with NaN / -1 / False per network: networks find different
+        numbers; converged points first, stable before saddles before unstable, then by q),
+        ``unit``, ``eigen``, ``input`` and ``initial_state``. Variables:
+
+        * ``points [network, fixed_point, unit]``, ``q``, ``valid``, ``converged``,
+          ``is_slow_point``, ``stability`` (int8 codes, see attrs), ``n_unstable``,
+          ``n_members`` (candidates that ended at the point), ``eigenvalues [.., eigen]``
+          (complex, sorted by decreasing growth), ``right_eigenvectors`` /
+          ``left_eigenvectors [.., unit, eigen]`` (``left^H right = I``), optionally
+          ``jacobians [.., unit, unit_from]``;
+        * per network: ``n_fixed_points`` (converged, unique, not outliers), ``n_stable``,
+          ``n_saddles``, ``n_unstable_points``, ``n_slow_points``, ``n_not_converged``,
+          ``n_outliers``, ``n_diverged``, ``inputs [network, input]``;
+        * per candidate: ``candidate_q``, ``candidate_status`` (codes in attrs),
+          ``candidate_fixed_point`` (index into ``fixed_point`` or -1), ``candidate_iterations``
+          and, with ``return_candidates``, ``initial_states`` / ``final_states``.
+
+    Raises:
+        ValueError: on a model without the protocol, non-finite parameters, inputs or initial
+            states, or out-of-range options.
+    """
+    t_start = time.perf_counter()
+    check_model(model, _OWNER)
+    n_initial = check_int(_OWNER, "n_initial", n_initial, 1)
+    noise_std = check_float(_OWNER, "noise_std", noise_std, 0.0, None)
+    tol_q = check_float(_OWNER, "tol_q", tol_q, 0.0, None, low_inclusive=False)
+    slow_q_max = check_float(_OWNER, "slow_q_max", slow_q_max, 0.0, None)
+    first_order_iters = check_int(_OWNER, "first_order_iters", first_order_iters, 0)
+    lr = check_float(_OWNER, "lr", lr, 0.0, None, low_inclusive=False)
+    handoff_q = check_float(_OWNER, "handoff_q", handoff_q, 0.0, None)
+    max_newton_iters = check_int(_OWNER, "max_newton_iters", max_newton_iters, 0)
+    dedupe_tol = check_float(_OWNER, "dedupe_tol", dedupe_tol, 0.0, None)
+    if outlier_scale is not None:
+        outlier_scale = check_float(
+            _OWNER, "outlier_scale", outlier_scale, 0.0, None, low_inclusive=False
+        )
+    check_choice(_OWNER, "convention", convention, ("discrete", "continuous"))
+    stability_tol = check_float(_OWNER, "stability_tol", stability_tol, 0.0, None)
+    check_bool(_OWNER, "eigenvectors", eigenvectors)
+    check_bool(_OWNER, "return_jacobians", return_jacobians)
+    check_bool(_OWNER, "return_candidates", return_candidates)
+
+    K, N = int(model.n_networks), int(model.n_units)
+    if chunk_size is None:
+        chunk_size = max(1, (1 << 25) // max(1, 4 * K * N * N))
+    chunk_size = check_int(_OWNER, "chunk_size", chunk_size, 1)
+
+    m64 = float64_copy(model)
+    u = constant_inputs(m64, inputs, _OWNER)
+    gen = resolve_generator(seed)
+    x0 = _initial_states(m64, u, initial_states, trajectories, n_initial, noise_std, gen)
+    P = x0.shape[1]
+
+    # phase 1 in the model's own dtype (float32 matmuls are twice as fast on CPU)
+    # (gradients are taken w.r.t. the points only; the model's .grad fields are untouched)
+    x1, n_first = _first_order(model, x0, u, first_order_iters, lr, handoff_q)
+    x1 = torch.where(torch.isfinite(x1), x1, x0)
+    t_first = time.perf_counter()
+
+    # phase 2 in float64
+    xf, qf, iters = _refine(m64, x1, u, tol_q, max_newton_iters, chunk_size)
+    t_refine = time.perf_counter()
+
+    # ---------------------------------------------------------------- per-candidate status
+    finite = torch.isfinite(qf) & torch.isfinite(xf).all(-1)
+    converged = finite & (qf < tol_q)
+    slow = finite & ~converged & (qf <= slow_q_max)
+    status = torch.full((K, P), CANDIDATE_STATUS["not_converged"], dtype=torch.int8)
+    status[converged.cpu()] = CANDIDATE_STATUS["converged"]
+    status[slow.cpu()] = CANDIDATE_STATUS["slow_point"]
+    status[(~finite).cpu()] = CANDIDATE_STATUS["diverged"]
+    if outlier_scale is not None:
+        centroid = x0.mean(1, keepdim=True)
+        d0 = (x0 - centroid).norm(dim=-1).mean(1, keepdim=True)
+        far = (xf - centroid).norm(dim=-1) > outlier_scale * d0
+        far = far & (d0 > 0) & finite
+        status[far.cpu()] = CANDIDATE_STATUS["outlier"]
+
+    xf_np, qf_np, status_np = to_numpy(xf), to_numpy(qf), status.numpy()
+    cand_fp = np.full((K, P), -1, dtype=np.int64)
+    keep_idx: list[np.ndarray] = []
+    members: list[np.ndarray] = []
+    for k in range(K):
+        pool = np.flatnonzero(status_np[k] <= CANDIDATE_STATUS["slow_point"])
+        # lowest q first: converged points (q < tol_q) always precede slow points, so a slow
+        # point never represents a true fixed point
+        reps, assign = _dedupe(xf_np[k, pool], qf_np[k, pool], dedupe_tol)
+        keep_idx.append(pool[reps])
+        cand_fp[k, pool] = assign
+        members.append(np.bincount(assign, minlength=len(reps)) if len(reps) else np.zeros(0))
+
+    # ---------------------------------------------------------------- Jacobians, eigen
+    F = max([len(r) for r in keep_idx] + [0])
+    dts = network_dts(model)
+    flat_k = np.concatenate([np.full(len(r), k) for k, r in enumerate(keep_idx)]).astype(int)
+    flat_p = np.concatenate(keep_idx).astype(int) if keep_idx else np.zeros(0, int)
+    M = len(flat_k)
+    flat_j = np.concatenate([np.arange(len(r)) for r in keep_idx]).astype(int)
+    if M:
+        # one padded [K, F, N] batch through the protocol's Jacobian
+        tk, tj = torch.as_tensor(flat_k), torch.as_tensor(flat_j)
+        h = torch.zeros(K, F, N, dtype=torch.float64, device=xf.device)
+        h[tk, tj] = xf[tk, torch.as_tensor(flat_p)]
+        with torch.no_grad():
+            J = m64.jacobian(h, u[:, None, :].expand(K, F, -1))[tk, tj].detach().cpu()
+        lam, V, left = _eig(J, convention, torch.as_tensor(dts[flat_k]))
+        n_unst, stab = classify_eigenvalues(lam, convention, dts[flat_k], stability_tol)
+    else:
+        stab = n_unst = np.zeros(0, dtype=np.int64)
+    # sort within network: converged first, then stability code, then q
+    order_in_net: list[np.ndarray] = []
+    pos = 0
+    for k in range(K):
+        n = len(keep_idx[k])
+        if n == 0:
+            order_in_net.append(np.zeros(0, dtype=int))
+            continue
+        sl = slice(pos, pos + n)
+        conv_k = status_np[k, keep_idx[k]] == 0
+        key = np.lexsort((qf_np[k, keep_idx[k]], stab[sl], ~conv_k))
+        order_in_net.append(pos + key)
+        pos += n
+
+    # ---------------------------------------------------------------- assemble the Dataset
+    nan = np.nan
+    points = np.full((K, F, N), nan)
+    q_out = np.full((K, F), nan)
+    valid = np.zeros((K, F), dtype=bool)
+    conv_out = np.zeros((K, F), dtype=bool)
+    slow_out = np.zeros((K, F), dtype=bool)
+    stab_out = np.full((K, F), -1, dtype=np.int8)
+    nu_out = np.full((K, F), -1, dtype=np.int64)
+    mem_out = np.zeros((K, F), dtype=np.int64)
+    eig_out = np.full((K, F, N), nan + 0j, dtype=np.complex128)
+    rv_out = np.full((K, F, N, N), nan + 0j, dtype=np.complex128) if eigenvectors else None
+    lv_out = np.full((K, F, N, N), nan + 0j, dtype=np.complex128) if eigenvectors else None
+    jac_out = np.full((K, F, N, N), nan) if return_jacobians else None
+    remap = np.full((K, max(F, 1)), -1, dtype=np.int64)
+    for k in range(K):
+        for new, flat in enumerate(order_in_net[k]):
+            p = flat_p[flat]
+            points[k, new] = xf_np[k, p]
+            q_out[k, new] = qf_np[k, p]
+            valid[k, new] = True
+            conv_out[k, new] = status_np[k, p] == 0
+            slow_out[k, new] = status_np[k, p] == 1
+            stab_out[k, new] = stab[flat]
+            nu_out[k, new] = n_unst[flat]
+            old = flat - sum(len(r) for r in keep_idx[:k])
+            mem_out[k, new] = members[k][old]
+            remap[k, old] = new
+            eig_out[k, new] = lam[flat].numpy()
+            if eigenvectors:
+                rv_out[k, new] = V[flat].numpy()
+                lv_out[k, new] = left[flat].numpy()
+            if return_jacobians:
+                jac_out[k, new] = J[flat].numpy()
+        has = cand_fp[k] >= 0
+        cand_fp[k, has] = remap[k, cand_fp[k, has]]
+
+    fp_counts = conv_out & valid
+    data_vars = {
+        "points": (("network", "fixed_point", "unit"), points),
+        "q": (("network", "fixed_point"), q_out),
+        "valid": (("network", "fixed_point"), valid),
+        "converged": (("network", "fixed_point"), conv_out),
+        "is_slow_point": (("network", "fixed_point"), slow_out),
+        "stability": (("network", "fixed_point"), stab_out),
+        "n_unstable": (("network", "fixed_point"), nu_out),
+        "n_members": (("network", "fixed_point"), mem_out),
+        "eigenvalues": (("network", "fixed_point", "eigen"), eig_out),
+        "n_fixed_points": ("network", fp_counts.sum(1)),
+        "n_stable": ("network", (fp_counts & (stab_out == 0)).sum(1)),
+        "n_saddles": ("network", (fp_counts & (stab_out == 1)).sum(1)),
+        "n_unstable_points": ("network", (fp_counts & (stab_out == 2)).sum(1)),
+        "n_slow_points": ("network", (slow_out & valid).sum(1)),
+        "n_not_converged": ("network", (status_np == 2).sum(1)),
+        "n_outliers": ("network", (status_np == 3).sum(1)),
+        "n_diverged": ("network", (status_np == 4).sum(1)),
+        "inputs": (("network", "input"), to_numpy(u)),
+        "candidate_q": (("network", "initial_state"), qf_np),
+        "candidate_status": (("network", "initial_state"), status_np),
+        "candidate_fixed_point": (("network", "initial_state"), cand_fp),
+        "candidate_iterations": (("network", "initial_state"), to_numpy(iters)),
+    }
+    if eigenvectors:
+        data_vars["right_eigenvectors"] = (("network", "fixed_point", "unit", "eigen"), rv_out)
+        data_vars["left_eigenvectors"] = (("network", "fixed_point", "unit", "eigen"), lv_out)
+    if return_jacobians:
+        data_vars["jacobians"] = (("network", "fixed_point", "unit", "unit_from"), jac_out)
+    if return_candidates:
+        data_vars["initial_states"] = (("network", "initial_state", "unit"), to_numpy(x0))
+        data_vars["final_states"] = (("network", "initial_state", "unit"), xf_np)
+
+    coords = network_coords(model)
+    coords.update(
+        fixed_point=np.arange(F),
+        unit=np.arange(N),
+        eigen=np.arange(N),
+        input=np.arange(int(model.n_inputs)),
+        initial_state=np.arange(P),
+    )
+    coords["dt"] = ("network", dts)
+    ds = xr.Dataset(data_vars, coords=coords)
+    ds["stability"].attrs.update(
+        flag_values=[-1, 0, 1, 2],
+        flag_meanings="padding stable saddle unstable",
+        convention=convention,
+    )
+    ds["candidate_status"].attrs.update(
+        flag_values=list(CANDIDATE_STATUS.values()),
+        flag_meanings=" ".join(CANDIDATE_STATUS),
+    )
+    ds["q"].attrs["long_name"] = "speed q = 1/2 ||F(x,u) - x||^2 (float64)"
+    ds["eigenvalues"].attrs["long_name"] = (
+        "eigenvalues of the map's Jacobian dF/dx, sorted by decreasing growth"
+    )
+    ds["candidate_fixed_point"].attrs["long_name"] = "index into fixed_point, -1 if none"
+    ds.attrs.update(
+        analysis="fixed_points",
+        method="batched Adam, then batched Levenberg-Marquardt on r = F(x) - x (float64)",
+        references="Sussillo & Barak 2013; Golub & Sussillo 2018",
+        convention=convention,
+        tol_q=tol_q,
+        slow_q_max=slow_q_max,
+        dedupe_tol=dedupe_tol,
+        outlier_scale=-1.0 if outlier_scale is None else outlier_scale,
+        noise_std=noise_std,
+        seed=-1 if not isinstance(seed, int) else seed,
+        n_initial=P,
+        first_order_iterations=n_first,
+        newton_iterations=int(iters.max()) if iters.numel() else 0,
+        seconds_first_order=t_first - t_start,
+        seconds_refinement=t_refine - t_first,
+        seconds_total=time.perf_counter() - t_start,
+    )
+    return ds

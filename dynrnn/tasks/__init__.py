@@ -1,0 +1,48 @@
+"""Task generators: pure functions of (config, seed) -> :class:`Trials`.
+
+Every task is a frozen, validated dataclass registered by name (``TASK_REGISTRY``), so that
+``task_from_dict(task.to_dict()) == task``. ``task.sample(batch_size, seed)`` is vectorised over
+trials and time and deterministic per seed.
+"""
+
+from .base import TASK_REGISTRY, Task, Trials, register_task, task_from_dict
+from .chaotic import (
+    MAX_LYAPUNOV,
+    SYSTEMS,
+    ChaoticSystemTask,
+    Lorenz63,
+    Lorenz96,
+    Rossler,
+    integrate,
+    make_system,
+)
+from .delayed_discrimination import DelayedDiscriminationTask
+from .flipflop import FlipFlopTask
+from .parity import DMSTask, ParityTask
+from .path_integration import PathIntegrationTask
+from .sine import SineWaveTask
+
+# Planned: HMM emission tasks (Torre et al. 2025) and the "what/when" timing task
+# (Yamada & Chao 2025) will be added here as further registered Task classes.
+
+__all__ = [
+    "MAX_LYAPUNOV",
+    "SYSTEMS",
+    "TASK_REGISTRY",
+    "ChaoticSystemTask",
+    "DMSTask",
+    "DelayedDiscriminationTask",
+    "FlipFlopTask",
+    "Lorenz63",
+    "Lorenz96",
+    "ParityTask",
+    "PathIntegrationTask",
+    "Rossler",
+    "SineWaveTask",
+    "Task",
+    "Trials",
+    "integrate",
+    "make_system",
+    "register_task",
+    "task_from_dict",
+]

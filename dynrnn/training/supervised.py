@@ -1,0 +1,384 @@
+"""Supervised training of an ensemble of K networks by BPTT, all networks in one batched loop.
+
+Each network has its own loss (``[K]``), its own optimiser state and learning rate, its own
+gradient clipping, and its own stopping: a network that reaches the criterion is frozen (its
+weights no longer change) while the others go on; a network whose loss or weights become
+non-finite is marked failed and frozen, and the rest continue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .._validation import check_bool, check_choice, check_float, check_int, resolve_generator
+from ..models.base import RecurrentModel, run
+from .curriculum import Curriculum
+from .losses import head_accuracy, head_cross_entropy, masked_mse
+from .optim import EnsembleOptimizer, per_network_grad_norm
+
+__all__ = ["TrainConfig", "History", "train"]
+
+
+def _check_lr(owner, name, value):
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise ValueError(f"The {name!r} parameter of {owner} must not be empty.")
+        for v in value:
+            check_float(owner, name, v, 0.0, None, low_inclusive=False)
+    else:
+        check_float(owner, name, value, 0.0, None, low_inclusive=False)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyperparameters of :func:`train`.
+
+    Attributes:
+        n_steps: maximum number of optimiser steps (iterations).
+        batch_size: trials per iteration (the same trials for every network).
+        optimizer: ``"adam"`` or ``"sgd"``.
+        lr: learning rate, a float or one per network (per-network hyperparameter).
+        momentum, nesterov: SGD settings (paper for N-parity: SGD Nesterov, lr 0.05, momentum 0.1).
+        weight_decay: L2 regularisation (per-network tuple allowed).
+        l1: L1 penalty on recurrent weights (structural regularisation).
+        grad_clip: clip each network's gradient norm to this value (0 = off).
+        criterion: stop a network when its held-out loss is below this (regression: MSE);
+            classification tasks use accuracy > ``accuracy_threshold`` on all heads instead.
+        accuracy_threshold: accuracy criterion for classification / curricula (paper: 0.98).
+        eval_every: evaluate (criterion, curriculum, history of tau) every this many steps.
+        eval_batch_size: held-out trials per evaluation (a fixed set drawn once).
+        early_stop: freeze networks that reach the criterion.
+        noise: use the model's recurrent/input noise during training.
+        divergence_threshold: a loss above this (or non-finite) marks the network failed.
+        progress: show a tqdm progress bar.
+    """
+
+    n_steps: int = 2000
+    batch_size: int = 64
+    optimizer: str = "adam"
+    lr: float | tuple[float, ...] = 1e-3
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float | tuple[float, ...] = 0.0
+    l1: float = 0.0
+    grad_clip: float = 1.0
+    criterion: float = 1e-3
+    accuracy_threshold: float = 0.98
+    eval_every: int = 50
+    eval_batch_size: int = 256
+    early_stop: bool = True
+    noise: bool = True
+    divergence_threshold: float = 1e6
+    progress: bool = False
+
+    def __post_init__(self):
+        o = type(self).__name__
+        check_int(o, "n_steps", self.n_steps, 1)
+        check_int(o, "batch_size", self.batch_size, 1)
+        check_choice(o, "optimizer", self.optimizer, ("adam", "sgd"))
+        _check_lr(o, "lr", self.lr)
+        check_float(o, "momentum", self.momentum, 0.0, 1.0, high_inclusive=False)
+        check_bool(o, "nesterov", self.nesterov)
+        if isinstance(self.weight_decay, (list, tuple)):
+            for v in self.weight_decay:
+                check_float(o, "weight_decay", v, 0.0, None)
+        else:
+            check_float(o, "weight_decay", self.weight_decay, 0.0, None)
+        check_float(o, "l1", self.l1, 0.0, None)
+        check_float(o, "grad_clip", self.grad_clip, 0.0, None)
+        check_float(o, "criterion", self.criterion, 0.0, None)
+        check_float(o, "accuracy_threshold", self.accuracy_threshold, 0.0, 1.0)
+        check_int(o, "eval_every", self.eval_every, 1)
+        check_int(o, "eval_batch_size", self.eval_batch_size, 1)
+        check_bool(o, "early_stop", self.early_stop)
+        check_bool(o, "noise", self.noise)
+        check_float(
+            o, "divergence_threshold", self.divergence_threshold, 0.0, None, low_inclusive=False
+        )
+        check_bool(o, "progress", self.progress)
+
+
+@dataclass
+class History:
+    """What happened during :func:`train`, per network.
+
+    Attributes:
+        loss: training loss ``[K, steps]`` (NaN after a network stopped).
+        eval_step: the iteration of each evaluation ``[E]``.
+        eval_loss: held-out loss ``[K, E]``.
+        eval_accuracy: held-out head accuracies ``[K, E, H]`` (classification), else None.
+        level: curriculum level ``[K, E]`` (index into the task's ``n_values``), or None.
+        tau: per-neuron time constants ``[K, E, N]`` at each evaluation (models with tau).
+        reached: ``[K]`` bool, network reached the criterion (or finished the curriculum).
+        failed: ``[K]`` bool, network diverged (non-finite or huge loss/weights).
+        steps_to_criterion: ``[K]`` iteration at which the criterion was reached (-1 if never).
+        network_metadata: one dict per network (config fields, seed) for coordinates.
+    """
+
+    loss: np.ndarray
+    eval_step: np.ndarray
+    eval_loss: np.ndarray
+    eval_accuracy: np.ndarray | None
+    level: np.ndarray | None
+    tau: np.ndarray | None
+    reached: np.ndarray
+    failed: np.ndarray
+    steps_to_criterion: np.ndarray
+    network_metadata: list[dict] = field(default_factory=list)
+    n_values: tuple[int, ...] | None = None
+
+    def to_xarray(self):
+        """The history as an ``xarray.Dataset`` with dims ``network``, ``step``, ``eval``
+        (and ``head``, ``unit``), and the networks' hyperparameters as coordinates."""
+        import xarray as xr
+
+        K = self.loss.shape[0]
+        data = {
+            "loss": (("network", "step"), self.loss),
+            "eval_loss": (("network", "eval"), self.eval_loss),
+            "reached": (("network",), self.reached),
+            "failed": (("network",), self.failed),
+            "steps_to_criterion": (("network",), self.steps_to_criterion),
+        }
+        if self.eval_accuracy is not None:
+            data["eval_accuracy"] = (("network", "eval", "head"), self.eval_accuracy)
+        if self.level is not None:
+            data["level"] = (("network", "eval"), self.level)
+            if self.n_values is not None:
+                nv = np.asarray(self.n_values)
+                data["max_n"] = (("network", "eval"), nv[self.level])
+        if self.tau is not None:
+            data["tau"] = (("network", "eval", "unit"), self.tau)
+        coords = {
+            "network": np.arange(K),
+            "step": np.arange(self.loss.shape[1]),
+            "eval_step": (("eval",), self.eval_step),
+        }
+        coords.update(_metadata_coords(self.network_metadata, K))
+        return xr.Dataset(data, coords=coords)
+
+
+def _metadata_coords(meta: list[dict], K: int) -> dict:
+    """Scalar per-network metadata as coordinates along ``network``."""
+    if not meta:
+        return {}
+    coords = {}
+    for key in meta[0]:
+        vals = [m.get(key) for m in meta]
+        if all(isinstance(v, (bool, int, float, str, np.number)) for v in vals):
+            coords[key] = (("network",), np.asarray(vals))
+    return coords
+
+
+def _seeds(seed: int, n: int) -> list[int]:
+    ss = np.random.SeedSequence(seed)
+    return [int(s.generate_state(1)[0]) for s in ss.spawn(n)]
+
+
+def _l1_penalty(model: RecurrentModel) -> torch.Tensor:
+    W = getattr(model, "W_rec", None)
+    if W is None:
+        W = model.W_hh
+    return W.abs().reshape(W.shape[0], -1).sum(1)
+
+
+def train(
+    model: RecurrentModel,
+    task,
+    config: TrainConfig | None = None,
+    *,
+    seed: int = 0,
+    curriculum: Curriculum | str | None = None,
+) -> History:
+    """Train the K networks of ``model`` on ``task`` in place; return the :class:`History`.
+
+    Arguments:
+        model: a :class:`~dynrnn.models.RecurrentModel` (K networks).
+        task: a task config with ``sample(batch_size, seed)``; regression tasks are trained with
+            the masked MSE, classification tasks (N-parity, N-DMS) with per-head cross-entropy.
+        config: :class:`TrainConfig`.
+        seed: seeds the training batches, the held-out set and the noise (same seed -> same
+            result).
+        curriculum: for classification tasks with several heads: a :class:`Curriculum` or its
+            kind (``"single"``, ``"multi"``, ``"sliding"``); None trains all heads at once.
+
+    Returns:
+        :class:`History` with per-network losses, evaluations, curriculum levels and taus.
+    """
+    config = config or TrainConfig()
+    if not isinstance(model, RecurrentModel):
+        raise ValueError(f"The 'model' parameter of train must be a RecurrentModel. Got {model!r}.")
+    if model.n_inputs != task.n_inputs:
+        raise ValueError(
+            f"The model's n_inputs ({model.n_inputs}) must match the task's n_inputs "
+            f"({task.n_inputs})."
+        )
+    K = model.n_networks
+    classification = getattr(task, "kind", "regression") == "classification"
+    n_task_heads = len(getattr(task, "n_values", ())) if classification else 0
+    if isinstance(curriculum, str):
+        curriculum = Curriculum(
+            kind=curriculum, n_levels=n_task_heads, threshold=config.accuracy_threshold
+        )
+    if curriculum is not None and not classification:
+        raise ValueError("The 'curriculum' parameter of train needs a classification task.")
+    if classification:
+        n_heads_out = curriculum.n_output_heads if curriculum else n_task_heads
+        if model.n_outputs != 2 * n_heads_out:
+            raise ValueError(
+                f"The model's n_outputs ({model.n_outputs}) must be 2 x {n_heads_out} output heads "
+                f"for this task/curriculum."
+            )
+    elif model.n_outputs != task.n_outputs:
+        raise ValueError(
+            f"The model's n_outputs ({model.n_outputs}) must match the task's n_outputs "
+            f"({task.n_outputs})."
+        )
+    for name, value in (("lr", config.lr), ("weight_decay", config.weight_decay)):
+        if isinstance(value, (list, tuple)) and len(value) != K:
+            raise ValueError(
+                f"The {name!r} parameter of TrainConfig has {len(value)} values; the model has "
+                f"{K} networks."
+            )
+
+    device, dtype = model.device, model.dtype
+    data_seed, eval_seed, noise_seed = _seeds(seed, 3)
+    data_gen = resolve_generator(data_seed)
+    noise_gen = resolve_generator(noise_seed)
+    eval_trials = task.sample(config.eval_batch_size, eval_seed).to(device, dtype)
+
+    opt = EnsembleOptimizer(
+        [p for p in model.parameters()],
+        kind=config.optimizer,
+        lr=torch.as_tensor(config.lr, dtype=torch.float64),
+        momentum=config.momentum if config.optimizer == "sgd" else 0.0,
+        nesterov=config.nesterov,
+        weight_decay=torch.as_tensor(config.weight_decay, dtype=torch.float64),
+    )
+
+    level = torch.full((K,), curriculum.start_level if curriculum else 0, dtype=torch.long)
+    if classification:
+        if curriculum is None:
+            head_map = torch.arange(n_task_heads).expand(K, -1).clone()
+        else:
+            head_map = curriculum.head_map(level)
+
+    active = torch.ones(K, dtype=torch.bool, device=device)
+    reached = np.zeros(K, dtype=bool)
+    failed = np.zeros(K, dtype=bool)
+    steps_to_criterion = np.full(K, -1, dtype=np.int64)
+    losses = np.full((K, config.n_steps), np.nan)
+    ev_step, ev_loss, ev_acc, ev_level, ev_tau = [], [], [], [], []
+    has_tau = hasattr(model, "tau")
+
+    def loss_fn(outputs, trials, hm):
+        if classification:
+            return head_cross_entropy(outputs, trials.targets, trials.mask, hm)
+        return masked_mse(outputs, trials.targets, trials.mask)
+
+    def evaluate(step: int):
+        nonlocal head_map, level
+        with torch.no_grad():
+            _, out = run(model, eval_trials.inputs, generator=eval_seed)
+            if classification:
+                full_map = head_map
+                acc = head_accuracy(out, eval_trials.targets, eval_trials.mask, full_map)
+                el = head_cross_entropy(out, eval_trials.targets, eval_trials.mask, full_map)
+            else:
+                acc = None
+                el = masked_mse(out, eval_trials.targets, eval_trials.mask)
+        ev_step.append(step)
+        ev_loss.append(el.double().cpu().numpy())
+        ev_level.append(level.cpu().numpy().copy())
+        if has_tau:
+            ev_tau.append(model.tau.detach().double().cpu().numpy().copy())
+        if acc is not None:
+            ev_acc.append(acc.cpu().numpy())
+        # criterion / curriculum, only for networks still training
+        still = active.cpu() & ~torch.as_tensor(failed)
+        if curriculum is not None:
+            new_level, finished = curriculum.advance(level, acc.cpu())
+            level = torch.where(still, new_level, level)
+            head_map = curriculum.head_map(level).to(device)
+            done = finished & still
+        elif classification:
+            done = (torch.nan_to_num(acc, nan=0.0).cpu() > config.accuracy_threshold).all(1) & still
+        else:
+            done = (el.cpu() < config.criterion) & still
+        done_np = done.numpy()
+        newly = done_np & ~reached
+        steps_to_criterion[newly] = step
+        reached[done_np] = True
+        if config.early_stop:
+            active[torch.as_tensor(done_np, device=device)] = False
+
+    iterator = range(config.n_steps)
+    if config.progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, desc="train", leave=False)
+    for step in iterator:
+        trials = task.sample(config.batch_size, data_gen).to(device, dtype)
+        _, outputs = run(
+            model, trials.inputs, noise=config.noise, generator=noise_gen, return_states=False
+        )
+        per_net = loss_fn(outputs, trials, head_map if classification else None)
+        total_per_net = per_net + config.l1 * _l1_penalty(model) if config.l1 else per_net
+        bad = ~torch.isfinite(per_net) | (per_net.detach() > config.divergence_threshold)
+        if bool(bad.any()):
+            newly_failed = bad.cpu().numpy() & ~failed
+            failed[newly_failed] = True
+            active &= ~bad
+        losses[:, step] = np.where(
+            active.cpu().numpy(), per_net.detach().double().cpu().numpy(), np.nan
+        )
+        if not bool(active.any()):
+            break
+        opt.zero_grad()
+        total_per_net[active].sum().backward()
+        scale = None
+        if config.grad_clip > 0:
+            norm = per_network_grad_norm(opt.params)
+            finite = torch.isfinite(norm)
+            scale = torch.where(
+                finite, (config.grad_clip / (norm + 1e-6)).clamp(max=1.0), torch.zeros_like(norm)
+            )
+        opt.step(active, scale)
+        model.project_()
+        params_ok = _finite_per_network(model)
+        if not bool(params_ok.all()):
+            failed |= ~params_ok.cpu().numpy()
+            active &= params_ok
+        if (step + 1) % config.eval_every == 0 or step == config.n_steps - 1:
+            evaluate(step + 1)
+            if not bool(active.any()):
+                break
+
+    if not ev_step or ev_step[-1] != step + 1:
+        evaluate(step + 1)
+    reached &= ~failed
+    last = step + 1
+    return History(
+        loss=losses[:, :last],
+        eval_step=np.asarray(ev_step),
+        eval_loss=np.stack(ev_loss, 1),
+        eval_accuracy=np.stack(ev_acc, 1) if ev_acc else None,
+        level=np.stack(ev_level, 1) if curriculum is not None else None,
+        tau=np.stack(ev_tau, 1) if has_tau else None,
+        reached=reached,
+        failed=failed,
+        steps_to_criterion=steps_to_criterion,
+        network_metadata=model.network_metadata(),
+        n_values=tuple(getattr(task, "n_values", ())) or None,
+    )
+
+
+def _finite_per_network(model: RecurrentModel) -> torch.Tensor:
+    ok = None
+    for p in model.parameters():
+        f = torch.isfinite(p.detach()).reshape(p.shape[0], -1).all(1)
+        ok = f if ok is None else ok & f
+    return ok
