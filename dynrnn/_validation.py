@@ -75,7 +75,10 @@ def check_float(
 ) -> float:
     """Return ``value`` as a finite float in the given range, or raise ValueError naming it."""
     rng = _range_text(low, high, low_inclusive, high_inclusive)
-    msg = f"The {name!r} parameter of {owner} must be a float in the range {rng}. Got {value!r} instead."
+    msg = (
+        f"The {name!r} parameter of {owner} must be a float in the range {rng}. "
+        f"Got {value!r} instead."
+    )
     if isinstance(value, bool):
         raise ValueError(msg)
     try:
@@ -98,7 +101,8 @@ def check_choice(owner: str, name: str, value: Any, choices: Iterable[Any]) -> A
     choices = tuple(choices)
     if value not in choices:
         raise ValueError(
-            f"The {name!r} parameter of {owner} must be one of {list(choices)}. Got {value!r} instead."
+            f"The {name!r} parameter of {owner} must be one of {list(choices)}. "
+            f"Got {value!r} instead."
         )
     return value
 

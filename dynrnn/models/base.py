@@ -2,7 +2,8 @@
 
 Shapes are the contract (see DESIGN.md):
 
-* states ``h``: ``[K, B, N]`` -- K networks, B trials, N units (K=1 for one network; never squeezed);
+* states ``h``: ``[K, B, N]`` -- K networks, B trials, N units (K=1 for one network, never
+  squeezed);
 * inputs ``x``: ``[K or 1, B, T, I]`` (a whole trial) or ``[K or 1, B, I]`` (one step);
 * ``step(h, x) -> h_next`` is the discrete-time map F (continuous-time models are their
   discretisation with the stated ``dt``); ``readout(h) -> y``; ``init_state(B)``;
@@ -396,7 +397,8 @@ def run(
     state_noise = model.sample_noise(B, T, gen) if noise else None
     states = []
     for t in range(T):
-        h = model.step_drive(h, drive_steps[t], params, None if state_noise is None else state_noise[t])
+        noise_t = None if state_noise is None else state_noise[t]
+        h = model.step_drive(h, drive_steps[t], params, noise_t)
         states.append(h)
     S = torch.stack(states, dim=2)
     return (S if return_states else None), model.readout(S)
