@@ -333,22 +333,29 @@ def _lm_step(model, xa, qa, ra, mua, u, drive, params, eye, max_trials):
 
 
 def _refine(model, x, u, tol_q, max_iters, chunk, mu0=1e-2, patience=6, max_trials=6):
-    """Batched LM in float64 with per-point convergence; returns points, q, iterations used."""
+    """Batched LM in float64 with per-point convergence; returns points, q, iterations used.
+
+    A point keeps iterating past ``tol_q`` (quadratic convergence makes this one or two cheap
+    steps) until ``q < 1e-12 tol_q`` or its q stops decreasing, so converged points are accurate
+    to about ``sqrt(2 q) / |1 - lambda|`` rather than merely below the threshold.
+    """
     K, P, N = x.shape
     params, drive, u3 = _drive_and_params(model, u, P)
     eye = torch.eye(N, dtype=x.dtype, device=x.device)
+    target = tol_q * 1e-12
     with torch.no_grad():
         q, _ = _speed(model, x, drive, params)
         q = torch.where(torch.isfinite(q), q, torch.full_like(q, math.inf))
         mu = torch.full_like(q, mu0)
         stall = torch.zeros_like(q, dtype=torch.int64)
         iters = torch.zeros_like(q, dtype=torch.int64)
-        done = (q < tol_q) | ~torch.isfinite(q)
+        done = (q < target) | ~torch.isfinite(q)
         for _ in range(max_iters):
             active = ~done
             if not bool(active.any()):
                 break
             idx, valid = _compact(active)
+            moved = torch.zeros_like(done)
             for start in range(0, idx.shape[1], chunk):
                 sl = slice(start, start + chunk)
                 ci, cv = idx[:, sl], valid[:, sl]
@@ -363,7 +370,14 @@ def _refine(model, x, u, tol_q, max_iters, chunk, mu0=1e-2, patience=6, max_tria
                 _scatter_(mu, ci, cv, mua)
                 _scatter_(stall, ci, cv, torch.where(progress, 0, _gather(stall, ci) + 1))
                 _scatter_(iters, ci, cv, _gather(iters, ci) + 1)
-            done = done | (q < tol_q) | (stall >= patience) | (mu >= 1e14)
+                _scatter_(moved, ci, cv, progress)
+            done = (
+                done
+                | (q < target)
+                | ((q < tol_q) & ~moved)
+                | (stall >= patience)
+                | (mu >= 1e14)
+            )
     return x, q, iters
 
 

@@ -151,14 +151,14 @@ def _input_jacobian(m64, x, u, chunk) -> torch.Tensor:
     out = []
     eye = torch.eye(I, dtype=x.dtype, device=x.device)
     for s in range(0, P, chunk):
-        xs, us = x[:, s : s + chunk], u[:, s : s + chunk]
+        xs, us = x[:, s : s + chunk], u[:, s : s + chunk].contiguous()
 
         def f(inp, xs=xs):
             return m64.step_drive(xs, m64.input_drive(inp), params)
 
         cols = []
         for i in range(I):
-            v = eye[i].expand_as(us)
+            v = eye[i].expand_as(us).contiguous()
             cols.append(torch.func.jvp(f, (us,), (v,))[1].detach())
         out.append(torch.stack(cols, dim=-1))
     return torch.cat(out, dim=1)

@@ -109,6 +109,18 @@ def _fit_one(kind, tt, yy, a0, tau0):
             "tau_slow": float(t2), "amplitude_fast": float(a1), "amplitude_slow": float(a2)}, rss
 
 
+def _identifiable(p: dict, last_lag: float) -> bool:
+    """Whether both components of a double fit are resolved by the data: each carries at least
+    5% of the amplitude, the timescales differ by at least 1.5x, and the slow one is not longer
+    than three times the fitted lag window (else it only models an offset of the noisy tail)."""
+    total = p["amplitude_fast"] + p["amplitude_slow"]
+    return (
+        min(p["amplitude_fast"], p["amplitude_slow"]) >= 0.05 * total
+        and p["tau_slow"] >= 1.5 * p["tau_fast"]
+        and p["tau_slow"] <= 3.0 * max(last_lag, 1.0)
+    )
+
+
 def fit_exponential(
     acf: Any,
     lags: Any = None,
@@ -123,9 +135,11 @@ def fit_exponential(
         acf: ``[L + 1]`` autocorrelation at lags ``0..L`` (or at ``lags``).
         lags: lag values (default ``0..L``).
         kind: ``"single"`` (``A exp(-l/tau)``), ``"double"``
-            (``A1 exp(-l/tau1) + A2 exp(-l/tau2)``, ``tau1 <= tau2``) or ``"auto"`` (both,
-            the double kept only when it lowers the Bayesian information criterion, so a
-            single-exponential ACF is not over-fitted).
+            (``A1 exp(-l/tau1) + A2 exp(-l/tau2)``, ``tau1 <= tau2``) or ``"auto"`` (both;
+            the double is kept only when both components are resolved -- each >= 5% of the
+            amplitude, timescales >= 1.5x apart, the slow one <= 3x the fitted window -- and it
+            lowers the Bayesian information criterion, so a single-exponential ACF is not
+            over-fitted).
         min_lag: first lag fitted (lag 0 holds the noise variance of noisy signals; 1 skips it).
         cutoff: the fit uses lags up to where the ACF first falls below ``cutoff``.
 
@@ -174,6 +188,8 @@ def fit_exponential(
         n_par = 2 if name == "single" else 4
         return n * math.log(max(rss, 1e-300) / n) + n_par * math.log(n)
 
+    if kind == "auto" and "double" in fits and not _identifiable(fits["double"][0], tt[-1]):
+        del fits["double"]
     best = min(fits, key=lambda name: bic(name, fits[name][1]))
     params, rss = fits[best]
     if best == "single":

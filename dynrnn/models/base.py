@@ -292,6 +292,15 @@ class RecurrentModel(nn.Module):
     def project_(self) -> None:
         """Re-impose parameter constraints after an optimiser step (e.g. tau >= tau_min)."""
 
+    def has_fused_loop(self) -> bool:
+        """Whether :meth:`fused_loop` is available (see :mod:`dynrnn.kernels`)."""
+        return False
+
+    def fused_loop(self, h0, drive_tm, params, noise_tm):
+        """Whole time loop at once: ``drive_tm [T, K, B, D]`` -> states ``[T, K, B, N]``; must
+        equal the reference loop of :func:`run`."""
+        raise NotImplementedError
+
     def perturb_inputs(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Inputs ``[K or 1, B, T, I]`` with the model's input noise added (default: unchanged)."""
         return x
@@ -357,6 +366,7 @@ def run(
     noise: bool = False,
     generator: torch.Generator | int | None = None,
     return_states: bool = True,
+    backend: str = "auto",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The one simulation loop: run ``model`` on inputs ``x`` from initial state ``h0``.
 
@@ -368,6 +378,8 @@ def run(
             reproducibility.
         generator: seed or ``torch.Generator`` for initial states and noise.
         return_states: if False, ``states`` is returned as None (saves memory).
+        backend: ``"auto"`` uses the model's fused loop (``dynrnn.kernels``) where it has one;
+            ``"reference"`` forces the plain autograd loop below (the specification).
 
     Returns:
         ``(states [K, B, T, N], outputs [K, B, T, O])``.
@@ -392,9 +404,18 @@ def run(
         x = model.perturb_inputs(x, gen)
     params = model.prepare()
     drive = model.input_drive(x)  # [K, B, T, D]
-    # time-major; unbind (not drive[t]) so that autograd's backward is one stack, not T scatters
-    drive_steps = drive.expand(K, -1, -1, -1).permute(2, 0, 1, 3).unbind(0)
+    drive_tm = drive.expand(K, -1, -1, -1).permute(2, 0, 1, 3)  # time-major [T, K, B, D]
     state_noise = model.sample_noise(B, T, gen) if noise else None
+    if backend not in ("auto", "reference"):
+        raise ValueError(
+            f"The 'backend' argument of run must be 'auto' or 'reference'. Got {backend!r}."
+        )
+    if backend == "auto" and model.has_fused_loop():
+        S = model.fused_loop(h, drive_tm, params, state_noise)  # [T, K, B, N]
+        S = S.permute(1, 2, 0, 3)
+        return (S if return_states else None), model.readout(S)
+    # reference loop; unbind (not drive[t]) so that autograd's backward is one stack, not T scatters
+    drive_steps = drive_tm.unbind(0)
     states = []
     for t in range(T):
         noise_t = None if state_noise is None else state_noise[t]

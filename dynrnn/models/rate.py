@@ -230,6 +230,19 @@ class RateRNN(RecurrentModel):
             return phi(name, h + alpha * (a - h))
         return h + alpha * (phi(name, a) - h)
 
+    def has_fused_loop(self) -> bool:
+        return True
+
+    def fused_loop(self, h0, drive_tm, params, noise_tm):
+        from ..kernels.rate_loop import rate_loop
+
+        if noise_tm is not None:
+            drive_tm = drive_tm + noise_tm  # noise enters the pre-activation a, like the drive
+        return rate_loop(
+            drive_tm, h0, params["W_T"], params.get("alpha"), self.config.nonlinearity,
+            self.config.leak_form,
+        )
+
     def readout(self, h: torch.Tensor) -> torch.Tensor:
         """``W_out h + b_out``: ``[K, B, (T,) N] -> [K, B, (T,) O]``."""
         K = h.shape[0]

@@ -1,1 +1,26 @@
-"""dynrnn.plot"""
+"""Publication figures from analysis results (``xarray.Dataset``).
+
+Every plot function takes a result and an optional ``ax``, draws, and returns the Axes (the
+Figure is ``ax.figure``); none calls ``plt.show()``. Wrap figures in :func:`style` for
+publication defaults and the colour-blind-safe palette :data:`PALETTE`.
+"""
+
+from ._style import PALETTE, STABILITY_COLOURS, style
+from .dynamics import (
+    pca_basis,
+    plot_eigenvalues,
+    plot_fixed_points,
+    plot_lyapunov_spectrum,
+    plot_timescales,
+)
+
+__all__ = [
+    "PALETTE",
+    "STABILITY_COLOURS",
+    "pca_basis",
+    "plot_eigenvalues",
+    "plot_fixed_points",
+    "plot_lyapunov_spectrum",
+    "plot_timescales",
+    "style",
+]
