@@ -1,6 +1,10 @@
 """Fused fast paths of hot loops. Each has a plain-torch ``reference`` (the specification) that
-tests compare it against; the CPU paths never import Triton."""
+the tests compare it against; the CPU paths never import Triton.
 
-from .rate_loop import rate_loop, rate_loop_reference
+* :func:`rate_rnn` -- rate-RNN ensemble (input projection + recurrence + readout) with a
+  hand-written BPTT backward; used by :func:`dynrnn.models.run` for ``RateRNN``.
+"""
 
-__all__ = ["rate_loop", "rate_loop_reference"]
+from .rate_rnn import rate_rnn, rate_rnn_reference
+
+__all__ = ["rate_rnn", "rate_rnn_reference"]

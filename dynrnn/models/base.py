@@ -296,9 +296,10 @@ class RecurrentModel(nn.Module):
         """Whether :meth:`fused_loop` is available (see :mod:`dynrnn.kernels`)."""
         return False
 
-    def fused_loop(self, h0, drive_tm, params, noise_tm):
-        """Whole time loop at once: ``drive_tm [T, K, B, D]`` -> states ``[T, K, B, N]``; must
-        equal the reference loop of :func:`run`."""
+    def fused_loop(self, h0, x, noise):
+        """Whole trial at once (a :mod:`dynrnn.kernels` fast path): inputs ``x [Kx, T, B, I]``
+        (time-major per network), state noise ``[K, T, B, N]`` or None -> ``(states
+        [K, T, B, N], outputs [K, T, B, O])``; must equal the reference loop of :func:`run`."""
         raise NotImplementedError
 
     def perturb_inputs(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -308,7 +309,7 @@ class RecurrentModel(nn.Module):
     def sample_noise(
         self, batch_size: int, n_steps: int, generator: torch.Generator
     ) -> torch.Tensor | None:
-        """Per-step state noise ``[T, K, B, N]`` for :func:`run`, or None if the model has none."""
+        """Per-step state noise ``[K, T, B, N]`` for :func:`run`, or None if the model has none."""
         return None
 
 
@@ -402,24 +403,27 @@ def run(
         h = h.expand(K, -1, -1)
     if noise:
         x = model.perturb_inputs(x, gen)
-    params = model.prepare()
-    drive = model.input_drive(x)  # [K, B, T, D]
-    drive_tm = drive.expand(K, -1, -1, -1).permute(2, 0, 1, 3)  # time-major [T, K, B, D]
-    state_noise = model.sample_noise(B, T, gen) if noise else None
     if backend not in ("auto", "reference"):
         raise ValueError(
             f"The 'backend' argument of run must be 'auto' or 'reference'. Got {backend!r}."
         )
+    # Layout [K, T, B, D]: each step is a batch of contiguous B x D matrices (see kernels).
+    x_tm = x.transpose(1, 2)
+    state_noise = model.sample_noise(B, T, gen) if noise else None  # [K, T, B, N]
     if backend == "auto" and model.has_fused_loop():
-        S = model.fused_loop(h, drive_tm, params, state_noise)  # [T, K, B, N]
-        S = S.permute(1, 2, 0, 3)
-        return (S if return_states else None), model.readout(S)
-    # reference loop; unbind (not drive[t]) so that autograd's backward is one stack, not T scatters
-    drive_steps = drive_tm.unbind(0)
-    states = []
-    for t in range(T):
-        noise_t = None if state_noise is None else state_noise[t]
-        h = model.step_drive(h, drive_steps[t], params, noise_t)
-        states.append(h)
-    S = torch.stack(states, dim=2)
-    return (S if return_states else None), model.readout(S)
+        S, Y = model.fused_loop(h, x_tm, state_noise)  # [K, T, B, N], [K, T, B, O]
+    else:
+        params = model.prepare()
+        drive = model.input_drive(x_tm).expand(K, -1, -1, -1)
+        # unbind (not drive[:, t]) so that the backward is one stack, not T scatters into a
+        # zero tensor of the whole sequence
+        drive_steps = drive.unbind(1)
+        noise_steps = state_noise.unbind(1) if state_noise is not None else [None] * T
+        states = []
+        for t in range(T):
+            h = model.step_drive(h, drive_steps[t], params, noise_steps[t])
+            states.append(h)
+        S = torch.stack(states, dim=1)
+        Y = model.readout(S)
+    outputs = Y.transpose(1, 2)
+    return (S.transpose(1, 2).contiguous() if return_states else None), outputs

@@ -109,9 +109,9 @@ class _Gated(RecurrentModel):
         std = self.rec_noise_std
         if not bool((std > 0).any()):
             return None
-        shape = (n_steps, self.n_networks, batch_size, self.n_units)
+        shape = (self.n_networks, n_steps, batch_size, self.n_units)
         noise = torch.randn(shape, generator=generator, dtype=self.dtype, device=self.device)
-        return noise * std.to(self.dtype)[None, :, None, None]
+        return noise * std.to(self.dtype)[:, None, None, None]
 
 
 class GRU(_Gated):

@@ -233,14 +233,16 @@ class RateRNN(RecurrentModel):
     def has_fused_loop(self) -> bool:
         return True
 
-    def fused_loop(self, h0, drive_tm, params, noise_tm):
-        from ..kernels.rate_loop import rate_loop
+    def fused_loop(self, h0, x, noise):
+        from ..kernels.rate_rnn import rate_rnn
 
-        if noise_tm is not None:
-            drive_tm = drive_tm + noise_tm  # noise enters the pre-activation a, like the drive
-        return rate_loop(
-            drive_tm, h0, params["W_T"], params.get("alpha"), self.config.nonlinearity,
-            self.config.leak_form,
+        params = self.prepare()
+        c = self.config
+        return rate_rnn(
+            x, h0, self.W_in, self.b if c.bias else torch.zeros_like(self.b), params["W_T"],
+            params.get("alpha"), self.W_out,
+            self.b_out if c.readout_bias else torch.zeros_like(self.b_out), noise,
+            c.nonlinearity, c.leak_form,
         )
 
     def readout(self, h: torch.Tensor) -> torch.Tensor:
@@ -304,6 +306,6 @@ class RateRNN(RecurrentModel):
         std = self.rec_noise_std
         if not bool((std > 0).any()):
             return None
-        shape = (n_steps, self.n_networks, batch_size, self.n_units)
+        shape = (self.n_networks, n_steps, batch_size, self.n_units)
         noise = torch.randn(shape, generator=generator, dtype=self.dtype, device=self.device)
-        return noise * std.to(self.dtype)[None, :, None, None]
+        return noise * std.to(self.dtype)[:, None, None, None]

@@ -1,0 +1,252 @@
+"""Benchmark: fixed points of many trained 3-bit flip-flop networks.
+
+dynrnn (``dynrnn.analyses.find_fixed_points``: all K networks x P initial states in one batched
+optimisation -- Adam, then float64 Levenberg--Marquardt) against a straightforward per-network
+loop in the style of the well-known reference finder (FixedPointFinder, Golub & Sussillo 2018):
+Adam on the mean of q with initial learning rate 1.0 and plateau decay, gradient-norm clipping,
+stopping when every q < 1e-12 (or |dq| < 1e-20) or after 10,000 iterations; then deduplication,
+outlier removal, Jacobians and eigendecomposition per network. The baseline is written here from
+the published description (no reference code is used).
+
+Both methods start from the *same* initial states (trajectory states + N(0, 0.5^2) noise). The
+baseline is run on a subset of the networks and its time extrapolated linearly (it is a loop over
+networks, so its cost is linear in K); the output says so.
+
+Usage::
+
+    python benchmarks/fixed_points.py                       # 64 networks x 1024 inits
+    python benchmarks/fixed_points.py --baseline-networks 8 --threads 2
+
+Trained networks are cached under ``--cache`` (default: a temp dir) so reruns skip training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dynrnn.analyses import find_fixed_points, sample_initial_states
+from dynrnn.models import Ensemble, RateRNNConfig
+
+
+# --------------------------------------------------------------------------- the zoo
+def flipflop_batch(batch, T, n_bits, p, gen):
+    occ = torch.rand(batch, T, n_bits, generator=gen) < p
+    sign = torch.where(torch.rand(batch, T, n_bits, generator=gen) < 0.5, 1.0, -1.0)
+    pulses = occ.float() * sign
+    steps = torch.arange(T).view(1, T, 1).expand(batch, T, n_bits)
+    last = torch.where(occ, steps, torch.full_like(steps, -1)).cummax(1).values
+    seen = last >= 0
+    targets = torch.where(seen, pulses.gather(1, last.clamp(min=0)), 0.0)
+    return pulses, targets, seen.float()
+
+
+def simulate(model, x, noise=0.0, gen=None):
+    params = model.prepare()
+    drive = model.input_drive(x[None]).expand(model.n_networks, -1, -1, -1)
+    h = model.init_state(x.shape[0])
+    states = []
+    for d in drive.unbind(2):
+        h = model.step_drive(h, d, params)
+        if noise:
+            h = h + noise * torch.randn(h.shape, generator=gen)
+        states.append(h)
+    S = torch.stack(states, 2)
+    return S, model.readout(S)
+
+
+def train_zoo(n_networks, n_units, n_bits, max_iters, seed=0, log=print):
+    """K tanh RNNs trained together (independent parameters; Adam; state noise 0.05)."""
+    model = Ensemble(RateRNNConfig(n_bits, n_units, n_bits), n_networks=n_networks, seed=seed)
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    gen = torch.Generator().manual_seed(seed)
+    test = flipflop_batch(64, 200, n_bits, 0.05, torch.Generator().manual_seed(999))
+    t0 = time.perf_counter()
+    for it in range(max_iters):
+        x, y, m = flipflop_batch(64, 100, n_bits, 0.05, gen)
+        _, out = simulate(model, x, 0.05, gen)
+        loss = (((out - y) ** 2 * m).sum((1, 2, 3)) / m.sum()).sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if it % 50 == 0 or it == max_iters - 1:
+            with torch.no_grad():
+                _, out = simulate(model, test[0])
+                mse = ((out - test[1]) ** 2 * test[2]).sum((1, 2, 3)) / test[2].sum()
+            n_ok = int((mse < 1e-3).sum())
+            log(f"  train it {it:5d}  {time.perf_counter() - t0:7.1f}s  "
+                f"{n_ok}/{n_networks} networks with MSE < 1e-3")
+            if n_ok >= int(0.95 * n_networks):
+                break
+    return model, mse
+
+
+def load_or_train(cache: Path, n_networks, n_units, n_bits, max_iters, log=print):
+    tag = f"flipflop{n_bits}_K{n_networks}_N{n_units}"
+    weights, meta = cache / f"{tag}.pt", cache / f"{tag}.json"
+    model = Ensemble(RateRNNConfig(n_bits, n_units, n_bits), n_networks=n_networks, seed=0)
+    if weights.exists() and meta.exists():
+        model.load_state_dict(torch.load(weights, weights_only=True))
+        mse = torch.tensor(json.loads(meta.read_text())["mse"])
+        log(f"loaded {n_networks} trained networks from {weights}")
+        return model, mse
+    log(f"training {n_networks} networks (cached to {cache}) ...")
+    model, mse = train_zoo(n_networks, n_units, n_bits, max_iters, log=log)
+    cache.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), weights)
+    meta.write_text(json.dumps({"mse": mse.tolist()}))
+    return model, mse
+
+
+# --------------------------------------------------------------------------- the baseline
+def reference_style_finder(net, x0, u, *, lr=1.0, max_iters=10_000, tol_q=1e-12, tol_dq=1e-20,
+                           clip=1.0, dedupe_tol=1e-3, outlier_scale=10.0):
+    """One network, float32, Adam on mean q with plateau decay (FixedPointFinder style)."""
+    x = x0.float().clone().requires_grad_(True)
+    xin = u.float().expand(1, x.shape[0], -1)
+    opt = torch.optim.Adam([x], lr=lr)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=20)
+    prev = math.inf
+    n_iters = 0
+    for it in range(1, max_iters + 1):
+        n_iters = it
+        r = net.step(x[None], xin)[0] - x
+        q = 0.5 * (r * r).sum(-1)
+        loss = q.mean()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([x], clip)
+        opt.step()
+        value = float(loss)
+        sched.step(value)
+        if float(q.max()) < tol_q or abs(prev - value) < tol_dq:
+            break
+        prev = value
+    x = x.detach()
+    with torch.no_grad():
+        r = net.step(x[None], xin)[0] - x
+        q = 0.5 * (r * r).sum(-1)
+    # outliers, then greedy deduplication (lowest q first)
+    c = x0.float().mean(0)
+    d0 = (x0.float() - c).norm(dim=-1).mean()
+    keep = (x - c).norm(dim=-1) <= outlier_scale * d0
+    xs, qs = x[keep], q[keep]
+    order = torch.argsort(qs)
+    xs, qs = xs[order], qs[order]
+    taken = torch.zeros(len(xs), dtype=torch.bool)
+    uniq = []
+    for i in range(len(xs)):
+        if taken[i]:
+            continue
+        uniq.append(i)
+        taken |= (xs - xs[i]).norm(dim=-1) < dedupe_tol
+    fps, fq = xs[uniq], qs[uniq]
+    J = torch.stack([torch.autograd.functional.jacobian(
+        lambda h: net.step(h[None, None], xin[:, :1])[0, 0], p) for p in fps])
+    lam = torch.linalg.eigvals(J)
+    stable = lam.abs().amax(-1) < 1
+    return {"points": fps, "q": fq, "stable": stable, "iterations": n_iters, "final_q": q}
+
+
+# --------------------------------------------------------------------------- main
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--n-networks", type=int, default=64)
+    p.add_argument("--n-units", type=int, default=64)
+    p.add_argument("--n-bits", type=int, default=3)
+    p.add_argument("--n-initial", type=int, default=1024)
+    p.add_argument("--baseline-networks", type=int, default=4,
+                   help="networks the per-network baseline runs on (time extrapolated)")
+    p.add_argument("--max-iters", type=int, default=10_000, help="baseline iterations")
+    p.add_argument("--train-iters", type=int, default=2500)
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--cache", type=Path,
+                   default=Path(tempfile.gettempdir()) / "dynrnn_bench_fixed_points")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{os.cpu_count()} CPUs")
+
+    K, P = args.n_networks, args.n_initial
+    model, mse = load_or_train(args.cache, K, args.n_units, args.n_bits, args.train_iters)
+    model.requires_grad_(False)
+    trained = (mse < 1e-3).numpy()
+    print(f"{int(trained.sum())}/{K} networks reach masked MSE < 1e-3")
+
+    x, _, _ = flipflop_batch(128, 200, args.n_bits, 0.05, torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        traj, _ = simulate(model, x)
+    x0 = sample_initial_states(traj, P, noise_std=0.5, seed=0)  # [K, P, N] shared by both
+    u = torch.zeros(args.n_bits)
+
+    # ---------------- dynrnn, all networks at once
+    find_fixed_points(model.select([0]), initial_states=x0[:1, :8])  # warm-up (lazy imports)
+    t0 = time.perf_counter()
+    ds = find_fixed_points(model, u, initial_states=x0)
+    t_ours = time.perf_counter() - t0
+    print(f"\ndynrnn: {K} networks x {P} initial states in {t_ours:.1f}s "
+          f"(first-order {ds.attrs['seconds_first_order']:.1f}s, "
+          f"LM {ds.attrs['seconds_refinement']:.1f}s, "
+          f"max LM iterations {ds.attrs['newton_iterations']})")
+    conv = int((ds.candidate_status == 0).sum())
+    print(f"  candidates converged (q < 1e-12): {conv}/{K * P}; slow: "
+          f"{int((ds.candidate_status == 1).sum())}; not converged: "
+          f"{int(ds.n_not_converged.sum())}; outliers: {int(ds.n_outliers.sum())}")
+    ok = ds.valid & ds.converged
+    print(f"  max q over fixed points: {float(ds.q.where(ok).max()):.2e}")
+    n_st = ds.n_stable.values
+    print(f"  stable fixed points per network: {np.bincount(n_st).nonzero()[0].tolist()} "
+          f"(counts {np.bincount(n_st)[np.bincount(n_st) > 0].tolist()}); "
+          f"{int((n_st[trained] == 2 ** args.n_bits).sum())}/{int(trained.sum())} trained "
+          f"networks have exactly {2 ** args.n_bits}")
+
+    # ---------------- baseline, one network at a time
+    subset = list(range(min(args.baseline_networks, K)))
+    t_base = 0.0
+    agree = []
+    print(f"\nbaseline (per-network Adam, lr 1.0 + plateau decay, max {args.max_iters} its) on "
+          f"{len(subset)} networks:")
+    for k in subset:
+        net = model.select(k)
+        t0 = time.perf_counter()
+        res = reference_style_finder(net, x0[k], u[None], max_iters=args.max_iters)
+        dt = time.perf_counter() - t0
+        t_base += dt
+        ref_stable = res["points"][res["stable"]].double()
+        d = ds.isel(network=k)
+        our_stable = torch.as_tensor(d.points.values[(d.valid & d.converged).values
+                                                     & (d.stability.values == 0)])
+        if len(ref_stable) and len(our_stable):
+            dist = torch.cdist(ref_stable, our_stable)
+            matched_ref = int((dist.min(1).values < 1e-3).sum())
+            matched_ours = int((dist.min(0).values < 1e-3).sum())
+            max_d = float(dist.min(1).values.max())
+        else:
+            matched_ref = matched_ours = 0
+            max_d = math.nan
+        same = matched_ref == len(ref_stable) == len(our_stable) == matched_ours
+        agree.append(same)
+        print(f"  network {k}: {dt:6.1f}s, {res['iterations']} its, baseline max q "
+              f"{float(res['final_q'].max()):.1e} (fraction q<1e-12: "
+              f"{float((res['final_q'] < 1e-12).float().mean()):.2f}); stable points "
+              f"baseline {len(ref_stable)} / dynrnn {len(our_stable)}, matched within 1e-3: "
+              f"{matched_ref}; max distance {max_d:.1e}; same set: {same}")
+    t_base_all = t_base / len(subset) * K
+    print(f"\nbaseline time: {t_base:.1f}s for {len(subset)} networks -> extrapolated "
+          f"{t_base_all:.1f}s for {K} networks (linear in K)")
+    print(f"dynrnn time:   {t_ours:.1f}s for {K} networks")
+    print(f"speed-up (baseline / dynrnn): {t_base_all / t_ours:.1f}x   [goal >= 50x]")
+    print(f"same stable fixed points on all compared networks: {all(agree)}")
+
+
+if __name__ == "__main__":
+    main()
