@@ -59,110 +59,152 @@ def rate_rnn_reference(x, h0, W_in, b, W_T, alpha, W_out, b_out, noise, nonlinea
     return torch.stack(hs, 1), torch.stack(ys, 1)
 
 
+def _augmented(W_in, b, W_T, W_out, b_out):
+    """``M [K, N+I+1, N+O]`` with ``[h, x, 1] @ M = [W h + U x + b, W_out h + b_out]``."""
+    K, N, I = W_in.shape
+    O = W_out.shape[1]
+    top = torch.cat([W_T, W_out.transpose(1, 2)], 2)  # [K, N, N+O]
+    mid = torch.cat([W_in.transpose(1, 2), W_in.new_zeros(K, I, O)], 2)  # [K, I, N+O]
+    bot = torch.cat([b, b_out], 1)[:, None, :]  # [K, 1, N+O]
+    return torch.cat([top, mid, bot], 1)
+
+
 class _FusedRateRNN(torch.autograd.Function):
+    """One ``bmm`` per step forward and two backward, on the augmented state ``z = [h, x, 1]``.
+
+    ``z_t M = [a_t - noise_t, y_{t-1}]``: the input projection, bias and the readout of the
+    previous state ride along in the recurrent matmul (contraction N+I+1 instead of N), which
+    removes the tiny-contraction matmuls (I, O ~ 3) that are as slow as the recurrent one; the
+    backward accumulates all weight gradients as ``dM += z_t^T [da_t, dy_{t-1}]``.
+    """
+
     @staticmethod
     def forward(ctx, x, h0, W_in, b, W_T, alpha, W_out, b_out, noise, nonlinearity, leak_form):
         K, B, N = h0.shape
-        T = x.shape[1]
+        T, I = x.shape[1], x.shape[-1]
         O = W_out.shape[1]
         vanilla_tanh = alpha is None and nonlinearity == "tanh"
-        H = torch.empty(K, T, B, N, dtype=h0.dtype, device=h0.device)
-        A = None if vanilla_tanh else torch.empty_like(H)
+        M = _augmented(W_in, b, W_T, W_out, b_out)
+        # ZH[:, t] = z_t = [h_{t-1}, x_t, 1]; the states are a view, H = ZH[:, 1:, :, :N]
+        ZH = torch.empty(K, T + 1, B, N + I + 1, dtype=h0.dtype, device=h0.device)
+        ZH[..., N + I] = 1.0
+        ZH[:, :T, :, N : N + I] = x.expand(K, -1, -1, -1)
+        ZH[:, 0, :, :N] = h0
+        A = None if vanilla_tanh else torch.empty(K, T, B, N, dtype=h0.dtype, device=h0.device)
         Y = torch.empty(K, T, B, O, dtype=h0.dtype, device=h0.device)
-        W_in_T, W_out_T = W_in.transpose(1, 2), W_out.transpose(1, 2)
-        b3, bo3 = b[:, None, :], b_out[:, None, :]
-        h = h0
         with torch.no_grad():
             for t in range(T):
-                d = _drive(x[:, t], W_in_T, b3)
+                P = torch.bmm(ZH[:, t], M)
+                if t > 0:
+                    Y[:, t - 1] = P[..., N:]
+                a = P[..., :N]
                 if noise is not None:
-                    d += noise[:, t]
+                    a = a + noise[:, t]
+                h_new = ZH[:, t + 1, :, :N]
                 if vanilla_tanh:
-                    h = torch.tanh_(torch.baddbmm(d, h, W_T, out=H[:, t]))
+                    torch.tanh(a, out=h_new)
                 else:
-                    a = torch.baddbmm(d, h, W_T, out=A[:, t])
-                    h = _cell(h, a, alpha, nonlinearity, leak_form)
-                    H[:, t] = h
-                torch.baddbmm(bo3, h, W_out_T, out=Y[:, t])
+                    A[:, t] = a
+                    h_new.copy_(_cell(ZH[:, t, :, :N], a, alpha, nonlinearity, leak_form))
+            H = ZH[:, 1:, :, :N]
+            Y[:, T - 1] = torch.baddbmm(b_out[:, None, :], H[:, T - 1], W_out.transpose(1, 2))
         empty = torch.empty(0)
         ctx.save_for_backward(
             x,
             h0,
-            W_in,
-            W_T,
             W_out,
-            H,
+            M,
+            ZH,
             A if A is not None else empty,
             alpha if alpha is not None else empty,
         )
         ctx.flags = (alpha is not None, vanilla_tanh, nonlinearity, leak_form)
+        ctx.set_materialize_grads(False)  # unused states get gH = None, not a zero tensor
         return H, Y
 
     @staticmethod
     def backward(ctx, gH, gY):
-        x, h0, W_in, W_T, W_out, H, A, alpha = ctx.saved_tensors
+        x, h0, W_out, M, ZH, A, alpha = ctx.saved_tensors
         has_alpha, vanilla_tanh, name, form = ctx.flags
         alpha = alpha if has_alpha else None
-        K, T, B, N = H.shape
+        I, O = x.shape[-1], W_out.shape[1]
+        K, B, N = h0.shape
+        T = ZH.shape[1] - 1
+        H = ZH[:, 1:, :, :N]
         need = ctx.needs_input_grad
-        W = W_T.transpose(1, 2)
-        g_W_T = torch.zeros_like(W_T)
-        g_W_in = torch.zeros_like(W_in)
-        g_b = torch.zeros(K, N, dtype=H.dtype, device=H.device)
-        g_W_out = torch.zeros_like(W_out)
-        g_b_out = torch.zeros(K, W_out.shape[1], dtype=H.dtype, device=H.device)
+        M_T = M.transpose(1, 2)
+        g_M = torch.zeros_like(M)
+        G = torch.zeros(K, B, N + O, dtype=H.dtype, device=H.device)  # [da_t, dy_{t-1}]
         g_alpha = torch.zeros_like(h0) if alpha is not None else None
         g_x = torch.zeros(K, *x.shape[1:], dtype=x.dtype, device=x.device) if need[0] else None
-        g_noise = torch.empty_like(H) if need[8] else None
-        carry = torch.zeros_like(h0)
-        shared_x = x.shape[0] == 1 and K > 1
+        g_noise = torch.empty(K, T, B, N, dtype=H.dtype, device=H.device) if need[8] else None
+        g_W_out_last = g_b_out_last = None
+        if gY is not None:
+            gY = gY.contiguous()
+            gy = gY[:, T - 1]
+            carry = torch.bmm(gy, W_out)
+            g_W_out_last = torch.bmm(gy.transpose(1, 2), H[:, T - 1])
+            g_b_out_last = gy.sum(1)
+        else:
+            carry = torch.zeros_like(h0)
+        leak = None
         for t in range(T - 1, -1, -1):
-            h = H[:, t]
+            g = carry if gH is None else carry + gH[:, t]
             h_prev = H[:, t - 1] if t > 0 else h0
-            x_t = x[:, t]
-            if gY is not None:
-                gy = gY[:, t]
-                g = torch.baddbmm(carry, gy, W_out)
-                g_W_out.baddbmm_(gy.transpose(1, 2), h)
-                g_b_out += gy.sum(1)
-            else:
-                g = carry
-            if gH is not None:
-                g = g + gH[:, t]
+            ga = G[..., :N]
             if vanilla_tanh:
-                ga = torch.addcmul(g, g * h, h, value=-1)  # g * (1 - h^2)
-                leak = None
+                h = H[:, t]
+                torch.addcmul(g, g * h, h, value=-1, out=ga)  # g * (1 - h^2)
             elif alpha is None:
-                ga = g * dphi(name, A[:, t])
-                leak = None
+                torch.mul(g, dphi(name, A[:, t]), out=ga)
             elif form == "inside":
                 a = A[:, t]
                 gu = g * dphi(name, h_prev + alpha * (a - h_prev))
-                ga = gu * alpha
+                torch.mul(gu, alpha, out=ga)
                 g_alpha += gu * (a - h_prev)
                 leak = gu * (1 - alpha)
             else:
                 a = A[:, t]
-                ga = g * alpha * dphi(name, a)
+                torch.mul(g * alpha, dphi(name, a), out=ga)
                 g_alpha += g * (phi(name, a) - h_prev)
                 leak = g * (1 - alpha)
-            g_W_T.baddbmm_(h_prev.transpose(1, 2), ga)
-            if shared_x:
-                g_W_in += torch.matmul(ga.transpose(1, 2), x_t)
-            else:
-                g_W_in.baddbmm_(ga.transpose(1, 2), x_t)
-            g_b += ga.sum(1)
-            if g_x is not None:
-                g_x[:, t] = torch.bmm(ga, W_in)
             if g_noise is not None:
                 g_noise[:, t] = ga
-            carry = torch.bmm(ga, W) if leak is None else torch.baddbmm(leak, ga, W)
-        if g_x is not None and shared_x:
+            if gY is not None and t > 0:
+                G[..., N:] = gY[:, t - 1]
+            elif gY is not None:
+                G[..., N:] = 0.0
+            g_M.baddbmm_(ZH[:, t].transpose(1, 2), G)
+            gZ = torch.bmm(G, M_T)  # [K, B, N+I+1]
+            carry = gZ[..., :N] if leak is None else gZ[..., :N] + leak
+            if g_x is not None:
+                g_x[:, t] = gZ[..., N : N + I]
+        if g_x is not None and x.shape[0] == 1 and K > 1:
             g_x = g_x.sum(0, keepdim=True)
+        g_W_T = g_M[:, :N, :N]
+        g_W_in = g_M[:, N : N + I, :N].transpose(1, 2)
+        g_b = g_M[:, N + I, :N]
+        g_W_out = g_M[:, :N, N:].transpose(1, 2)
+        g_b_out = g_M[:, N + I, N:]
+        if g_W_out_last is not None:
+            g_W_out = g_W_out + g_W_out_last
+            g_b_out = g_b_out + g_b_out_last
         g_alpha_out = None
         if alpha is not None and need[5]:
             g_alpha_out = g_alpha.sum(1, keepdim=True) if alpha.shape[1] == 1 else g_alpha
-        return (g_x, carry, g_W_in, g_b, g_W_T, g_alpha_out, g_W_out, g_b_out, g_noise, None, None)
+        return (
+            g_x,
+            carry.contiguous(),
+            g_W_in.contiguous(),
+            g_b.contiguous(),
+            g_W_T.contiguous(),
+            g_alpha_out,
+            g_W_out.contiguous(),
+            g_b_out.contiguous(),
+            g_noise,
+            None,
+            None,
+        )
 
 
 def rate_rnn(
