@@ -231,8 +231,22 @@ class RecurrentModel(nn.Module):
         raise NotImplementedError
 
     def readout(self, h: torch.Tensor) -> torch.Tensor:
-        """Outputs ``[K, B, (T,) O]`` from states ``[K, B, (T,) N]``."""
-        raise NotImplementedError
+        """Outputs ``[K, B, (T,) O]`` from states ``[K, B, (T,) N]``.
+
+        Default: the linear readout ``W_out r + b_out`` of ``r = self._readout_input(h)``
+        (the state itself, or e.g. the ``h`` half of an LSTM state).
+        """
+        r = self._readout_input(h)
+        K = r.shape[0]
+        flat = r.reshape(K, -1, r.shape[-1])
+        if self.config.readout_bias:
+            y = torch.baddbmm(self.b_out[:, None, :], flat, self.W_out.transpose(1, 2))
+        else:
+            y = torch.bmm(flat, self.W_out.transpose(1, 2))
+        return y.reshape(*h.shape[:-1], self.n_outputs)
+
+    def _readout_input(self, h: torch.Tensor) -> torch.Tensor:
+        return h
 
     def init_state(
         self, batch_size: int, generator: torch.Generator | int | None = None
@@ -309,8 +323,14 @@ class RecurrentModel(nn.Module):
     def sample_noise(
         self, batch_size: int, n_steps: int, generator: torch.Generator
     ) -> torch.Tensor | None:
-        """Per-step state noise ``[K, T, B, N]`` for :func:`run`, or None if the model has none."""
-        return None
+        """Per-step state noise ``[K, T, B, N]`` for :func:`run` (Gaussian with the per-network
+        std ``rec_noise_std [K]``), or None if the model has none."""
+        std = getattr(self, "rec_noise_std", None)
+        if std is None or not bool((std > 0).any()):
+            return None
+        shape = (self.n_networks, n_steps, batch_size, self.n_units)
+        noise = torch.randn(shape, generator=generator, dtype=self.dtype, device=self.device)
+        return noise * std.to(self.dtype)[:, None, None, None]
 
 
 def stack_networks(models: Sequence[RecurrentModel]) -> RecurrentModel:

@@ -92,26 +92,8 @@ class _Gated(RecurrentModel):
     def prepare(self):
         return {"W_hh_T": self.W_hh.transpose(1, 2)}
 
-    def _hidden(self, h):
+    def _readout_input(self, h):
         return h[..., : self.hidden_size]
-
-    def readout(self, h):
-        hid = self._hidden(h)
-        K = hid.shape[0]
-        flat = hid.reshape(K, -1, hid.shape[-1])
-        if self.config.readout_bias:
-            y = torch.baddbmm(self.b_out[:, None, :], flat, self.W_out.transpose(1, 2))
-        else:
-            y = torch.bmm(flat, self.W_out.transpose(1, 2))
-        return y.reshape(*h.shape[:-1], self.n_outputs)
-
-    def sample_noise(self, batch_size, n_steps, generator):
-        std = self.rec_noise_std
-        if not bool((std > 0).any()):
-            return None
-        shape = (self.n_networks, n_steps, batch_size, self.n_units)
-        noise = torch.randn(shape, generator=generator, dtype=self.dtype, device=self.device)
-        return noise * std.to(self.dtype)[:, None, None, None]
 
 
 class GRU(_Gated):

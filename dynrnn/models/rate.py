@@ -245,16 +245,6 @@ class RateRNN(RecurrentModel):
             c.nonlinearity, c.leak_form,
         )
 
-    def readout(self, h: torch.Tensor) -> torch.Tensor:
-        """``W_out h + b_out``: ``[K, B, (T,) N] -> [K, B, (T,) O]``."""
-        K = h.shape[0]
-        flat = h.reshape(K, -1, h.shape[-1])
-        if self.config.readout_bias:
-            y = torch.baddbmm(self.b_out[:, None, :], flat, self.W_out.transpose(1, 2))
-        else:
-            y = torch.bmm(flat, self.W_out.transpose(1, 2))
-        return y.reshape(*h.shape[:-1], self.n_outputs)
-
     def init_state(self, batch_size, generator=None):
         K, N = self.n_networks, self.n_units
         h = torch.zeros(K, batch_size, N, device=self.device, dtype=self.dtype)
@@ -301,11 +291,3 @@ class RateRNN(RecurrentModel):
         x = x.expand(self.n_networks, *x.shape[1:])
         noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         return x + noise * std.to(x.dtype)[:, None, None, None]
-
-    def sample_noise(self, batch_size, n_steps, generator):
-        std = self.rec_noise_std
-        if not bool((std > 0).any()):
-            return None
-        shape = (self.n_networks, n_steps, batch_size, self.n_units)
-        noise = torch.randn(shape, generator=generator, dtype=self.dtype, device=self.device)
-        return noise * std.to(self.dtype)[:, None, None, None]
