@@ -11,12 +11,13 @@ under a constant input ``u``. Two phases:
 1. a batched first-order phase (Adam on q, gradients by autograd, in the model's dtype) that
    carries every candidate from its noisy initial state into the basin of a zero or a local
    minimum of q;
-2. a batched Levenberg--Marquardt (damped Gauss--Newton) refinement in float64 on the residual
-   ``r(x) = F(x) - x`` with Jacobian ``A = J - I`` from the protocol's ``model.jacobian``: each
-   point solves ``(A^T A + mu I) dx = -A^T r`` (a batched Cholesky solve on ``[K, M, N, N]``),
-   with its own damping ``mu`` (divided by 3 after a successful step, multiplied by 4 after a
-   failed one). Converged points leave the batch (the active set is compacted every iteration),
-   so the cost falls as points converge; q reaches ~1e-20 within a few steps of a true zero.
+2. a batched second-order refinement in float64 on the residual ``r(x) = F(x) - x`` with
+   Jacobian ``A = J - I`` from the protocol's ``model.jacobian``: a damped Newton step
+   ``A dx = -r`` (batched LU on ``[K, M, N, N]``, backtracking on q), and for points where
+   Newton fails (singular A, e.g. near slow points) Levenberg--Marquardt steps
+   ``(A^T A + mu I) dx = -A^T r`` with a per-point damping ``mu``. Converged points leave the
+   batch (the active set is compacted every iteration), so the cost falls as points converge;
+   q reaches ~1e-24 within a few steps of a true zero.
 
 Every candidate keeps its own record (q, status, which fixed point it reached). A candidate is
 *converged* when ``q < tol_q``; otherwise it is a *slow point* when ``q <= slow_q_max`` (a local
@@ -305,39 +306,67 @@ def _scatter_(t: torch.Tensor, idx: torch.Tensor, valid: torch.Tensor, val: torc
     t[k, idx[k, m]] = val[k, m]
 
 
-def _lm_step(model, xa, qa, ra, mua, u, drive, params, eye, max_trials):
-    """One Levenberg--Marquardt iteration for a chunk of points ``[K, M, N]``."""
+def _newton_lm_step(model, xa, qa, ra, mua, u, drive, params, eye, n_backtrack, max_trials):
+    """One damped-Newton / Levenberg--Marquardt iteration for a chunk of points ``[K, M, N]``.
+
+    The Newton direction ``dx = -(J - I)^-1 r`` (batched LU) is tried with step 1, 1/2, 1/4, ...
+    (it is a descent direction of q: ``grad q . dx = -2 q``); points where it fails (singular
+    or poor direction, e.g. near a slow point) take Levenberg--Marquardt steps
+    ``(A^T A + mu I) dx = -A^T r`` with per-point damping ``mu``.
+    """
     K, M = xa.shape[:2]
     J = model.jacobian(xa, u.expand(K, M, -1))
     A = J - eye
-    At = A.transpose(-1, -2)
-    g = (At @ ra[..., None])[..., 0]
-    H = At @ A
-    pending = torch.ones_like(qa, dtype=torch.bool)
-    accepted = torch.zeros_like(pending)
-    for _ in range(max_trials):
-        L, info = torch.linalg.cholesky_ex(H + mua[..., None, None] * eye)
-        dx = -torch.cholesky_solve(g[..., None], L)[..., 0]
-        xn = xa + dx
+    dx, info = torch.linalg.solve_ex(A, -ra)
+    usable = (info == 0) & torch.isfinite(dx).all(-1)
+    dx = torch.where(usable[..., None], dx, torch.zeros_like(dx))
+    pending = usable.clone()
+    step = torch.ones_like(qa)
+    for _ in range(n_backtrack):
+        if not bool(pending.any()):
+            break
+        xn = xa + step[..., None] * dx
         qn, rn = _speed(model, xn, drive, params)
-        ok = pending & (info == 0) & torch.isfinite(qn) & (qn < qa) & torch.isfinite(dx).all(-1)
+        ok = pending & torch.isfinite(qn) & (qn <= qa * (1.0 - 2e-4 * step))
         xa = torch.where(ok[..., None], xn, xa)
         ra = torch.where(ok[..., None], rn, ra)
         qa = torch.where(ok, qn, qa)
-        mua = torch.where(ok, mua / 3.0, torch.where(pending, mua * 4.0, mua)).clamp(1e-15, 1e15)
-        accepted |= ok
         pending &= ~ok
-        if not bool(pending.any()):
-            break
-    return xa, qa, ra, mua, accepted
+        step = torch.where(pending, step * 0.5, step)
+    mua = torch.where(usable & ~pending, mua / 3.0, mua).clamp_min(1e-15)
+    pending |= ~usable
+    if bool(pending.any()):
+        # Levenberg--Marquardt for the points Newton could not move
+        At = A.transpose(-1, -2)
+        g = (At @ ra[..., None])[..., 0]
+        H = At @ A
+        for _ in range(max_trials):
+            L, cinfo = torch.linalg.cholesky_ex(H + mua[..., None, None] * eye)
+            dx = -torch.cholesky_solve(g[..., None], L)[..., 0]
+            xn = xa + dx
+            qn, rn = _speed(model, xn, drive, params)
+            ok = pending & (cinfo == 0) & torch.isfinite(qn) & (qn < qa)
+            ok &= torch.isfinite(dx).all(-1)
+            xa = torch.where(ok[..., None], xn, xa)
+            ra = torch.where(ok[..., None], rn, ra)
+            qa = torch.where(ok, qn, qa)
+            mua = torch.where(ok, mua / 3.0, torch.where(pending, mua * 4.0, mua))
+            mua = mua.clamp(1e-15, 1e15)
+            pending &= ~ok
+            if not bool(pending.any()):
+                break
+    return xa, qa, mua
 
 
-def _refine(model, x, u, tol_q, max_iters, chunk, mu0=1e-2, patience=6, max_trials=6):
-    """Batched LM in float64 with per-point convergence; returns points, q, iterations used.
+def _refine(model, x, u, tol_q, max_iters, chunk, mu0=1e-2, patience=4, n_backtrack=5,
+            max_trials=4):
+    """Batched damped Newton / LM in float64 with per-point convergence.
 
-    A point keeps iterating past ``tol_q`` (quadratic convergence makes this one or two cheap
-    steps) until ``q < 1e-12 tol_q`` or its q stops decreasing, so converged points are accurate
-    to about ``sqrt(2 q) / |1 - lambda|`` rather than merely below the threshold.
+    Returns ``(points, q, iterations)``. A point keeps iterating past ``tol_q`` (quadratic
+    convergence makes this one cheap step) until ``q < 1e-12 tol_q`` or its q stops
+    decreasing, so converged points are accurate to about ``sqrt(2 q) / |1 - lambda|`` rather
+    than merely below the threshold. Points whose q decreases by less than 0.1% for
+    ``patience`` consecutive iterations stop (slow points or failures, reported as such).
     """
     K, P, N = x.shape
     params, drive, u3 = _drive_and_params(model, u, P)
@@ -361,16 +390,16 @@ def _refine(model, x, u, tol_q, max_iters, chunk, mu0=1e-2, patience=6, max_tria
                 ci, cv = idx[:, sl], valid[:, sl]
                 xa, qa, mua = _gather(x, ci), _gather(q, ci), _gather(mu, ci)
                 qa2, ra = _speed(model, xa, drive, params)
-                xa, qn, _, mua, _ = _lm_step(
-                    model, xa, qa2, ra, mua, u3, drive, params, eye, max_trials
+                xa, qn, mua = _newton_lm_step(
+                    model, xa, qa2, ra, mua, u3, drive, params, eye, n_backtrack, max_trials
                 )
-                progress = qn < qa * (1 - 1e-6)
+                progress = qn < qa * (1 - 1e-3)
                 _scatter_(x, ci, cv, xa)
                 _scatter_(q, ci, cv, qn)
                 _scatter_(mu, ci, cv, mua)
                 _scatter_(stall, ci, cv, torch.where(progress, 0, _gather(stall, ci) + 1))
                 _scatter_(iters, ci, cv, _gather(iters, ci) + 1)
-                _scatter_(moved, ci, cv, progress)
+                _scatter_(moved, ci, cv, qn < qa)
             done = (
                 done
                 | (q < target)
@@ -699,7 +728,7 @@ def find_fixed_points(
     ds["candidate_fixed_point"].attrs["long_name"] = "index into fixed_point, -1 if none"
     ds.attrs.update(
         analysis="fixed_points",
-        method="batched Adam, then batched Levenberg-Marquardt on r = F(x) - x (float64)",
+        method="batched Adam, then batched damped Newton / Levenberg-Marquardt (float64)",
         references="Sussillo & Barak 2013; Golub & Sussillo 2018",
         convention=convention,
         tol_q=tol_q,
