@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import statistics
 import time
 
 import torch
@@ -54,16 +55,27 @@ def time_dynrnn(K, N, trials, iters):
         opt.step(active, scale)
 
     one_iter()  # warm-up
-    t = time.perf_counter()
-    for _ in range(iters):
-        one_iter()
-    return (time.perf_counter() - t) / iters
+    return _best_of(one_iter, iters)
+
+
+def _best_of(fn, repeats):
+    """Median wall time of ``fn`` over ``repeats`` calls (robust to a busy machine)."""
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
 
 
 def time_baseline(n_models, N, trials, iters):
     torch.manual_seed(0)
-    models = [(torch.nn.RNN(3, N, batch_first=True), torch.nn.Linear(N, 3)) for _ in range(n_models)]
-    opts = [torch.optim.Adam(list(r.parameters()) + list(l.parameters()), lr=1e-3) for r, l in models]
+    models = [
+        (torch.nn.RNN(3, N, batch_first=True), torch.nn.Linear(N, 3)) for _ in range(n_models)
+    ]
+    opts = [
+        torch.optim.Adam(list(r.parameters()) + list(l.parameters()), lr=1e-3) for r, l in models
+    ]
     x, y, m = trials.inputs, trials.targets, trials.mask.float()
 
     def one_iter():
@@ -76,10 +88,7 @@ def time_baseline(n_models, N, trials, iters):
             opt.step()
 
     one_iter()
-    t = time.perf_counter()
-    for _ in range(iters):
-        one_iter()
-    return (time.perf_counter() - t) / iters / n_models
+    return _best_of(one_iter, iters) / n_models
 
 
 def main():
@@ -89,8 +98,12 @@ def main():
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--iters", type=int, default=10)
-    p.add_argument("--baseline-models", type=int, default=32,
-                   help="how many of the K separate models the baseline loop times")
+    p.add_argument(
+        "--baseline-models",
+        type=int,
+        default=32,
+        help="how many of the K separate models the baseline loop times",
+    )
     a = p.parse_args()
     K, N, B, T = a.networks, a.units, a.batch, a.steps
     trials = FlipFlopTask(n_bits=3, n_steps=T, p_pulse=0.05).sample(B, seed=0)
@@ -102,14 +115,20 @@ def main():
     achieved = flops / t_ens / 1e9
     floor = flops / (peak * 1e9) / K
 
-    print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
+    )
     print(f"float32 matmul peak (torch.mm 2048^2): {peak:.1f} GFLOP/s")
     print(f"K={K} networks, N={N}, batch {B}, T={T}, {a.iters} iterations")
-    print(f"baseline (nn.RNN + nn.Linear + Adam per model, {min(a.baseline_models, K)} models "
-          f"timed): {t_base * 1e3:.2f} ms per network per iteration")
-    print(f"dynrnn Ensemble: {t_ens * 1e3:.1f} ms per iteration = {t_ens / K * 1e3:.3f} ms per "
-          f"network per iteration")
+    print(
+        f"baseline (nn.RNN + nn.Linear + Adam per model, {min(a.baseline_models, K)} models "
+        f"timed, median): {t_base * 1e3:.2f} ms per network per iteration"
+    )
+    print(
+        f"dynrnn Ensemble (median): {t_ens * 1e3:.1f} ms per iteration = "
+        f"{t_ens / K * 1e3:.3f} ms per network per iteration"
+    )
     print(f"matmul floor at peak: {floor * 1e3:.3f} ms per network per iteration")
     print(f"recurrent matmuls: {achieved:.1f} GFLOP/s = {achieved / peak:.1%} of peak")
     print(f"RATIO per network (baseline / dynrnn): {t_base / (t_ens / K):.1f}x")
