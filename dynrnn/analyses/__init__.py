@@ -1,13 +1,14 @@
 """Analyses of batches of networks; every result is an ``xarray.Dataset`` with a ``network``
 dimension whose coordinates are the networks' hyperparameters.
 
-* :mod:`.fixed_points` -- fixed and slow points of whole ensembles (batched Adam + batched
-  Levenberg--Marquardt in float64), stability, eigenvectors;
+* :mod:`.fixed_points` -- fixed and slow points of whole ensembles (batched Adam, then batched
+  damped Newton / Levenberg--Marquardt in float64), stability, eigenvectors;
 * :mod:`.linearisation` -- Jacobians, modes, local time constants, input coupling;
 * :mod:`.lyapunov` -- Lyapunov spectra (QR method) and two-trajectory maximal exponents;
 * :mod:`.timescales` -- FFT autocorrelation, exponential fits, network timescale tau_net.
 """
 
+from ._common import merge_complex, split_complex
 from .fixed_points import (
     CANDIDATE_STATUS,
     STABILITY_CODES,
@@ -40,9 +41,11 @@ __all__ = [
     "linearise",
     "linearise_trajectory",
     "local_time_constants",
+    "merge_complex",
     "lyapunov_spectrum",
     "max_lyapunov_two_trajectory",
     "network_timescale",
     "sample_initial_states",
     "speed",
+    "split_complex",
 ]

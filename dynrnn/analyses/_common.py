@@ -19,6 +19,8 @@ __all__ = [
     "check_finite",
     "as_tensor",
     "to_numpy",
+    "split_complex",
+    "merge_complex",
 ]
 
 _PROTOCOL = ("step", "jacobian", "step_drive", "input_drive", "prepare", "n_units", "n_networks")
@@ -164,3 +166,30 @@ def to_numpy(t: torch.Tensor) -> np.ndarray:
 def log_safe(x: torch.Tensor) -> torch.Tensor:
     """``log`` with ``-inf`` for zeros instead of NaN warnings."""
     return torch.log(torch.clamp(x, min=math.ldexp(1.0, -1070)))
+
+
+def split_complex(ds):
+    """Replace every complex variable ``v`` of a Dataset by ``v_real`` and ``v_imag`` (netCDF
+    has no complex type); :func:`merge_complex` undoes it."""
+    out = ds.copy()
+    for name in list(ds.data_vars):
+        if np.iscomplexobj(ds[name].values):
+            out[f"{name}_real"] = ds[name].real
+            out[f"{name}_imag"] = ds[name].imag
+            out[f"{name}_real"].attrs = dict(ds[name].attrs, complex_part="real")
+            out[f"{name}_imag"].attrs = dict(ds[name].attrs, complex_part="imag")
+            out = out.drop_vars(name)
+    return out
+
+
+def merge_complex(ds):
+    """Inverse of :func:`split_complex`."""
+    out = ds.copy()
+    for name in list(ds.data_vars):
+        if name.endswith("_real") and f"{name[:-5]}_imag" in ds:
+            base = name[:-5]
+            out[base] = ds[name] + 1j * ds[f"{base}_imag"]
+            attrs = {k: v for k, v in ds[name].attrs.items() if k != "complex_part"}
+            out[base].attrs = attrs
+            out = out.drop_vars([name, f"{base}_imag"])
+    return out

@@ -17,7 +17,7 @@ under a constant input ``u``. Two phases:
    Newton fails (singular A, e.g. near slow points) Levenberg--Marquardt steps
    ``(A^T A + mu I) dx = -A^T r`` with a per-point damping ``mu``. Converged points leave the
    batch (the active set is compacted every iteration), so the cost falls as points converge;
-   q reaches ~1e-24 within a few steps of a true zero.
+   near a true zero q falls quadratically (to ~1e-20 and below within a couple of steps).
 
 Every candidate keeps its own record (q, status, which fixed point it reached). A candidate is
 *converged* when ``q < tol_q``; otherwise it is a *slow point* when ``q <= slow_q_max`` (a local
@@ -258,10 +258,16 @@ def _initial_states(model, u, initial_states, trajectories, n_initial, noise_std
 
 # --------------------------------------------------------------------------- phase 1
 def _first_order(model, x0, u, n_iters, lr, handoff_q):
-    """Batched Adam on q for all K x P points (model dtype); returns float64 points."""
+    """Batched Adam on q for all K x P points (model dtype); returns float64 points.
+
+    The step size is ``lr`` times each network's spread of initial states (RMS distance from
+    their centroid per coordinate), so the phase behaves alike for states of any scale.
+    """
     if n_iters == 0:
         return x0, 0
     params, drive, _ = _drive_and_params(model, u, x0.shape[1])
+    spread = (x0 - x0.mean(1, keepdim=True)).pow(2).mean((1, 2), keepdim=True).sqrt()
+    lr = lr * torch.where(spread > 0, spread, torch.ones_like(spread)).to(model.dtype)
     x = x0.to(model.dtype).clone()
     m = torch.zeros_like(x)
     v = torch.zeros_like(x)
@@ -306,71 +312,121 @@ def _scatter_(t: torch.Tensor, idx: torch.Tensor, valid: torch.Tensor, val: torc
     t[k, idx[k, m]] = val[k, m]
 
 
-def _newton_lm_step(model, xa, qa, ra, mua, u, drive, params, eye, n_backtrack, max_trials):
-    """One damped-Newton / Levenberg--Marquardt iteration for a chunk of points ``[K, M, N]``.
+def _lm(model, xa, qa, ra, mua, sel, A, drive, params, max_trials):
+    """Levenberg--Marquardt trials ``(A^T A + mu I) dx = -A^T r`` for the points ``sel``.
 
-    The Newton direction ``dx = -(J - I)^-1 r`` (batched LU) is tried with step 1, 1/2, 1/4, ...
-    (it is a descent direction of q: ``grad q . dx = -2 q``); points where it fails (singular
-    or poor direction, e.g. near a slow point) take Levenberg--Marquardt steps
-    ``(A^T A + mu I) dx = -A^T r`` with per-point damping ``mu``.
+    ``xa, qa, ra, mua`` are padded ``[K, M, ...]``; ``sel = (k, m)`` indexes the points to
+    move and ``A [S, N, N]`` holds their ``J - I`` (the linear algebra runs on these S points
+    only; F is evaluated on the padded batch, which the protocol's ``[K, B, N]`` layout needs).
     """
-    K, M = xa.shape[:2]
-    J = model.jacobian(xa, u.expand(K, M, -1))
-    A = J - eye
-    dx, info = torch.linalg.solve_ex(A, -ra)
-    usable = (info == 0) & torch.isfinite(dx).all(-1)
-    dx = torch.where(usable[..., None], dx, torch.zeros_like(dx))
-    pending = usable.clone()
-    step = torch.ones_like(qa)
-    for _ in range(n_backtrack):
+    kk, mm = sel
+    At = A.transpose(-1, -2)
+    g = (At @ ra[kk, mm][..., None])[..., 0]
+    H = At @ A
+    diag = H.diagonal(dim1=-2, dim2=-1)
+    mu = mua[kk, mm]
+    q0 = qa[kk, mm]
+    pending = torch.ones_like(q0, dtype=torch.bool)
+    for _ in range(max_trials):
+        # damping added in place and removed again (saves a copy of H per trial)
+        diag.add_(mu[:, None])
+        L, cinfo = torch.linalg.cholesky_ex(H)
+        diag.sub_(mu[:, None])
+        dx = -torch.cholesky_solve(g[..., None], L)[..., 0]
+        xn = xa.clone()
+        xn[kk, mm] = xa[kk, mm] + dx
+        qn_all, rn_all = _speed(model, xn, drive, params)
+        qn = qn_all[kk, mm]
+        ok = pending & (cinfo == 0) & torch.isfinite(qn) & (qn < q0) & torch.isfinite(dx).all(-1)
+        okp = torch.zeros_like(qa, dtype=torch.bool)
+        okp[kk, mm] = ok
+        xa = torch.where(okp[..., None], xn, xa)
+        ra = torch.where(okp[..., None], rn_all, ra)
+        qa = torch.where(okp, qn_all, qa)
+        q0 = torch.where(ok, qn, q0)
+        mu = torch.where(ok, mu / 3.0, torch.where(pending, mu * 4.0, mu)).clamp(1e-15, 1e15)
+        pending &= ~ok
         if not bool(pending.any()):
             break
-        xn = xa + step[..., None] * dx
-        qn, rn = _speed(model, xn, drive, params)
-        ok = pending & torch.isfinite(qn) & (qn <= qa * (1.0 - 2e-4 * step))
-        xa = torch.where(ok[..., None], xn, xa)
-        ra = torch.where(ok[..., None], rn, ra)
-        qa = torch.where(ok, qn, qa)
-        pending &= ~ok
-        step = torch.where(pending, step * 0.5, step)
-    mua = torch.where(usable & ~pending, mua / 3.0, mua).clamp_min(1e-15)
-    pending |= ~usable
-    if bool(pending.any()):
-        # Levenberg--Marquardt for the points Newton could not move
-        At = A.transpose(-1, -2)
-        g = (At @ ra[..., None])[..., 0]
-        H = At @ A
-        for _ in range(max_trials):
-            L, cinfo = torch.linalg.cholesky_ex(H + mua[..., None, None] * eye)
-            dx = -torch.cholesky_solve(g[..., None], L)[..., 0]
-            xn = xa + dx
+    mua = mua.clone()
+    mua[kk, mm] = mu
+    return xa, qa, ra, mua
+
+
+def _newton_lm_step(model, xa, qa, ra, mua, valid, u, drive, params, target, n_chord,
+                    n_backtrack, max_trials):
+    """One outer iteration for a chunk of points ``[K, M, N]``: Newton, chord steps, LM.
+
+    The Jacobian ``A = J - I`` of the valid points is LU-factorised once (padding slots of the
+    ``[K, M]`` layout are skipped by the linear algebra). The Newton direction
+    ``dx = -A^-1 r`` is a descent direction of q (``grad q . dx = -2 q``) and is tried with
+    steps 1, 1/2, 1/4, ... (Armijo). While a point keeps converging fast (q falls by 4x or
+    more per step) up to ``n_chord`` further steps reuse the same factorisation (the
+    Shamanskii / chord variant of Newton: superlinear at the cost of one triangular solve).
+    Points where the Newton step fails (singular A or a poor direction, e.g. near slow points)
+    take Levenberg--Marquardt steps with per-point damping ``mu``.
+    """
+    K, M = xa.shape[:2]
+    kk, mm = torch.nonzero(valid, as_tuple=True)
+    A = model.jacobian(xa, u.expand(K, M, -1))[kk, mm]  # [V, N, N], a fresh copy
+    A.diagonal(dim1=-2, dim2=-1).sub_(1.0)
+    # LAPACK works column-major: factorising the transposed view A^T needs no transposition
+    # copy, and A dx = b is then solved as (A^T)^T dx = b (adjoint=True)
+    LU, piv, info = torch.linalg.lu_factor_ex(A.mT)
+    going = torch.zeros_like(valid)
+    going[kk, mm] = info == 0
+    failed = valid & ~going
+    for c in range(n_chord + 1):
+        if not bool(going.any()):
+            break
+        dxv = torch.linalg.lu_solve(LU, piv, -ra[kk, mm][..., None], adjoint=True)[..., 0]
+        dx = torch.zeros_like(xa)
+        dx[kk, mm] = dxv
+        finite = torch.isfinite(dx).all(-1)
+        dx = torch.where(finite[..., None], dx, torch.zeros_like(dx))
+        if c == 0:
+            failed |= valid & ~finite
+        going &= finite
+        q_before = qa
+        pend = going.clone()
+        step = torch.ones_like(qa)
+        for _ in range(n_backtrack if c == 0 else 1):
+            if not bool(pend.any()):
+                break
+            xn = xa + step[..., None] * dx
             qn, rn = _speed(model, xn, drive, params)
-            ok = pending & (cinfo == 0) & torch.isfinite(qn) & (qn < qa)
-            ok &= torch.isfinite(dx).all(-1)
+            ok = pend & torch.isfinite(qn) & (qn <= qa * (1.0 - 2e-4 * step))
             xa = torch.where(ok[..., None], xn, xa)
             ra = torch.where(ok[..., None], rn, ra)
             qa = torch.where(ok, qn, qa)
-            mua = torch.where(ok, mua / 3.0, torch.where(pending, mua * 4.0, mua))
-            mua = mua.clamp(1e-15, 1e15)
-            pending &= ~ok
-            if not bool(pending.any()):
-                break
+            pend &= ~ok
+            step = torch.where(pend, step * 0.5, step)
+        if c == 0:
+            failed |= pend
+        going &= ~pend & (qa < 0.25 * q_before) & (qa > target)
+    mua = torch.where(failed, mua, mua / 3.0).clamp_min(1e-15)
+    if bool(failed.any()):
+        pos = torch.full((K, M), -1, dtype=torch.long, device=xa.device)
+        pos[kk, mm] = torch.arange(len(kk), device=xa.device)
+        sel = torch.nonzero(failed, as_tuple=True)
+        xa, qa, ra, mua = _lm(model, xa, qa, ra, mua, sel, A[pos[sel]], drive, params,
+                              max_trials)
     return xa, qa, mua
 
 
-def _refine(model, x, u, tol_q, max_iters, chunk, mu0=1e-2, patience=4, n_backtrack=5,
-            max_trials=4):
+def _refine(model, x, u, tol_q, max_iters, chunk, mu0=1e-2, patience=2, n_chord=4,
+            n_backtrack=5, max_trials=2):
     """Batched damped Newton / LM in float64 with per-point convergence.
 
-    Returns ``(points, q, iterations)``. A point keeps iterating past ``tol_q`` (quadratic
-    convergence makes this one cheap step) until ``q < 1e-12 tol_q`` or its q stops
-    decreasing, so converged points are accurate to about ``sqrt(2 q) / |1 - lambda|`` rather
-    than merely below the threshold. Points whose q decreases by less than 0.1% for
-    ``patience`` consecutive iterations stop (slow points or failures, reported as such).
+    Returns ``(points, q, iterations)``. Within an iteration a point keeps taking chord steps
+    past ``tol_q`` (one triangular solve each) while q keeps falling, down to
+    ``q < 1e-12 tol_q``, so converged points are accurate to about
+    ``sqrt(2 q) / |1 - lambda|`` rather than merely below the threshold. Points whose q fails
+    to halve in ``patience`` consecutive iterations stop (local minima of q -- slow points --
+    or failures, reported as such with their q).
     """
     K, P, N = x.shape
     params, drive, u3 = _drive_and_params(model, u, P)
-    eye = torch.eye(N, dtype=x.dtype, device=x.device)
     target = tol_q * 1e-12
     with torch.no_grad():
         q, _ = _speed(model, x, drive, params)
@@ -384,29 +440,22 @@ def _refine(model, x, u, tol_q, max_iters, chunk, mu0=1e-2, patience=4, n_backtr
             if not bool(active.any()):
                 break
             idx, valid = _compact(active)
-            moved = torch.zeros_like(done)
             for start in range(0, idx.shape[1], chunk):
                 sl = slice(start, start + chunk)
                 ci, cv = idx[:, sl], valid[:, sl]
                 xa, qa, mua = _gather(x, ci), _gather(q, ci), _gather(mu, ci)
                 qa2, ra = _speed(model, xa, drive, params)
                 xa, qn, mua = _newton_lm_step(
-                    model, xa, qa2, ra, mua, u3, drive, params, eye, n_backtrack, max_trials
+                    model, xa, qa2, ra, mua, cv, u3, drive, params, target, n_chord,
+                    n_backtrack, max_trials,
                 )
-                progress = qn < qa * (1 - 1e-3)
+                progress = qn < 0.5 * qa
                 _scatter_(x, ci, cv, xa)
                 _scatter_(q, ci, cv, qn)
                 _scatter_(mu, ci, cv, mua)
                 _scatter_(stall, ci, cv, torch.where(progress, 0, _gather(stall, ci) + 1))
                 _scatter_(iters, ci, cv, _gather(iters, ci) + 1)
-                _scatter_(moved, ci, cv, qn < qa)
-            done = (
-                done
-                | (q < target)
-                | ((q < tol_q) & ~moved)
-                | (stall >= patience)
-                | (mu >= 1e14)
-            )
+            done = done | (q < tol_q) | (stall >= patience) | (mu >= 1e14)
     return x, q, iters
 
 
@@ -463,8 +512,8 @@ def find_fixed_points(
     seed: int | torch.Generator | None = 0,
     tol_q: float = 1e-12,
     slow_q_max: float = 1e-4,
-    first_order_iters: int = 200,
-    lr: float = 0.02,
+    first_order_iters: int = 50,
+    lr: float = 0.1,
     handoff_q: float = 1e-8,
     max_newton_iters: int = 60,
     dedupe_tol: float = 1e-3,
@@ -493,8 +542,10 @@ def find_fixed_points(
         n_initial, noise_std, seed: sampling of initial states (seeded; no global RNG).
         tol_q: a candidate with ``q < tol_q`` is converged.
         slow_q_max: unconverged candidates with ``q <= slow_q_max`` are slow points.
-        first_order_iters, lr, handoff_q: the Adam phase (per point it stops below handoff_q).
-        max_newton_iters: maximum Levenberg--Marquardt iterations per point.
+        first_order_iters, lr, handoff_q: the Adam phase (step size ``lr`` times the spread
+            of the network's initial states -- RMS distance from their centroid per unit -- so
+            it is scale-free; a point stops moving once its q is below ``handoff_q``).
+        max_newton_iters: maximum Newton / Levenberg--Marquardt iterations per point.
         dedupe_tol: points closer than this (Euclidean) are duplicates (lowest q kept).
         outlier_scale: candidates farther from the initial states' centroid than this times their
             mean distance to it are outliers (None: keep all).
@@ -504,7 +555,8 @@ def find_fixed_points(
         eigenvectors: store right and left eigenvectors.
         return_jacobians: store the Jacobian at every point.
         return_candidates: store initial and final states of every candidate.
-        chunk_size: points per network per batched Jacobian (default: a ~256 MB budget).
+        chunk_size: points per network per batched Jacobian / LU (default: about 64 MB per
+            ``[K, chunk, N, N]`` float64 tensor).
 
     Returns:
         ``xarray.Dataset`` with dims ``network`` (coordinates from ``model.network_metadata()``),
@@ -633,6 +685,14 @@ def find_fixed_points(
 
     # ---------------------------------------------------------------- assemble the Dataset
     nan = np.nan
+
+    def padded(shape, fill, dtype=float):
+        # allocate without a full fill pass; only the padding slots are filled below
+        out = np.empty(shape, dtype=dtype)
+        for k in range(K):
+            out[k, len(keep_idx[k]):] = fill
+        return out
+
     points = np.full((K, F, N), nan)
     q_out = np.full((K, F), nan)
     valid = np.zeros((K, F), dtype=bool)
@@ -642,29 +702,36 @@ def find_fixed_points(
     nu_out = np.full((K, F), -1, dtype=np.int64)
     mem_out = np.zeros((K, F), dtype=np.int64)
     eig_out = np.full((K, F, N), nan + 0j, dtype=np.complex128)
-    rv_out = np.full((K, F, N, N), nan + 0j, dtype=np.complex128) if eigenvectors else None
-    lv_out = np.full((K, F, N, N), nan + 0j, dtype=np.complex128) if eigenvectors else None
-    jac_out = np.full((K, F, N, N), nan) if return_jacobians else None
+    cnan = complex(nan, nan)
+    rv_out = padded((K, F, N, N), cnan, np.complex128) if eigenvectors else None
+    lv_out = padded((K, F, N, N), cnan, np.complex128) if eigenvectors else None
+    jac_out = padded((K, F, N, N), nan) if return_jacobians else None
     remap = np.full((K, max(F, 1)), -1, dtype=np.int64)
+    lam_np = lam.numpy() if M else None
+    V_np = V.numpy() if (M and eigenvectors) else None
+    left_np = left.numpy() if (M and eigenvectors) else None
+    offset = 0
     for k in range(K):
-        for new, flat in enumerate(order_in_net[k]):
-            p = flat_p[flat]
-            points[k, new] = xf_np[k, p]
-            q_out[k, new] = qf_np[k, p]
-            valid[k, new] = True
-            conv_out[k, new] = status_np[k, p] == 0
-            slow_out[k, new] = status_np[k, p] == 1
-            stab_out[k, new] = stab[flat]
-            nu_out[k, new] = n_unst[flat]
-            old = flat - sum(len(r) for r in keep_idx[:k])
-            mem_out[k, new] = members[k][old]
-            remap[k, old] = new
-            eig_out[k, new] = lam[flat].numpy()
+        rows = order_in_net[k]  # flat indices, in the output order of network k
+        n = len(rows)
+        if n:
+            p = flat_p[rows]
+            points[k, :n] = xf_np[k, p]
+            q_out[k, :n] = qf_np[k, p]
+            valid[k, :n] = True
+            conv_out[k, :n] = status_np[k, p] == 0
+            slow_out[k, :n] = status_np[k, p] == 1
+            stab_out[k, :n] = stab[rows]
+            nu_out[k, :n] = n_unst[rows]
+            mem_out[k, :n] = members[k][rows - offset]
+            remap[k, rows - offset] = np.arange(n)
+            eig_out[k, :n] = lam_np[rows]
             if eigenvectors:
-                rv_out[k, new] = V[flat].numpy()
-                lv_out[k, new] = left[flat].numpy()
+                rv_out[k, :n] = V_np[rows]
+                lv_out[k, :n] = left_np[rows]
             if return_jacobians:
-                jac_out[k, new] = J[flat].numpy()
+                jac_out[k, :n] = J.numpy()[rows]
+        offset += len(keep_idx[k])
         has = cand_fp[k] >= 0
         cand_fp[k, has] = remap[k, cand_fp[k, has]]
 

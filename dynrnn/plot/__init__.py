@@ -13,6 +13,7 @@ from .dynamics import (
     plot_lyapunov_spectrum,
     plot_timescales,
 )
+from .outputs import plot_outputs
 
 __all__ = [
     "PALETTE",
@@ -21,6 +22,7 @@ __all__ = [
     "plot_eigenvalues",
     "plot_fixed_points",
     "plot_lyapunov_spectrum",
+    "plot_outputs",
     "plot_timescales",
     "style",
 ]
