@@ -7,6 +7,15 @@ from typing import Any
 
 from .base import MODEL_REGISTRY, RecurrentModel, model_from_spec, run, stack_networks
 from .gated import GRU, LSTM, GRUConfig, LSTMConfig
+from .plrnn import (
+    ALRNN,
+    PLRNN,
+    ALRNNConfig,
+    PiecewiseLinearRNN,
+    PLRNNConfig,
+    ShallowPLRNN,
+    ShallowPLRNNConfig,
+)
 from .rate import RateRNN, RateRNNConfig
 
 __all__ = [
@@ -22,9 +31,23 @@ __all__ = [
     "LSTM",
     "LSTMConfig",
     "Ensemble",
+    "PLRNN",
+    "PLRNNConfig",
+    "ShallowPLRNN",
+    "ShallowPLRNNConfig",
+    "ALRNN",
+    "ALRNNConfig",
+    "PiecewiseLinearRNN",
 ]
 
-_CONFIG_TO_MODEL = {RateRNNConfig: RateRNN, GRUConfig: GRU, LSTMConfig: LSTM}
+_CONFIG_TO_MODEL = {
+    RateRNNConfig: RateRNN,
+    GRUConfig: GRU,
+    LSTMConfig: LSTM,
+    PLRNNConfig: PLRNN,
+    ShallowPLRNNConfig: ShallowPLRNN,
+    ALRNNConfig: ALRNN,
+}
 
 
 def Ensemble(  # noqa: N802 - reads as a constructor, returns the batched model

@@ -1,0 +1,390 @@
+"""Piecewise-linear RNNs for dynamical-systems reconstruction (Durstewitz lab), batched over K.
+
+Four latent maps of ``z [K, B, M]`` (REFERENCES §2), each with an optional external input
+``C s`` (``n_inputs > 0``):
+
+* :class:`PLRNN` (Koppe et al. 2019): ``z' = A z + W relu(z) + h``, ``A`` diagonal, ``W`` with
+  zero diagonal;
+* :class:`ShallowPLRNN` (Hess et al. 2023): ``z' = A z + W1 relu(W2 z + h2) + h1`` with
+  ``W1 [M, L]``, ``W2 [L, M]``; ``clipped=True`` gives the clipped shPLRNN
+  ``z' = A z + W1 [relu(W2 z + h2) - relu(W2 z)] + h1`` (bounded orbits when ``|A| < 1``);
+* :class:`ALRNN` (Brenner et al. 2024): ``z' = A z + W Phi*(z) + h``, where only the last
+  ``P = n_pwl`` units pass through a ReLU; ``2^P`` linear subregions.
+
+Observation model: ``"identity"`` reads the first ``n_outputs`` latent units (the readout units;
+teacher forcing replaces exactly these), ``"affine"`` is ``y = W_out z + b_out``.
+
+Every model is piecewise affine: in the linear region with code ``d`` (a 0/1 vector of
+``n_region_bits`` switches) the map is ``z' = M_d z + c_d``. :meth:`region_code` and
+:meth:`affine_pieces` expose this to the exact fixed-point/cycle search
+(:mod:`dynrnn.analyses.scyfi`) and to symbolic dynamics (:mod:`dynrnn.analyses.symbolic`).
+Jacobians are analytic: ``J = M_d`` at the state's region.
+
+Initialisation (REFERENCES §2): ``A`` is the diagonal of ``S = R^T R / M + I`` normalised to
+largest eigenvalue 1 (``R ~ N(0, 1)``; the PLRNN's ``W`` is the off-diagonal of the same ``S``);
+shPLRNN ``W1, W2 ~ U(+-1/sqrt(fan_in))``, ``h2 ~ U(+-1/sqrt(M))``, ``h1 = 0``; AL-RNN
+``W ~ N(0, 0.01^2)``, ``h = 0``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from .._validation import check_bool, check_choice, check_float, check_int
+from .base import RecurrentModel
+
+__all__ = [
+    "PLRNNConfig",
+    "ShallowPLRNNConfig",
+    "ALRNNConfig",
+    "PLRNN",
+    "ShallowPLRNN",
+    "ALRNN",
+    "PiecewiseLinearRNN",
+]
+
+_COMMON_STRUCTURAL = ("n_latent", "n_outputs", "n_inputs", "observation", "readout_bias")
+
+
+@dataclass(frozen=True)
+class PLRNNConfig:
+    """Configuration of one PLRNN.
+
+    Attributes:
+        n_latent: M, latent dimension.
+        n_outputs: N, observed dimension (``N <= M`` for the identity observation).
+        n_inputs: dimension of an external input (0: autonomous).
+        observation: ``"identity"`` (first N latent units) or ``"affine"``.
+        readout_bias: include ``b_out`` in the affine observation model.
+        dt: the time step one map iteration stands for (for exponents per time unit).
+    """
+
+    n_latent: int
+    n_outputs: int
+    n_inputs: int = 0
+    observation: str = "identity"
+    readout_bias: bool = True
+    dt: float = 1.0
+
+    def __post_init__(self):
+        o = type(self).__name__
+        check_int(o, "n_latent", self.n_latent, 1)
+        check_int(o, "n_outputs", self.n_outputs, 1)
+        check_int(o, "n_inputs", self.n_inputs, 0)
+        check_choice(o, "observation", self.observation, ("identity", "affine"))
+        check_bool(o, "readout_bias", self.readout_bias)
+        check_float(o, "dt", self.dt, 0.0, None, low_inclusive=False)
+        if self.observation == "identity" and self.n_outputs > self.n_latent:
+            raise ValueError(
+                f"The 'n_outputs' parameter of {o} must be <= n_latent={self.n_latent} for the "
+                f"identity observation model. Got {self.n_outputs} instead."
+            )
+
+
+@dataclass(frozen=True)
+class ShallowPLRNNConfig(PLRNNConfig):
+    """shPLRNN: adds ``n_hidden`` (L, width of the ReLU layer) and ``clipped``."""
+
+    n_hidden: int = 100
+    clipped: bool = False
+
+    def __post_init__(self):
+        super().__post_init__()
+        o = type(self).__name__
+        check_int(o, "n_hidden", self.n_hidden, 1)
+        check_bool(o, "clipped", self.clipped)
+
+
+@dataclass(frozen=True)
+class ALRNNConfig(PLRNNConfig):
+    """AL-RNN: adds ``n_pwl`` (P, number of ReLU units; the last P latent units)."""
+
+    n_pwl: int = 2
+
+    def __post_init__(self):
+        super().__post_init__()
+        o = type(self).__name__
+        check_int(o, "n_pwl", self.n_pwl, 0, self.n_latent)
+        if self.observation == "identity" and self.n_outputs > self.n_latent - self.n_pwl:
+            # readout units are linear in the AL-RNN paper; allowed, but warn via docs only
+            pass
+
+
+def _init_a_w(M: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    R = torch.randn(M, M, generator=g, dtype=torch.float64)
+    S = R.T @ R / M + torch.eye(M, dtype=torch.float64)
+    S = S / torch.linalg.eigvalsh(S).max()
+    A = torch.diagonal(S).clone()
+    W = S - torch.diag(A)
+    return A.float(), W.float()
+
+
+def _uniform(shape, bound, g):
+    return ((torch.rand(shape, generator=g, dtype=torch.float64) * 2 - 1) * bound).float()
+
+
+class PiecewiseLinearRNN(RecurrentModel):
+    """Shared machinery of the PLRNN family (observation model, inputs, affine pieces).
+
+    Subclasses implement ``_init_core``, ``step_drive``, ``region_code`` and
+    ``affine_pieces``; parameters have the network dim K first.
+    """
+
+    def trainable_names(self):
+        names = list(self.core_trainable())
+        if self.n_inputs > 0:
+            names.append("C")
+        if self.config.observation == "affine":
+            names.append("W_out")
+            if self.config.readout_bias:
+                names.append("b_out")
+        return tuple(names)
+
+    def core_trainable(self) -> tuple[str, ...]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _init_network(self, c, g):
+        M, N, I = c.n_latent, c.n_outputs, c.n_inputs
+        params = self._init_core(c, g)
+        params["C"] = _uniform((M, I), 1 / math.sqrt(max(I, 1)), g)
+        W_out = torch.zeros(N, M)
+        W_out[:, : min(N, M)] = torch.eye(N, min(N, M))
+        params["W_out"] = W_out
+        params["b_out"] = torch.zeros(N)
+        return params
+
+    @property
+    def n_units(self) -> int:
+        return int(self.config.n_latent)
+
+    @property
+    def n_latent(self) -> int:
+        return int(self.config.n_latent)
+
+    @property
+    def observation(self) -> str:
+        return self.config.observation
+
+    # ----------------------------------------------------------------- protocol
+    def _bias(self) -> torch.Tensor:
+        """The constant drive ``[K, M]`` added every step (``h`` or ``h1``)."""
+        raise NotImplementedError
+
+    def input_drive(self, x: torch.Tensor) -> torch.Tensor:
+        """``C s + h``: ``[K or 1, *lead, I] -> [K, *lead, M]``."""
+        K, M = self.n_networks, self.n_latent
+        lead = x.shape[1:-1]
+        bias = self._bias()
+        if self.n_inputs == 0:
+            out = bias.reshape(K, *([1] * len(lead)), M).expand(K, *lead, M)
+            return out
+        flat = x.reshape(x.shape[0], math.prod(lead), x.shape[-1])
+        out = torch.matmul(flat, self.C.transpose(1, 2)) + bias[:, None, :]
+        return out.reshape(K, *lead, M)
+
+    def readout(self, h: torch.Tensor) -> torch.Tensor:
+        if self.config.observation == "identity":
+            return h[..., : self.n_outputs]
+        return super().readout(h)
+
+    def jacobian(self, h, x=None):
+        """Analytic Jacobian ``[K, B, M, M]``: the matrix ``M_d`` of the state's region."""
+        h = self._check_state(h)
+        mats, _ = self.affine_pieces(self.region_code(h))
+        return mats
+
+    # ----------------------------------------------------------------- piecewise-affine view
+    @property
+    def n_region_bits(self) -> int:  # pragma: no cover - abstract
+        """Number of ReLU switches whose on/off pattern labels a linear region."""
+        raise NotImplementedError
+
+    def region_code(self, z: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """0/1 switch pattern ``[K, *lead, R]`` (dtype of z) of the region containing ``z``."""
+        raise NotImplementedError
+
+    def affine_pieces(self, d: torch.Tensor, with_bias: bool = True):
+        """Affine map of region ``d [K, *lead, R]``: ``(M_d [K, *lead, M, M], c_d [K, *lead,
+        M])`` with ``F(z) = M_d z + c_d`` (``c_d`` excludes external inputs)."""
+        raise NotImplementedError  # pragma: no cover - abstract
+
+    def observed_units(self) -> slice:
+        """The latent units teacher forcing replaces (identity observation: the first N)."""
+        return slice(0, self.n_outputs)
+
+    def _expand(self, t: torch.Tensor, lead_ndim: int) -> torch.Tensor:
+        """Insert ``lead_ndim`` singleton dims after K."""
+        return t.reshape(t.shape[0], *([1] * lead_ndim), *t.shape[1:])
+
+
+class PLRNN(PiecewiseLinearRNN):
+    """K PLRNNs ``z' = A z + W relu(z) + h`` (+ ``C s``); ``W`` has zero diagonal.
+
+    Parameters ``A [K, M]``, ``W [K, M, M]``, ``h [K, M]``, ``C [K, M, I]``; affine observation
+    ``W_out [K, N, M]``, ``b_out [K, N]``.
+    """
+
+    config_class = PLRNNConfig
+    model_name = "plrnn"
+    structural_fields = _COMMON_STRUCTURAL
+
+    def core_trainable(self):
+        return ("A", "W", "h")
+
+    def _init_core(self, c, g):
+        A, W = _init_a_w(c.n_latent, g)
+        return {"A": A, "W": W, "h": torch.zeros(c.n_latent),
+                "offdiag": 1.0 - torch.eye(c.n_latent)}
+
+    def _bias(self):
+        return self.h
+
+    def prepare(self):
+        return {"W_T": (self.W * self.offdiag).transpose(1, 2)}
+
+    def step_drive(self, h, drive, params, noise=None):
+        out = torch.baddbmm(drive, torch.relu(h), params["W_T"]) + self.A[:, None, :] * h
+        return out if noise is None else out + noise
+
+    @property
+    def n_region_bits(self):
+        return self.n_latent
+
+    def region_code(self, z):
+        return (z > 0).to(z.dtype)
+
+    def affine_pieces(self, d, with_bias=True):
+        n = d.ndim - 2
+        W = self._expand(self.W * self.offdiag, n)
+        mats = W * d.unsqueeze(-2) + torch.diag_embed(self._expand(self.A, n).expand_as(d))
+        c = self._expand(self.h, n).expand(*d.shape[:-1], self.n_latent)
+        return mats, c
+
+
+class ShallowPLRNN(PiecewiseLinearRNN):
+    """K (clipped) shallow PLRNNs ``z' = A z + W1 relu(W2 z + h2) + h1`` (+ ``C s``).
+
+    Parameters ``A [K, M]``, ``W1 [K, M, L]``, ``W2 [K, L, M]``, ``h1 [K, M]``, ``h2 [K, L]``.
+    Region code: the L switches ``W2 z + h2 > 0`` (plus, when clipped, the L switches
+    ``W2 z > 0``: ``R = 2 L``).
+    """
+
+    config_class = ShallowPLRNNConfig
+    model_name = "shplrnn"
+    structural_fields = _COMMON_STRUCTURAL + ("n_hidden", "clipped")
+
+    def core_trainable(self):
+        return ("A", "W1", "W2", "h1", "h2")
+
+    def _init_core(self, c, g):
+        M, L = c.n_latent, c.n_hidden
+        A, _ = _init_a_w(M, g)
+        return {
+            "A": A,
+            "W1": _uniform((M, L), 1 / math.sqrt(L), g),
+            "W2": _uniform((L, M), 1 / math.sqrt(M), g),
+            "h1": torch.zeros(M),
+            "h2": _uniform((L,), 1 / math.sqrt(M), g),
+        }
+
+    def _bias(self):
+        return self.h1
+
+    def prepare(self):
+        return {"W1_T": self.W1.transpose(1, 2), "W2_T": self.W2.transpose(1, 2)}
+
+    def step_drive(self, h, drive, params, noise=None):
+        u = torch.bmm(h, params["W2_T"])
+        r = torch.relu(u + self.h2[:, None, :])
+        if self.config.clipped:
+            r = r - torch.relu(u)
+        out = torch.baddbmm(drive, r, params["W1_T"]) + self.A[:, None, :] * h
+        return out if noise is None else out + noise
+
+    @property
+    def n_region_bits(self):
+        return self.config.n_hidden * (2 if self.config.clipped else 1)
+
+    def region_code(self, z):
+        K = z.shape[0]
+        flat = z.reshape(K, -1, z.shape[-1])
+        u = torch.bmm(flat, self.W2.transpose(1, 2).to(z.dtype))
+        d = (u + self.h2[:, None, :].to(z.dtype) > 0).to(z.dtype)
+        if self.config.clipped:
+            d = torch.cat([d, (u > 0).to(z.dtype)], dim=-1)
+        return d.reshape(*z.shape[:-1], d.shape[-1])
+
+    def affine_pieces(self, d, with_bias=True):
+        n = d.ndim - 2
+        L = self.config.n_hidden
+        W1, W2 = self._expand(self.W1, n), self._expand(self.W2, n)
+        d1 = d[..., :L]
+        eff = d1 - d[..., L:] if self.config.clipped else d1
+        mats = (W1 * eff.unsqueeze(-2)) @ W2
+        mats = mats + torch.diag_embed(self._expand(self.A, n).expand(*d.shape[:-1], -1))
+        c = self._expand(self.h1, n) + ((W1 * d1.unsqueeze(-2)) @ self._expand(self.h2, n)
+                                        .unsqueeze(-1)).squeeze(-1)
+        return mats, c
+
+
+class ALRNN(PiecewiseLinearRNN):
+    """K AL-RNNs ``z' = A z + W Phi*(z) + h`` (+ ``C s``): only the last P units are ReLU.
+
+    Parameters ``A [K, M]``, ``W [K, M, M]``, ``h [K, M]``. Region code: the P switches
+    ``z_i > 0`` of the ReLU units (``2^P`` subregions; symbol = their binary number, unit
+    ``M-P`` being the most significant bit).
+    """
+
+    config_class = ALRNNConfig
+    model_name = "alrnn"
+    structural_fields = _COMMON_STRUCTURAL + ("n_pwl",)
+
+    def core_trainable(self):
+        return ("A", "W", "h")
+
+    def _init_core(self, c, g):
+        M = c.n_latent
+        A, _ = _init_a_w(M, g)
+        W = torch.randn(M, M, generator=g, dtype=torch.float64).float() * 0.01
+        return {"A": A, "W": W, "h": torch.zeros(M)}
+
+    @property
+    def n_pwl(self) -> int:
+        return int(self.config.n_pwl)
+
+    def _bias(self):
+        return self.h
+
+    def prepare(self):
+        return {"W_T": self.W.transpose(1, 2)}
+
+    def phi(self, z):
+        P = self.n_pwl
+        if P == 0:
+            return z
+        return torch.cat([z[..., : self.n_latent - P], torch.relu(z[..., self.n_latent - P:])], -1)
+
+    def step_drive(self, h, drive, params, noise=None):
+        out = torch.baddbmm(drive, self.phi(h), params["W_T"]) + self.A[:, None, :] * h
+        return out if noise is None else out + noise
+
+    @property
+    def n_region_bits(self):
+        return self.n_pwl
+
+    def region_code(self, z):
+        return (z[..., self.n_latent - self.n_pwl:] > 0).to(z.dtype)
+
+    def affine_pieces(self, d, with_bias=True):
+        n = d.ndim - 2
+        M, P = self.n_latent, self.n_pwl
+        full = torch.ones(*d.shape[:-1], M, dtype=d.dtype, device=d.device)
+        if P:
+            full = torch.cat([full[..., : M - P], d], dim=-1)
+        mats = self._expand(self.W, n) * full.unsqueeze(-2)
+        mats = mats + torch.diag_embed(self._expand(self.A, n).expand(*d.shape[:-1], -1))
+        c = self._expand(self.h, n).expand(*d.shape[:-1], M)
+        return mats, c
