@@ -31,11 +31,11 @@ def per_network_grad_norm(params: list[torch.nn.Parameter]) -> torch.Tensor:
 
 
 class EnsembleOptimizer:
-    """Adam or SGD (optionally Nesterov) over parameters with a leading network dim K.
+    """Adam, RAdam or SGD (optionally Nesterov) over parameters with a leading network dim K.
 
     Arguments:
         params: parameters, each ``[K, ...]``.
-        kind: ``"adam"`` or ``"sgd"``.
+        kind: ``"adam"``, ``"radam"`` (rectified Adam, as ``torch.optim.RAdam``) or ``"sgd"``.
         lr: learning rate per network ``[K]`` (a float is broadcast).
         betas, eps: Adam constants; momentum, nesterov: SGD constants.
         weight_decay: L2 penalty coefficient (added to the gradient, as torch does), per network.
@@ -101,6 +101,23 @@ class EnsembleOptimizer:
                 bc1 = _bcast(1 - b1**t, p)
                 bc2 = _bcast((1 - b2**t).sqrt(), p)
                 update = (lr / bc1) * m / (v.sqrt() / bc2 + self.eps)
+            elif self.kind == "radam":
+                if not st:
+                    st["m"] = torch.zeros_like(p)
+                    st["v"] = torch.zeros_like(p)
+                m = torch.where(act, st["m"] * b1 + (1 - b1) * g, st["m"])
+                v = torch.where(act, st["v"] * b2 + (1 - b2) * g * g, st["v"])
+                st["m"], st["v"] = m, v
+                # Liu et al. 2020 (as torch.optim.RAdam): rectify the adaptive step once the
+                # variance of the adaptive learning rate is tractable (rho_t > 5)
+                rho_inf = 2.0 / (1.0 - b2) - 1.0
+                rho_t = rho_inf - 2.0 * t * b2**t / (1.0 - b2**t)
+                rect = ((rho_t - 4) * (rho_t - 2) * rho_inf
+                        / ((rho_inf - 4) * (rho_inf - 2) * rho_t)).clamp(min=0).sqrt()
+                m_hat = m / _bcast(1 - b1**t, p)
+                adaptive = _bcast((1 - b2**t).sqrt(), p) / (v.sqrt() + self.eps)
+                use = _bcast(rho_t > 5.0, p).bool()
+                update = lr * m_hat * torch.where(use, _bcast(rect, p) * adaptive, 1.0)
             else:
                 if self.momentum:
                     buf = st.get("buf")
