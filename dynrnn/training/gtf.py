@@ -1,0 +1,436 @@
+"""Teacher forcing for dynamical-systems reconstruction (DSR), K networks trained at once.
+
+Generalized teacher forcing (GTF; Hess et al., ICML 2023; REFERENCES §3). At every step the
+latent state is pulled towards the state inferred from the data before the map is applied,
+
+    z~_{t-1} = (1 - alpha) z_{t-1} + alpha zhat_{t-1},      z_t = F(z~_{t-1}),
+
+where ``zhat`` inverts the observation model (identity: only the first N "readout" units are
+forced -- partial forcing when M > N; affine: the observed mismatch is pulled back through the
+pseudo-inverse of ``W_out``). The loss is the MSE between the unforced predictions
+``readout(z_t)`` and the data ``x_t``. Gradients stay bounded when alpha >= alpha* =
+1 - 1/sigma_max of the Jacobians; the adaptive variant (aGTF) estimates
+``kappa`` = geometric mean of the Jacobian spectral norms along the forced trajectory every
+``agtf_every`` batches, sets ``alpha* = max(0, 1 - 1/kappa)`` and takes it if it is larger than
+the current alpha, else ``alpha <- decay alpha + (1 - decay) alpha*`` (alpha_0 = 1).
+
+Sparse teacher forcing (STF; Mikhaeil et al., NeurIPS 2022): the readout units are replaced by
+the data every ``tau`` steps (alpha = 1 there, 0 elsewhere), which also cuts the gradient
+through them; ``tau`` can be estimated from the data (:func:`estimate_forcing_interval`).
+
+Everything is batched over the K networks of the model (leading dim K, per-network alpha,
+learning rate, gradient clipping; :class:`~dynrnn.training.optim.EnsembleOptimizer`). The time
+loop is a tight loop over preallocated data windows: one ``lerp`` for forcing plus the model's
+step per time step. Optimiser: RAdam with exponential decay of the learning rate from ``lr``
+to ``lr_end`` over the run (REFERENCES §3: 1e-3 -> 1e-6).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._validation import check_bool, check_choice, check_float, check_int, resolve_generator
+from .optim import EnsembleOptimizer, per_network_grad_norm
+
+__all__ = [
+    "GTFConfig",
+    "GTFHistory",
+    "train_gtf",
+    "gtf_loss",
+    "estimate_alpha",
+    "estimate_forcing_interval",
+    "check_dsr_data",
+    "sample_windows",
+]
+
+FORCING = ("gtf", "agtf", "stf", "none")
+
+
+@dataclass(frozen=True)
+class GTFConfig:
+    """Settings of :func:`train_gtf`.
+
+    Attributes:
+        n_iterations: optimiser steps (batches).
+        seq_len: length S of the training windows (predicted steps).
+        batch_size: windows per network and batch.
+        forcing: ``"gtf"`` (fixed alpha), ``"agtf"`` (adaptive alpha), ``"stf"`` (sparse TF
+            every ``tau`` steps) or ``"none"`` (plain BPTT from the first state).
+        alpha: fixed forcing strength in [0, 1] (``"gtf"``); ``"agtf"`` starts from
+            ``alpha_init``.
+        alpha_init: alpha_0 of aGTF (paper: 1).
+        agtf_every: batches between alpha estimates (paper: 5).
+        agtf_decay: weight of the old alpha when the estimate is smaller (paper: 0.999).
+        tau: forcing interval of STF; None -> :func:`estimate_forcing_interval`.
+        lr, lr_end: learning rate, decayed exponentially to ``lr_end`` at the last iteration.
+        optimizer: ``"radam"`` or ``"adam"``.
+        grad_clip: per-network gradient-norm clip (None or 0: off).
+        noise_std: std of Gaussian noise added to the teacher signal (data used for forcing)
+            each batch (regularisation; 0: off).
+        seed: seed of window sampling and noise.
+    """
+
+    n_iterations: int = 3000
+    seq_len: int = 200
+    batch_size: int = 16
+    forcing: str = "gtf"
+    alpha: float = 0.2
+    alpha_init: float = 1.0
+    agtf_every: int = 5
+    agtf_decay: float = 0.999
+    tau: int | None = None
+    lr: float = 1e-3
+    lr_end: float = 1e-6
+    optimizer: str = "radam"
+    grad_clip: float | None = 10.0
+    noise_std: float = 0.0
+    seed: int = 0
+
+    def __post_init__(self):
+        o = type(self).__name__
+        check_int(o, "n_iterations", self.n_iterations, 1)
+        check_int(o, "seq_len", self.seq_len, 1)
+        check_int(o, "batch_size", self.batch_size, 1)
+        check_choice(o, "forcing", self.forcing, FORCING)
+        check_float(o, "alpha", self.alpha, 0.0, 1.0)
+        check_float(o, "alpha_init", self.alpha_init, 0.0, 1.0)
+        check_int(o, "agtf_every", self.agtf_every, 1)
+        check_float(o, "agtf_decay", self.agtf_decay, 0.0, 1.0)
+        if self.tau is not None:
+            check_int(o, "tau", self.tau, 1)
+        check_float(o, "lr", self.lr, 0.0, None, low_inclusive=False)
+        check_float(o, "lr_end", self.lr_end, 0.0, self.lr, low_inclusive=False)
+        check_choice(o, "optimizer", self.optimizer, ("radam", "adam"))
+        if self.grad_clip is not None:
+            check_float(o, "grad_clip", self.grad_clip, 0.0, None)
+        check_float(o, "noise_std", self.noise_std, 0.0, None)
+        check_int(o, "seed", self.seed, 0)
+
+
+@dataclass
+class GTFHistory:
+    """Per-iteration records (lists of ``[K]`` numpy arrays, stacked by :meth:`as_arrays`)."""
+
+    loss: list = field(default_factory=list)
+    alpha: list = field(default_factory=list)
+    grad_norm: list = field(default_factory=list)
+    lr: list = field(default_factory=list)
+    wall_time: list = field(default_factory=list)
+    tau: int | None = None
+    stopped: bool = False
+
+    def as_arrays(self) -> dict[str, np.ndarray]:
+        """``loss``, ``alpha``, ``grad_norm`` as ``[n_iterations, K]``; ``lr``, ``wall_time``
+        as ``[n_iterations]``."""
+        return {
+            "loss": np.asarray(self.loss),
+            "alpha": np.asarray(self.alpha),
+            "grad_norm": np.asarray(self.grad_norm),
+            "lr": np.asarray(self.lr),
+            "wall_time": np.asarray(self.wall_time),
+        }
+
+
+def check_dsr_data(data: Any, n_obs: int | None, owner: str, min_len: int = 2) -> torch.Tensor:
+    """Validate observed time series: ``[T, N]`` or ``[R, T, N]`` -> float tensor ``[R, T, N]``.
+
+    Raises ValueError for non-numeric input, wrong dimensionality, a wrong number of observed
+    dimensions, NaN/inf, or series shorter than ``min_len``.
+    """
+    if torch.is_tensor(data):
+        x = data.detach().to(torch.float32)
+    else:
+        try:
+            x = torch.as_tensor(np.asarray(data, dtype=np.float32))
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"The 'data' parameter of {owner} must be a numeric array [T, N] or [R, T, N]. "
+                f"Got {type(data).__name__} instead."
+            ) from err
+    if x.ndim == 2:
+        x = x.unsqueeze(0)
+    if x.ndim != 3:
+        raise ValueError(
+            f"The 'data' parameter of {owner} must have shape [T, N] or [R, T, N]. Got "
+            f"{tuple(x.shape)} instead."
+        )
+    if n_obs is not None and x.shape[-1] != n_obs:
+        raise ValueError(
+            f"The 'data' parameter of {owner} must have N={n_obs} observed dimensions (the "
+            f"model's n_outputs). Got {x.shape[-1]} (shape {tuple(x.shape)}) instead."
+        )
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"The 'data' parameter of {owner} contains NaN or inf values.")
+    if x.shape[1] < min_len:
+        raise ValueError(
+            f"The 'data' parameter of {owner} has T={x.shape[1]} time steps; at least {min_len} "
+            f"are needed (seq_len + 1)."
+        )
+    return x.contiguous()
+
+
+def sample_windows(data: torch.Tensor, K: int, B: int, length: int, gen: torch.Generator):
+    """Random windows ``[K, B, length, N]`` of ``data [R, T, N]`` (independent per network)."""
+    R, T, N = data.shape
+    r = torch.randint(0, R, (K * B,), generator=gen)
+    s = torch.randint(0, T - length + 1, (K * B,), generator=gen)
+    idx = s[:, None] + torch.arange(length)[None, :]
+    return data[r[:, None], idx].reshape(K, B, length, N)
+
+
+def _pad_latent(model, x: torch.Tensor) -> torch.Tensor:
+    """The data-inferred latent state ``zhat`` for observations ``x [..., N]`` -> ``[..., M]``
+    (identity: ``[x; 0]``; affine: least-squares inverse of the observation model)."""
+    M, N = model.n_units, model.n_outputs
+    if getattr(model.config, "observation", "identity") == "identity":
+        if M == N:
+            return x
+        return torch.cat([x, x.new_zeros(*x.shape[:-1], M - N)], dim=-1)
+    W = model.W_out.detach()
+    b = model.b_out.detach() if model.config.readout_bias else torch.zeros_like(model.b_out)
+    pinv = torch.linalg.pinv(W)  # [K, M, N]
+    K = x.shape[0]
+    flat = (x - b.reshape(K, *([1] * (x.ndim - 2)), N)).reshape(K, -1, N)
+    return torch.bmm(flat, pinv.transpose(1, 2)).reshape(*x.shape[:-1], M)
+
+
+def _forcing_weights(model, alpha: torch.Tensor) -> torch.Tensor:
+    """Per-unit forcing weight ``[K, 1, M]``: alpha on the forced units, 0 on the others."""
+    K, M = model.n_networks, model.n_units
+    w = torch.zeros(K, 1, M, dtype=alpha.dtype, device=alpha.device)
+    if getattr(model.config, "observation", "identity") == "identity":
+        w[:, :, : model.n_outputs] = alpha[:, None, None]
+    else:
+        w[:] = alpha[:, None, None]
+    return w
+
+
+def gtf_loss(
+    model,
+    windows: torch.Tensor,
+    alpha: torch.Tensor | float,
+    *,
+    forcing: str = "gtf",
+    tau: int = 1,
+    teacher: torch.Tensor | None = None,
+    return_states: bool = False,
+):
+    """Forced rollout over data windows and the per-network MSE of unforced predictions.
+
+    Arguments:
+        model: a K-network model (PLRNN family, or any model with ``n_outputs`` observed units).
+        windows: data ``[K, B, S+1, N]``; step 0 initialises the state.
+        alpha: forcing strength, float or ``[K]``.
+        forcing: ``"gtf"``/``"agtf"`` (every step with weight alpha), ``"stf"`` (weight 1 every
+            ``tau`` steps), ``"none"`` (free run from the first state).
+        teacher: the data used for forcing (default ``windows``; e.g. a noisy copy).
+        return_states: also return the forced states ``z~ [K, B, S, M]`` (detached).
+
+    Returns:
+        ``loss [K]`` (mean over B, S, N) and, if requested, the forced states.
+    """
+    K = model.n_networks
+    teacher = windows if teacher is None else teacher
+    S = windows.shape[2] - 1
+    alpha = torch.as_tensor(alpha, dtype=windows.dtype).expand(K)
+    zhat = _pad_latent(model, teacher)  # [K, B, S+1, M]
+    zhat_steps = zhat.unbind(2)
+    z = zhat_steps[0]
+    params = model.prepare()
+    drive = model.input_drive(torch.zeros(1, windows.shape[1], 0 if model.n_inputs == 0
+                                          else model.n_inputs, dtype=windows.dtype))
+    if forcing == "stf":
+        w = _forcing_weights(model, torch.ones_like(alpha))
+    else:
+        w = _forcing_weights(model, alpha)
+    use_forcing = forcing in ("gtf", "agtf") and bool((alpha > 0).any())
+    states = []
+    forced = [] if return_states else None
+    for t in range(1, S + 1):
+        if t > 1:
+            if use_forcing:
+                z = torch.lerp(z, zhat_steps[t - 1], w)
+            elif forcing == "stf" and (t - 1) % tau == 0:
+                z = torch.lerp(z, zhat_steps[t - 1], w)
+        if forced is not None:
+            forced.append(z.detach())
+        z = model.step_drive(z, drive, params)
+        states.append(z)
+    Z = torch.stack(states, dim=2)  # [K, B, S, M]
+    pred = model.readout(Z)
+    loss = (pred - windows[:, :, 1:]).pow(2).mean(dim=(1, 2, 3))
+    if return_states:
+        return loss, torch.stack(forced, dim=2)
+    return loss
+
+
+@torch.no_grad()
+def estimate_alpha(model, forced_states: torch.Tensor, max_points: int = 2048) -> torch.Tensor:
+    """aGTF estimate ``alpha* = max(0, 1 - 1/kappa)`` per network, ``[K]``.
+
+    ``kappa`` is the geometric mean of the spectral norms of the Jacobians at (up to
+    ``max_points`` of) the forced states ``[K, B, S, M]`` along the data.
+    """
+    K, M = forced_states.shape[0], forced_states.shape[-1]
+    z = forced_states.reshape(K, -1, M)
+    if z.shape[1] > max_points:
+        z = z[:, :: int(math.ceil(z.shape[1] / max_points))]
+    J = model.jacobian(z.to(model.dtype))
+    norms = torch.linalg.matrix_norm(J.double(), ord=2).clamp_min(1e-12)
+    kappa = norms.log().mean(dim=1).exp()
+    return (1.0 - 1.0 / kappa).clamp(min=0.0).to(forced_states.dtype)
+
+
+def _first_local_min(curve: np.ndarray) -> int | None:
+    for k in range(1, len(curve) - 1):
+        if curve[k] <= curve[k - 1] and curve[k] < curve[k + 1]:
+            return k
+    return None
+
+
+def estimate_forcing_interval(
+    data: Any, method: str = "mi", max_lag: int = 500, n_bins: int = 32
+) -> int:
+    """Forcing interval tau of sparse TF from the data (Mikhaeil et al. 2022).
+
+    Arguments:
+        data: observations ``[T, N]`` or ``[R, T, N]``.
+        method: ``"mi"`` -- first local minimum of the time-delayed mutual information
+            (histogram estimate with ``n_bins`` bins, averaged over dimensions; Fraser &
+            Swinney 1986); ``"ac"`` -- first local minimum of the autocorrelation function
+            averaged over dimensions (or its first zero crossing, if earlier).
+        max_lag: largest lag considered (returned if no minimum is found before).
+
+    Returns:
+        tau >= 1 (in samples).
+    """
+    owner = "estimate_forcing_interval"
+    check_choice(owner, "method", method, ("mi", "ac"))
+    max_lag = check_int(owner, "max_lag", max_lag, 2)
+    n_bins = check_int(owner, "n_bins", n_bins, 2)
+    x = check_dsr_data(data, None, owner, min_len=max_lag + 2)[0].double().numpy()
+    x = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1.0)
+    T, N = x.shape
+    lags = np.arange(0, max_lag + 1)
+    if method == "ac":
+        F = np.fft.rfft(x, n=2 * T, axis=0)
+        ac = np.fft.irfft(np.abs(F) ** 2, axis=0)[: max_lag + 1].mean(1)
+        ac = ac / ac[0]
+        k_min = _first_local_min(ac)
+        zero = np.nonzero(ac <= 0)[0]
+        cands = [k for k in (k_min, int(zero[0]) if zero.size else None) if k]
+        return int(min(cands)) if cands else max_lag
+    edges = [np.linspace(x[:, d].min(), x[:, d].max() + 1e-12, n_bins + 1) for d in range(N)]
+    codes = np.stack([np.clip(np.digitize(x[:, d], edges[d]) - 1, 0, n_bins - 1)
+                      for d in range(N)], 1)
+    mi = np.zeros(len(lags))
+    for i, lag in enumerate(lags):
+        for d in range(N):
+            a, b = codes[: T - lag, d], codes[lag:, d]
+            joint = np.bincount(a * n_bins + b, minlength=n_bins * n_bins).reshape(n_bins, -1)
+            p = joint / joint.sum()
+            pa, pb = p.sum(1, keepdims=True), p.sum(0, keepdims=True)
+            nz = p > 0
+            mi[i] += (p[nz] * np.log(p[nz] / (pa @ pb)[nz])).sum() / N
+    k = _first_local_min(mi)
+    return int(k) if k else max_lag
+
+
+def train_gtf(
+    model,
+    data: Any,
+    config: GTFConfig | None = None,
+    *,
+    callback: Callable[[int, Any, GTFHistory], bool | None] | None = None,
+    progress: bool = False,
+) -> GTFHistory:
+    """Train the K networks of ``model`` on observed time series with teacher forcing.
+
+    Arguments:
+        model: a K-network model whose ``n_outputs`` equals the data dimension N (PLRNN family;
+            parameters are updated in place).
+        data: observations ``[T, N]`` or ``[R, T, N]`` (standardise them first), finite, with
+            ``T > seq_len``.
+        config: a :class:`GTFConfig` (defaults: GTF alpha 0.2, RAdam 1e-3 -> 1e-6, clip 10).
+        callback: called as ``callback(iteration, model, history)`` after each iteration;
+            returning True stops training (e.g. when DSR metrics are reached).
+        progress: show a tqdm progress bar.
+
+    Returns:
+        :class:`GTFHistory` with per-iteration ``loss [K]``, ``alpha [K]``, ``grad_norm [K]``,
+        ``lr`` and wall time; ``tau`` (STF).
+    """
+    owner = "train_gtf"
+    config = GTFConfig() if config is None else config
+    if not isinstance(config, GTFConfig):
+        raise ValueError(f"The 'config' parameter of {owner} must be a GTFConfig. Got {config!r}.")
+    check_bool(owner, "progress", progress)
+    x = check_dsr_data(data, model.n_outputs, owner, min_len=config.seq_len + 1)
+    x = x.to(model.dtype)
+    K = model.n_networks
+    gen = resolve_generator(config.seed)
+    tau = config.tau
+    if config.forcing == "stf" and tau is None:
+        tau = estimate_forcing_interval(x)
+    hist = GTFHistory(tau=tau)
+    opt = EnsembleOptimizer(
+        [p for p in model.parameters() if p.requires_grad], kind=config.optimizer, lr=config.lr
+    )
+    if config.forcing == "agtf":
+        alpha = torch.full((K,), config.alpha_init, dtype=x.dtype)
+    elif config.forcing == "gtf":
+        alpha = torch.full((K,), config.alpha, dtype=x.dtype)
+    else:
+        alpha = torch.zeros(K, dtype=x.dtype)
+    n = config.n_iterations
+    decay = (config.lr_end / config.lr) ** (1.0 / max(n - 1, 1))
+    active = torch.ones(K, dtype=torch.bool)
+    iterator = range(n)
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, desc="train_gtf")
+    t0 = time.perf_counter()
+    for it in iterator:
+        lr = config.lr * decay**it
+        opt.lr.fill_(lr)
+        win = sample_windows(x, K, config.batch_size, config.seq_len + 1, gen)
+        teacher = None
+        if config.noise_std > 0:
+            teacher = win + config.noise_std * torch.randn(win.shape, generator=gen,
+                                                           dtype=win.dtype)
+        want_states = config.forcing == "agtf" and it % config.agtf_every == 0
+        out = gtf_loss(model, win, alpha, forcing=config.forcing, tau=tau or 1,
+                       teacher=teacher, return_states=want_states)
+        loss, forced = out if want_states else (out, None)
+        opt.zero_grad()
+        loss.sum().backward()
+        gnorm = per_network_grad_norm(opt.params)
+        finite = torch.isfinite(gnorm) & torch.isfinite(loss.detach())
+        scale = None
+        if config.grad_clip:
+            scale = (config.grad_clip / gnorm.clamp_min(1e-12)).clamp(max=1.0)
+            scale = torch.where(finite, scale, torch.zeros_like(scale))
+        opt.step(active & finite, scale)
+        if hasattr(model, "project_"):
+            model.project_()
+        if forced is not None:
+            est = estimate_alpha(model, forced)
+            alpha = torch.where(est > alpha, est,
+                                config.agtf_decay * alpha + (1 - config.agtf_decay) * est)
+        hist.loss.append(loss.detach().numpy().copy())
+        hist.alpha.append(alpha.numpy().copy())
+        hist.grad_norm.append(gnorm.numpy().copy())
+        hist.lr.append(lr)
+        hist.wall_time.append(time.perf_counter() - t0)
+        if callback is not None and callback(it, model, hist):
+            hist.stopped = True
+            break
+    return hist
