@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from .._validation import check_bool, check_choice, check_float, check_int, resolve_generator
+from ._gtf_kernels import fused_rollout, supports_fused
 from .optim import EnsembleOptimizer, per_network_grad_norm
 
 __all__ = [
@@ -221,6 +222,7 @@ def gtf_loss(
     tau: int = 1,
     teacher: torch.Tensor | None = None,
     return_states: bool = False,
+    backend: str = "auto",
 ):
     """Forced rollout over data windows and the per-network MSE of unforced predictions.
 
@@ -232,6 +234,9 @@ def gtf_loss(
             ``tau`` steps), ``"none"`` (free run from the first state).
         teacher: the data used for forcing (default ``windows``; e.g. a noisy copy).
         return_states: also return the forced states ``z~ [K, B, S, M]`` (detached).
+        backend: ``"auto"`` uses the fused rollout with hand-written BPTT
+            (:mod:`dynrnn.training._gtf_kernels`) for autonomous PLRNN-family models;
+            ``"reference"`` forces the plain autograd loop (the specification).
 
     Returns:
         ``loss [K]`` (mean over B, S, N) and, if requested, the forced states.
@@ -240,34 +245,44 @@ def gtf_loss(
     teacher = windows if teacher is None else teacher
     S = windows.shape[2] - 1
     alpha = torch.as_tensor(alpha, dtype=windows.dtype).expand(K)
+    check_choice("gtf_loss", "backend", backend, ("auto", "reference"))
     zhat = _pad_latent(model, teacher)  # [K, B, S+1, M]
-    zhat_steps = zhat.unbind(2)
-    z = zhat_steps[0]
-    params = model.prepare()
-    drive = model.input_drive(torch.zeros(1, windows.shape[1], 0 if model.n_inputs == 0
-                                          else model.n_inputs, dtype=windows.dtype))
     if forcing == "stf":
         w = _forcing_weights(model, torch.ones_like(alpha))
     else:
         w = _forcing_weights(model, alpha)
     use_forcing = forcing in ("gtf", "agtf") and bool((alpha > 0).any())
-    states = []
-    forced = [] if return_states else None
-    for t in range(1, S + 1):
-        if t > 1:
-            if use_forcing:
-                z = torch.lerp(z, zhat_steps[t - 1], w)
-            elif forcing == "stf" and (t - 1) % tau == 0:
-                z = torch.lerp(z, zhat_steps[t - 1], w)
-        if forced is not None:
-            forced.append(z.detach())
-        z = model.step_drive(z, drive, params)
-        states.append(z)
-    Z = torch.stack(states, dim=2)  # [K, B, S, M]
+    if backend == "auto" and supports_fused(model):
+        weights = torch.zeros(S, *w.shape, dtype=w.dtype)
+        if use_forcing:
+            weights[:] = w
+        elif forcing == "stf":
+            weights[:: max(int(tau), 1)] = w
+        Z, ZF = fused_rollout(model, zhat.transpose(1, 2).contiguous(), weights)
+        Z, forced = Z.transpose(1, 2), ZF.transpose(1, 2)
+    else:
+        zhat_steps = zhat.unbind(2)
+        z = zhat_steps[0]
+        params = model.prepare()
+        drive = model.input_drive(torch.zeros(1, windows.shape[1], model.n_inputs,
+                                              dtype=windows.dtype))
+        states, forced = [], []
+        for t in range(1, S + 1):
+            if t > 1:
+                if use_forcing:
+                    z = torch.lerp(z, zhat_steps[t - 1], w)
+                elif forcing == "stf" and (t - 1) % tau == 0:
+                    z = torch.lerp(z, zhat_steps[t - 1], w)
+            if return_states:
+                forced.append(z.detach())
+            z = model.step_drive(z, drive, params)
+            states.append(z)
+        Z = torch.stack(states, dim=2)  # [K, B, S, M]
+        forced = torch.stack(forced, dim=2) if return_states else None
     pred = model.readout(Z)
     loss = (pred - windows[:, :, 1:]).pow(2).mean(dim=(1, 2, 3))
     if return_states:
-        return loss, torch.stack(forced, dim=2)
+        return loss, forced
     return loss
 
 
