@@ -28,9 +28,11 @@ from .._validation import check_bool, check_choice, check_float, check_int, reso
 from ..kernels.spiking import (
     SCHEMES,
     SYNAPSES,
+    cpp_extension_available,
     izhikevich_fast,
     izhikevich_reference,
     izhikevich_step,
+    noise_streams,
 )
 from .base import RecurrentModel
 
@@ -323,6 +325,13 @@ class IzhikevichReservoir(RecurrentModel):
             "eta_T": self.eta.transpose(1, 2) if has_fb else None,
         }
 
+    def prepare_simulation(self) -> dict[str, torch.Tensor]:
+        """:meth:`prepare` plus ``bias [K, 1, N]`` and the per-step noise std ``[K, N]``."""
+        p = self.prepare()
+        p["bias"] = self.bias[:, None, :]
+        p["noise_std"] = self.noise_std * math.sqrt(1.0 / self.dt)
+        return p
+
     def input_drive(self, x: torch.Tensor) -> torch.Tensor:
         """``W_in x + bias``: ``x [K or 1, B, (T,) I]`` -> ``[K, B, (T,) N]``."""
         K = self.n_networks
@@ -366,7 +375,7 @@ class IzhikevichReservoir(RecurrentModel):
         neuron (white noise whose 1 ms samples have std ``noise_std``, as in Izhikevich 2003)."""
         shape = (self.n_networks, n_steps, batch_size, self.n_neurons)
         noise = torch.randn(shape, generator=generator, dtype=self.dtype)
-        return noise * (self.noise_std[:, None, None, :] * math.sqrt(1.0 / self.dt))
+        return noise * (self.noise_std * math.sqrt(1.0 / self.dt))[:, None, None, :]
 
     # ----------------------------------------------------------------- simulation
     def simulate(
@@ -381,6 +390,7 @@ class IzhikevichReservoir(RecurrentModel):
         record_rates: bool = False,
         record_outputs: bool = False,
         backend: str = "auto",
+        noise_rng: str = "auto",
         chunk_steps: int = 250,
     ) -> SpikingResult:
         """Simulate with thalamic noise, recording spikes (and optionally rates / outputs).
@@ -390,9 +400,12 @@ class IzhikevichReservoir(RecurrentModel):
             x: inputs ``[B, T, I]`` or ``[K or 1, B, T, I]`` (None = no input).
             batch_size: B trials when ``x`` is None.
             h0: initial state ``[K or 1, B, 4N]`` (default ``init_state``).
-            seed: seed / generator of the noise (and of a random initial state). The noise is
-                drawn per chunk of ``chunk_steps`` steps as ``randn(K, chunk, B, N)``; the result
-                depends on ``chunk_steps`` only through that.
+            seed: seed / generator of the noise (and of a random initial state).
+            noise_rng: ``"streams"`` (one splitmix64/ziggurat stream per network and trial,
+                drawn inside the C++ loop; needs the extension), ``"torch"`` (``torch.randn``
+                per chunk of ``chunk_steps`` steps as ``[K, chunk, B, N]``), or ``"auto"``
+                (streams if the extension is available). Reference and fast backends see the
+                same noise for the same choice.
             noise: add the per-step Gaussian current.
             record_rates, record_outputs: also return r and ``W_out r`` per step.
             backend: ``"reference"`` (the plain loop), ``"auto"`` / ``"cpp"`` / ``"torch"``
@@ -404,6 +417,11 @@ class IzhikevichReservoir(RecurrentModel):
         owner = "IzhikevichReservoir.simulate"
         check_choice(owner, "backend", backend, ("auto", "reference", "cpp", "torch"))
         check_bool(owner, "noise", noise)
+        check_choice(owner, "noise_rng", noise_rng, ("auto", "streams", "torch"))
+        if noise_rng == "auto":
+            noise_rng = "streams" if cpp_extension_available() else "torch"
+        elif noise_rng == "streams" and not cpp_extension_available():
+            raise RuntimeError("noise_rng='streams' needs the C++ extension (it failed to build).")
         chunk_steps = check_int(owner, "chunk_steps", chunk_steps, 1)
         K, N = self.n_networks, self.n_neurons
         if x is not None:
@@ -427,26 +445,32 @@ class IzhikevichReservoir(RecurrentModel):
             raise ValueError(f"The 'h0' argument must have batch size {B}. Got {h.shape[1]}.")
         h = h.expand(K, -1, -1)
         state = self.split_state(h)
+        rng = None
+        if noise and noise_rng == "streams":
+            rng = noise_streams(int(torch.randint(0, 2**62, (1,), generator=gen)), K, B)
         with torch.no_grad():
-            p = self.prepare()
+            p = self.prepare_simulation()
             cfg = self._cfg()
             spikes = torch.empty(K, B, T, N, dtype=torch.bool)
-            rates = torch.empty(K, B, T, N, dtype=dtype) if record_rates or record_outputs else None
-            bias = self.bias[:, None, None, :].to(dtype)
+            want_r = record_rates or record_outputs
+            rates = torch.empty(K, B, T, N, dtype=dtype) if want_r else None
+            if x is None and rng is not None and backend in ("auto", "cpp"):
+                chunk_steps = T  # nothing of size T is materialised
             for t0 in range(0, T, chunk_steps):
                 t1 = min(T, t0 + chunk_steps)
+                kw = {"record_rates": want_r}
                 if x is not None:
-                    ext = self.input_drive(x[:, :, t0:t1].to(dtype)).transpose(1, 2)
-                else:
-                    ext = bias.expand(K, t1 - t0, B, N)
-                if noise:
-                    ext = ext + self.sample_noise(B, t1 - t0, gen)
-                ext = ext.contiguous()
-                want_r = rates is not None
+                    kw["drive"] = self.input_drive(x[:, :, t0:t1].to(dtype)).transpose(1, 2)
+                if noise and rng is None:
+                    kw["noise"] = self.sample_noise(B, t1 - t0, gen)
+                elif noise:
+                    kw["rng"] = rng
+                elif x is None:
+                    kw["drive"] = p["bias"][:, None].expand(K, t1 - t0, B, N)
                 if backend == "reference":
-                    state, spk, r = izhikevich_reference(state, ext, p, cfg, want_r)
+                    state, spk, r = izhikevich_reference(state, p, cfg, t1 - t0, **kw)
                 else:
-                    state, spk, r = izhikevich_fast(state, ext, p, cfg, want_r, backend)
+                    state, spk, r = izhikevich_fast(state, p, cfg, t1 - t0, backend=backend, **kw)
                 spikes[:, :, t0:t1] = spk.transpose(1, 2)
                 if want_r:
                     rates[:, :, t0:t1] = r.transpose(1, 2)
