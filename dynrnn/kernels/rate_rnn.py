@@ -22,11 +22,17 @@ compare the two on random inputs (values and gradients) and with ``gradcheck``.
 
 from __future__ import annotations
 
+import ctypes
+from concurrent.futures import ThreadPoolExecutor
+
 import torch
 
 from ..models._nonlin import dphi, phi
+from . import _cbuild
+from . import _rate_rnn_c as _C
+from ._workspace import POOL
 
-__all__ = ["rate_rnn", "rate_rnn_reference"]
+__all__ = ["BACKENDS", "rate_rnn", "rate_rnn_reference"]
 
 
 def _drive(x_t, W_in_T, b):
@@ -207,6 +213,154 @@ class _FusedRateRNN(torch.autograd.Function):
         )
 
 
+_EXECUTOR: ThreadPoolExecutor | None = None
+
+
+def _parallel_over_networks(fn, K: int, chunk_args) -> None:
+    """Call ``fn(k0, k1, *chunk_args(i))`` on contiguous chunks ``i`` of the K networks, one per
+    torch thread (ctypes releases the GIL, so the chunks run in parallel)."""
+    global _EXECUTOR
+    n = max(1, min(torch.get_num_threads(), K))
+    if n == 1:
+        fn(0, K, *chunk_args(0))
+        return
+    if _EXECUTOR is None or _EXECUTOR._max_workers < n:
+        _EXECUTOR = ThreadPoolExecutor(max_workers=n, thread_name_prefix="dynrnn-kernel")
+    bounds = [round(K * i / n) for i in range(n + 1)]
+    futures = [
+        _EXECUTOR.submit(fn, bounds[i], bounds[i + 1], *chunk_args(i))
+        for i in range(n)
+        if bounds[i + 1] > bounds[i]
+    ]
+    for f in futures:
+        f.result()
+
+
+def _padded_units(n_units: int, dtype: torch.dtype) -> int:
+    """N rounded up to whole 64-byte vectors (see :mod:`._rate_rnn_c`)."""
+    vw = 64 // (4 if dtype == torch.float32 else 8)
+    return -(-n_units // vw) * vw
+
+
+def _c_library(dtype: torch.dtype, nonlinearity: str, leak_form: str | None, n_units: int):
+    """The compiled C kernel for this variant, or None (no compiler / disabled / dtype)."""
+    if dtype not in (torch.float32, torch.float64):
+        return None
+    defines = {
+        "REAL": "float" if dtype == torch.float32 else "double",
+        "NL": _C.NL_CODES[nonlinearity],
+        "LEAK": _C.LEAK_CODES[leak_form],
+        "N": n_units,
+        "NP": _padded_units(n_units, dtype),
+        "VW": 64 // (4 if dtype == torch.float32 else 8),
+    }
+    if dtype == torch.float32:
+        defines["REAL_IS_FLOAT"] = None
+    lib = _cbuild.load(_C.SOURCE, defines)
+    if lib is not None and not getattr(lib, "_dynrnn_typed", False):
+        i64, ptr = ctypes.c_int64, ctypes.c_void_p
+        lib.rate_fwd.argtypes = [i64] * 7 + [ptr] * 13
+        lib.rate_fwd.restype = None
+        lib.rate_bwd.argtypes = [i64] * 7 + [ptr] * 20
+        lib.rate_bwd.restype = None
+        lib._dynrnn_typed = True
+    return lib
+
+
+def _p(t: torch.Tensor | None):
+    return None if t is None else t.data_ptr()
+
+
+def _pad_last(t: torch.Tensor, size: int) -> torch.Tensor:
+    """``t`` zero-padded along its last dim to ``size``, contiguous."""
+    out = t.new_zeros(*t.shape[:-1], size)
+    out[..., : t.shape[-1]] = t
+    return out
+
+
+def _n_threads(K: int) -> int:
+    return max(1, min(torch.get_num_threads(), K))
+
+
+class _CRateRNN(torch.autograd.Function):
+    """The same maths as :class:`_FusedRateRNN`, one network at a time in C (see
+    :mod:`._rate_rnn_c`): weights and the B current states stay in cache for the whole loop."""
+
+    @staticmethod
+    def forward(ctx, x, h0, W_in, b, W_T, alpha, W_out, b_out, noise, nonlinearity, leak_form,
+                lib):
+        K, B, N = h0.shape
+        Kx, T, _, I = x.shape
+        O = W_out.shape[1]
+        dt = h0.dtype
+        NP = _padded_units(N, dt)
+        x, h0 = x.contiguous(), h0.contiguous()
+        W_in_T = _pad_last(W_in.transpose(1, 2), NP)
+        b = _pad_last(b, NP)
+        W_T_pad = _pad_last(W_T, NP)
+        W_out, b_out = W_out.contiguous(), b_out.contiguous()
+        al = alpha.reshape(K, N).contiguous() if alpha is not None else None
+        noise = noise.contiguous() if noise is not None else None
+        H = POOL.empty((K, T, B, N), dt)
+        Y = POOL.empty((K, T, B, O), dt)
+        need_A = not (alpha is None and nonlinearity == "tanh")
+        A = POOL.empty((K, T, B, N), dt) if need_A else None
+        work = torch.empty(_n_threads(K), 2 * 4 * NP, dtype=dt)
+        dims = (T, B, I, O, int(Kx > 1))
+        ptrs = [_p(t) for t in (x, h0, W_in_T, b, W_T_pad, al, W_out, b_out, noise, H, Y, A)]
+        _parallel_over_networks(lib.rate_fwd, K, lambda i: (*dims, *ptrs, work[i].data_ptr()))
+        ctx.save_for_backward(x, h0, W_in_T, W_T, al, W_out, H, A)
+        ctx.info = (lib, Kx, alpha is not None)
+        ctx.set_materialize_grads(False)
+        return H, Y
+
+    @staticmethod
+    def backward(ctx, gH, gY):
+        x, h0, W_in_T, W_T, al, W_out, H, A = ctx.saved_tensors
+        lib, Kx, has_alpha = ctx.info
+        need = ctx.needs_input_grad
+        K, T, B, N = H.shape
+        I, O = x.shape[-1], W_out.shape[1]
+        dt = H.dtype
+        NP = W_in_T.shape[-1]
+        W_pad = _pad_last(W_T.transpose(1, 2), NP)
+        gH = gH.contiguous() if gH is not None else None
+        gY = gY.contiguous() if gY is not None else None
+        g_h0 = torch.empty(K, B, N, dtype=dt)
+        g_W_in_T = torch.zeros(K, I, NP, dtype=dt)
+        g_b = torch.zeros(K, NP, dtype=dt)
+        g_W_T = torch.zeros(K, N, NP, dtype=dt)
+        g_alpha = torch.zeros(K, N, dtype=dt) if has_alpha else None
+        g_W_out = torch.zeros(K, O, N, dtype=dt)
+        g_b_out = torch.zeros(K, O, dtype=dt)
+        g_x = torch.empty(K, T, B, I, dtype=dt) if need[0] else None
+        g_noise = torch.empty(K, T, B, N, dtype=dt) if need[8] else None
+        work = torch.empty(_n_threads(K), 2 * B * NP, dtype=dt)
+        dims = (T, B, I, O, int(Kx > 1))
+        ptrs = [_p(t) for t in (x, h0, W_in_T, W_pad, al, W_out, H, A, gH, gY, g_h0, g_W_in_T,
+                                g_b, g_W_T, g_alpha, g_W_out, g_b_out, g_x, g_noise)]
+        _parallel_over_networks(lib.rate_bwd, K, lambda i: (*dims, *ptrs, work[i].data_ptr()))
+        if g_x is not None and Kx == 1 and K > 1:
+            g_x = g_x.sum(0, keepdim=True)
+        return (
+            g_x,
+            g_h0,
+            g_W_in_T[..., :N].transpose(1, 2),
+            g_b[:, :N],
+            g_W_T[..., :N],
+            g_alpha.reshape(K, 1, N) if g_alpha is not None else None,
+            g_W_out,
+            g_b_out,
+            g_noise,
+            None,
+            None,
+            None,
+        )
+
+
+BACKENDS = ("cpu", "cpu-torch", "reference")
+
+
 def rate_rnn(
     x,
     h0,
@@ -230,17 +384,31 @@ def rate_rnn(
         alpha ``[K, 1, N]`` or None, W_out ``[K, O, N]``, b_out ``[K, O]``.
         noise: ``[K, T, B, N]`` added to the pre-activation, or None.
         nonlinearity, leak_form: as in :class:`~dynrnn.models.RateRNNConfig`.
-        backend: ``"cpu"`` (fused) or ``"reference"`` (autograd loop).
+        backend: ``"cpu"`` (the fastest exact CPU path: the C kernel of :mod:`._rate_rnn_c`
+            where a C compiler works, else ``"cpu-torch"``), ``"cpu-torch"`` (the fused torch
+            loop, :class:`_FusedRateRNN`) or ``"reference"`` (the autograd loop).
 
     Returns:
         ``(H [K, T, B, N], Y [K, T, B, O])``.
     """
+    if backend not in BACKENDS:
+        raise ValueError(f"The 'backend' parameter must be one of {BACKENDS}. Got {backend!r}.")
     if backend == "reference":
         return rate_rnn_reference(
             x, h0, W_in, b, W_T, alpha, W_out, b_out, noise, nonlinearity, leak_form
         )
-    if backend != "cpu":
-        raise ValueError(f"The 'backend' parameter must be 'cpu' or 'reference'. Got {backend!r}.")
+    if backend == "cpu":
+        tensors = [t for t in (x, h0, W_in, b, W_T, alpha, W_out, b_out, noise) if t is not None]
+        uniform = all(t.device.type == "cpu" and t.dtype == h0.dtype for t in tensors)
+        alpha_ok = alpha is None or tuple(alpha.shape) == (h0.shape[0], 1, h0.shape[2])
+        leak = leak_form if alpha is not None else None
+        lib = None
+        if uniform and alpha_ok:
+            lib = _c_library(h0.dtype, nonlinearity, leak, h0.shape[2])
+        if lib is not None:
+            return _CRateRNN.apply(
+                x, h0, W_in, b, W_T, alpha, W_out, b_out, noise, nonlinearity, leak_form, lib
+            )
     return _FusedRateRNN.apply(
         x.contiguous(),
         h0.contiguous(),
