@@ -108,9 +108,6 @@ class ALRNNConfig(PLRNNConfig):
         super().__post_init__()
         o = type(self).__name__
         check_int(o, "n_pwl", self.n_pwl, 0, self.n_latent)
-        if self.observation == "identity" and self.n_outputs > self.n_latent - self.n_pwl:
-            # readout units are linear in the AL-RNN paper; allowed, but warn via docs only
-            pass
 
 
 def _init_a_w(M: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
