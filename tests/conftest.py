@@ -8,3 +8,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 # Tests check correctness, not speed: one intra-op thread per test process keeps results
 # reproducible and avoids thread oversubscription when pytest-xdist runs several workers.
 torch.set_num_threads(1)
+# Triton kernels run on the CPU through Triton's interpreter where there is no GPU (must be set
+# before triton.jit decorates the kernels, i.e. before dynrnn imports them).
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")

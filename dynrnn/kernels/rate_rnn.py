@@ -32,7 +32,7 @@ from . import _cbuild
 from . import _rate_rnn_c as _C
 from ._workspace import POOL
 
-__all__ = ["BACKENDS", "rate_rnn", "rate_rnn_reference"]
+__all__ = ["BACKENDS", "rate_rnn", "rate_rnn_reference", "triton_available"]
 
 
 def _drive(x_t, W_in_T, b):
@@ -358,7 +358,26 @@ class _CRateRNN(torch.autograd.Function):
         )
 
 
-BACKENDS = ("cpu", "cpu-torch", "reference")
+BACKENDS = ("auto", "cpu", "cpu-torch", "triton", "reference")
+
+
+def triton_available() -> bool:
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _triton_rate_rnn(x, h0, W_in, b, W_T, alpha, W_out, b_out, noise, nonlinearity, leak_form):
+    from .rate_rnn_triton import recurrence
+
+    drive = torch.matmul(x, W_in.transpose(1, 2)[:, None]) + b[:, None, None, :]
+    if noise is not None:
+        drive = drive + noise
+    H = recurrence(drive, h0, W_T, alpha, nonlinearity, leak_form)
+    Y = torch.matmul(H, W_out.transpose(1, 2)[:, None]) + b_out[:, None, None, :]
+    return H, Y
 
 
 def rate_rnn(
@@ -373,7 +392,7 @@ def rate_rnn(
     noise=None,
     nonlinearity="tanh",
     leak_form="inside",
-    backend="cpu",
+    backend="auto",
 ):
     """Run K rate RNNs with their readouts.
 
@@ -384,15 +403,29 @@ def rate_rnn(
         alpha ``[K, 1, N]`` or None, W_out ``[K, O, N]``, b_out ``[K, O]``.
         noise: ``[K, T, B, N]`` added to the pre-activation, or None.
         nonlinearity, leak_form: as in :class:`~dynrnn.models.RateRNNConfig`.
-        backend: ``"cpu"`` (the fastest exact CPU path: the C kernel of :mod:`._rate_rnn_c`
-            where a C compiler works, else ``"cpu-torch"``), ``"cpu-torch"`` (the fused torch
-            loop, :class:`_FusedRateRNN`) or ``"reference"`` (the autograd loop).
+        backend: ``"auto"`` (``"triton"`` for CUDA tensors where triton is installed, else
+            ``"cpu"`` on the CPU and ``"cpu-torch"`` elsewhere); ``"cpu"`` (the fastest exact
+            CPU path: the C kernel of :mod:`._rate_rnn_c` where a C compiler works, else
+            ``"cpu-torch"``); ``"cpu-torch"`` (the fused torch loop, :class:`_FusedRateRNN`,
+            any device); ``"triton"`` (:mod:`.rate_rnn_triton`; on the CPU only through
+            ``TRITON_INTERPRET=1``); ``"reference"`` (the autograd loop, the specification).
 
     Returns:
         ``(H [K, T, B, N], Y [K, T, B, O])``.
     """
     if backend not in BACKENDS:
         raise ValueError(f"The 'backend' parameter must be one of {BACKENDS}. Got {backend!r}.")
+    if backend == "auto":
+        if h0.device.type == "cuda":
+            backend = "triton" if triton_available() else "cpu-torch"
+        else:
+            backend = "cpu" if h0.device.type == "cpu" else "cpu-torch"
+    if backend == "triton":
+        if not triton_available():
+            raise ValueError("backend='triton' needs the triton package (pip install triton).")
+        return _triton_rate_rnn(
+            x, h0, W_in, b, W_T, alpha, W_out, b_out, noise, nonlinearity, leak_form
+        )
     if backend == "reference":
         return rate_rnn_reference(
             x, h0, W_in, b, W_T, alpha, W_out, b_out, noise, nonlinearity, leak_form
