@@ -18,12 +18,14 @@ One step of K networks x B trials of N Izhikevich (2003) neurons, from the state
 
 Fast paths (chosen by measurement, see ``benchmarks/spiking.py``):
 
-* ``cpp``: the whole time loop in a small C++ extension (compiled once with
-  ``torch.utils.cpp_extension.load_inline`` and cached; if compilation fails the torch path is
-  used). It is event-driven: the recurrent current is kept projected (``J = W r`` or ``W x``)
-  and updated by adding only the columns of ``W`` of the neurons that spiked, so a step costs
-  O(N + spikes * N) instead of O(N^2). Networks x trials are independent, so each runs its own
-  time loop with its state in cache.
+* ``cpp``: the whole time loop in C (compiled on first use in about a second with the system
+  compiler, cached under ``~/.cache/dynrnn/kernels``, loaded with ctypes; without a compiler,
+  or with ``DYNRNN_DISABLE_C=1``, the torch path is used). It is event-driven: the recurrent
+  current is kept projected (``J = W r`` or ``W x``) and updated by adding only the columns of
+  ``W`` of the neurons that spiked, so a step costs O(N + spikes * N) instead of O(N^2). The
+  Gaussian noise is drawn inside the loop (per-trial splitmix64 streams and a ziggurat), so no
+  ``[K, T, B, N]`` noise tensor is written and read. Networks x trials are independent, so
+  each runs its own time loop with its state in cache.
 * ``torch``: a per-step torch loop with preallocated buffers (event-driven for one network and
   trial, batched ``bmm`` otherwise).
 
@@ -33,6 +35,7 @@ summation); spike trains are identical to the reference in float64 (tested).
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 import warnings
@@ -147,393 +150,395 @@ def izhikevich_reference(
     )
 
 
-# --------------------------------------------------------------------------- C++ extension
-_CPP_SOURCE = r"""
-#include <torch/extension.h>
-#include <cmath>
-#include <vector>
-#include <cstdint>
+# ------------------------------------------------------------------------- compiled C loops
+_C_SOURCE = r"""
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
-// ---- counter-free per-stream Gaussian noise: splitmix64 + Marsaglia-Tsang ziggurat (128 layers)
-static inline uint64_t sm64(uint64_t& s) {
-  uint64_t z = (s += 0x9E3779B97F4A7C15ULL);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-static inline double uni01(uint64_t& s) { return (double)(sm64(s) >> 11) * 0x1.0p-53; }
-
-struct Zig {
-  double kn[128], wn[128], fn[128];
-  Zig() {
-    const double m1 = 2147483648.0;
-    double dn = 3.442619855899, tn = dn, vn = 9.91256303526217e-3;
-    const double q = vn / std::exp(-0.5 * dn * dn);
-    kn[0] = (dn / q) * m1; kn[1] = 0;
-    wn[0] = q / m1; wn[127] = dn / m1;
-    fn[0] = 1.0; fn[127] = std::exp(-0.5 * dn * dn);
-    for (int i = 126; i >= 1; --i) {
-      dn = std::sqrt(-2.0 * std::log(vn / dn + std::exp(-0.5 * dn * dn)));
-      kn[i + 1] = (dn / tn) * m1;
-      tn = dn;
-      fn[i] = std::exp(-0.5 * dn * dn);
-      wn[i] = dn / m1;
-    }
-  }
-};
-static const Zig ZIG;
-
+/* ---- noise: splitmix64 streams + Marsaglia-Tsang ziggurat (128 layers) ---- */
 static const uint64_t GAMMA = 0x9E3779B97F4A7C15ULL;
+static double KN[128], WN[128], FN[128];
+static int ZIG_READY = 0;
+
+static void zig_init(void) {
+  if (ZIG_READY) return;
+  const double m1 = 2147483648.0;
+  double dn = 3.442619855899, tn = dn, vn = 9.91256303526217e-3;
+  const double q = vn / exp(-0.5 * dn * dn);
+  KN[0] = (dn / q) * m1; KN[1] = 0;
+  WN[0] = q / m1; WN[127] = dn / m1;
+  FN[0] = 1.0; FN[127] = exp(-0.5 * dn * dn);
+  for (int i = 126; i >= 1; --i) {
+    dn = sqrt(-2.0 * log(vn / dn + exp(-0.5 * dn * dn)));
+    KN[i + 1] = (dn / tn) * m1;
+    tn = dn;
+    FN[i] = exp(-0.5 * dn * dn);
+    WN[i] = dn / m1;
+  }
+  ZIG_READY = 1;
+}
 
 static inline uint64_t mix64(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
   return z ^ (z >> 31);
 }
+static inline uint64_t sm64(uint64_t* s) { *s += GAMMA; return mix64(*s); }
+static inline double uni01(uint64_t* s) { return (double)(sm64(s) >> 11) * 0x1.0p-53; }
 
-// Rejection branch of the ziggurat for the first draw (hz, iz); further draws from stream s.
-static double gauss_slow(int32_t hz, int iz, uint64_t& s) {
+/* rejection branch for a first draw (hz, iz); further draws from stream s */
+static double gauss_slow(int32_t hz, int iz, uint64_t* s) {
   const double r = 3.442619855899;
   for (;;) {
-    const double x = (double)hz * ZIG.wn[iz];
+    const double x = (double)hz * WN[iz];
     const double ahz = hz < 0 ? -(double)hz : (double)hz;
-    if (ahz < ZIG.kn[iz]) return x;
-    if (iz == 0) {  // tail beyond r
+    if (ahz < KN[iz]) return x;
+    if (iz == 0) {
       double xt, yt;
       do {
-        xt = -std::log(1.0 - uni01(s)) / r;
-        yt = -std::log(1.0 - uni01(s));
+        xt = -log(1.0 - uni01(s)) / r;
+        yt = -log(1.0 - uni01(s));
       } while (yt + yt < xt * xt);
       return hz > 0 ? r + xt : -r - xt;
     }
-    if (ZIG.fn[iz] + uni01(s) * (ZIG.fn[iz - 1] - ZIG.fn[iz]) < std::exp(-0.5 * x * x)) return x;
+    if (FN[iz] + uni01(s) * (FN[iz - 1] - FN[iz]) < exp(-0.5 * x * x)) return x;
     const uint64_t bits = sm64(s);
     iz = (int)(bits & 127);
     hz = (int32_t)(uint32_t)(bits >> 32);
   }
 }
 
-// n standard normals times sd[i] into out: draw i uses the (i+1)-th splitmix64 output of the
-// stream (a vectorisable pass, ~98.8% accepted), then the rejected ones are redone in index
-// order with further draws from the stream.
-template <typename S>
-static inline void gauss_block(uint64_t& s, int64_t n, const S* sd, S* out, uint8_t* rej) {
-  const uint64_t base = s;
+/* out[i] = sd[i] * z_i: draw i is the (i+1)-th output of the stream (vectorisable pass,
+   ~98.8% accepted), then the rejected ones are redone in index order from the stream. */
+static inline void gauss_block(uint64_t* s, int64_t n, const REAL* sd, REAL* out,
+                               uint8_t* rej) {
+  const uint64_t base = *s;
   int64_t nrej = 0;
   for (int64_t i = 0; i < n; ++i) {
     const uint64_t z = mix64(base + (uint64_t)(i + 1) * GAMMA);
     const int iz = (int)(z & 127);
     const int32_t hz = (int32_t)(uint32_t)(z >> 32);
-    const double x = (double)hz * ZIG.wn[iz];
-    const bool bad = !(std::fabs((double)hz) < ZIG.kn[iz]);
-    rej[i] = bad;
+    const double x = (double)hz * WN[iz];
+    const int bad = !(fabs((double)hz) < KN[iz]);
+    rej[i] = (uint8_t)bad;
     nrej += bad;
-    out[i] = sd[i] * (S)x;
+    out[i] = sd[i] * (REAL)x;
   }
-  s = base + (uint64_t)n * GAMMA;
+  *s = base + (uint64_t)n * GAMMA;
   if (nrej == 0) return;
   for (int64_t i = 0; i < n; ++i) {
     if (!rej[i]) continue;
     const uint64_t z = mix64(base + (uint64_t)(i + 1) * GAMMA);
-    out[i] = sd[i] * (S)gauss_slow((int32_t)(uint32_t)(z >> 32), (int)(z & 127), s);
+    out[i] = sd[i] * (REAL)gauss_slow((int32_t)(uint32_t)(z >> 32), (int)(z & 127), s);
   }
 }
 
-torch::Tensor rng_init(int64_t seed, int64_t K, int64_t B) {
-  auto st = torch::empty({K, B}, torch::dtype(torch::kInt64));
-  int64_t* p = st.data_ptr<int64_t>();
-  for (int64_t q = 0; q < K * B; ++q) {
+void rng_init(int64_t seed, int64_t n, int64_t* out) {
+  for (int64_t q = 0; q < n; ++q) {
     uint64_t s = (uint64_t)seed * 0xD1B54A32D192ED03ULL + (uint64_t)q * 0x8CB92BA72F3D8DD7ULL;
-    p[q] = (int64_t)sm64(s);
+    out[q] = (int64_t)sm64(&s);
   }
-  return st;
 }
 
-// noise[k, t, b, :] = gauss_block(stream (k, b)) for t = 0..T-1; advances rng.
-torch::Tensor izh_noise(torch::Tensor rng, torch::Tensor stdv, int64_t T) {
-  const int64_t K = rng.size(0), B = rng.size(1), N = stdv.size(1);
-  auto noise = torch::empty({K, T, B, N}, stdv.options());
-  int64_t* rp = rng.data_ptr<int64_t>();
-  std::vector<uint8_t> rej(N);
-  AT_DISPATCH_FLOATING_TYPES(stdv.scalar_type(), "izh_noise", [&] {
-    using S = scalar_t;
-    const S* sd = stdv.data_ptr<S>(); S* out = noise.data_ptr<S>();
-    for (int64_t k = 0; k < K; ++k)
-      for (int64_t bb = 0; bb < B; ++bb) {
-        uint64_t s = (uint64_t)rp[k * B + bb];
-        for (int64_t t = 0; t < T; ++t)
-          gauss_block<S>(s, N, sd + k * N, out + ((k * T + t) * B + bb) * N, rej.data());
-        rp[k * B + bb] = (int64_t)s;
-      }
-  });
-  return noise;
+/* noise[k, t, b, :] = gauss_block(stream (k, b)) for t = 0..T-1; advances rng [K, B] */
+void izh_noise(int64_t* rng, const REAL* sd, REAL* noise, int64_t K, int64_t B, int64_t T,
+               int64_t N) {
+  zig_init();
+  uint8_t* rej = (uint8_t*)malloc((size_t)N);
+  for (int64_t k = 0; k < K; ++k)
+    for (int64_t bb = 0; bb < B; ++bb) {
+      uint64_t s = (uint64_t)rng[k * B + bb];
+      for (int64_t t = 0; t < T; ++t)
+        gauss_block(&s, N, sd + k * N, noise + ((k * T + t) * B + bb) * N, rej);
+      rng[k * B + bb] = (int64_t)s;
+    }
+  free(rej);
 }
 
-template <typename S>
-static void izh_kernel(S* v, S* u, S* r, S* x, const S* bias, const S* drive, const S* noise,
-                       const S* stdv, int64_t* rng, const S* a, const S* b, const S* c,
-                       const S* d, const S* WT, const S* Wout, const S* eta, bool* spikes,
-                       S* rates, int64_t K, int64_t B, int64_t T, int64_t N, int64_t O,
-                       int synapse, bool half, S dt, S vpeak, S ed, S er, S tr, S td,
-                       bool record_rates) {
-  std::vector<S> J(N), Jx(N), cur(N), nz(N), z(O > 0 ? O : 1);
-  std::vector<int64_t> fired(N);
-  std::vector<uint8_t> rej(N);
-  const S h = S(0.5) * dt;
-  const S inv_td = S(1) / td, inv_trtd = S(1) / (tr * td);
+/* The Izhikevich time loop of K networks x B trials (see the module docstring for the maths).
+   Layouts: state v, u, r, x [K, B, N] (in-out); bias, a, b, c, d [K, N]; drive, noise
+   [K, T, B, N] or NULL; sd [K, N] with rng [K, B] (in-kernel noise) or NULL; WT [K, N, N]
+   (row j = outgoing weights of neuron j); Wout [K, O, N], eta [K, N, O] (NULL = no feedback);
+   outputs spikes [K, T, B, N] (uint8), rates [K, T, B, N] or NULL.
+   synapse 0 delta, 1 exp, 2 double_exp; half 1 = Izhikevich half steps, 0 = Euler. */
+void izh_loop(REAL* v, REAL* u, REAL* r, REAL* x, const REAL* bias, const REAL* drive,
+              const REAL* noise, const REAL* sd, int64_t* rng, const REAL* a, const REAL* b,
+              const REAL* c, const REAL* d, const REAL* WT, const REAL* Wout, const REAL* eta,
+              uint8_t* spikes, REAL* rates, int64_t K, int64_t B, int64_t T, int64_t N,
+              int64_t O, int synapse, int half, double dt_, double vpeak_, double tr_,
+              double td_) {
+  zig_init();
+  const REAL dt = (REAL)dt_, vpeak = (REAL)vpeak_, tr = (REAL)tr_, td = (REAL)td_;
+  const REAL ed = (REAL)exp(-dt_ / td_), er = (REAL)exp(-dt_ / tr_);
+  const REAL h = (REAL)0.5 * dt;
+  const REAL inv_td = (REAL)1 / td, inv_trtd = (REAL)1 / (tr * td);
+  REAL* J = (REAL*)calloc((size_t)N, sizeof(REAL));
+  REAL* Jx = (REAL*)calloc((size_t)N, sizeof(REAL));
+  REAL* cur = (REAL*)malloc((size_t)N * sizeof(REAL));
+  REAL* nz = (REAL*)malloc((size_t)N * sizeof(REAL));
+  REAL* z = (REAL*)malloc((size_t)(O > 0 ? O : 1) * sizeof(REAL));
+  int64_t* fired = (int64_t*)malloc((size_t)N * sizeof(int64_t));
+  uint8_t* rej = (uint8_t*)malloc((size_t)N);
   for (int64_t k = 0; k < K; ++k) {
-    const S* W = WT + k * N * N;  // W[j * N + i] = weight from j to i
-    const S* ak = a + k * N; const S* bk = b + k * N; const S* ck = c + k * N;
-    const S* dk = d + k * N; const S* bi = bias + k * N;
-    const S* sd = stdv != nullptr ? stdv + k * N : nullptr;
-    const S* Wo = O > 0 ? Wout + k * O * N : nullptr;
-    const S* et = (eta != nullptr) ? eta + k * N * O : nullptr;
+    const REAL* W = WT + k * N * N;
+    const REAL* ak = a + k * N; const REAL* bk = b + k * N; const REAL* ck = c + k * N;
+    const REAL* dk = d + k * N; const REAL* bi = bias + k * N;
+    const REAL* sdk = sd ? sd + k * N : NULL;
+    const REAL* Wo = eta ? Wout + k * O * N : NULL;
+    const REAL* et = eta ? eta + k * N * O : NULL;
     for (int64_t bb = 0; bb < B; ++bb) {
       const int64_t off = (k * B + bb) * N;
-      S* vv = v + off; S* uu = u + off; S* rr = r + off; S* xx = x + off;
-      uint64_t st = rng != nullptr ? (uint64_t)rng[k * B + bb] : 0;
-      // projected currents from the initial state (dense, once)
-      const S* src = (synapse == 0) ? xx : rr;
+      REAL* vv = v + off; REAL* uu = u + off; REAL* rr = r + off; REAL* xx = x + off;
+      uint64_t st = rng ? (uint64_t)rng[k * B + bb] : 0;
+      const REAL* src = (synapse == 0) ? xx : rr;
       for (int64_t i = 0; i < N; ++i) { J[i] = 0; Jx[i] = 0; }
       for (int64_t j = 0; j < N; ++j) {
-        const S sj = src[j];
-        if (sj != 0) { const S* col = W + j * N; for (int64_t i = 0; i < N; ++i) J[i] += col[i] * sj; }
+        const REAL sj = src[j];
+        const REAL* col = W + j * N;
+        if (sj != 0) for (int64_t i = 0; i < N; ++i) J[i] += col[i] * sj;
         if (synapse == 2 && xx[j] != 0) {
-          const S xj = xx[j]; const S* col = W + j * N;
+          const REAL xj = xx[j];
           for (int64_t i = 0; i < N; ++i) Jx[i] += col[i] * xj;
         }
       }
       for (int64_t t = 0; t < T; ++t) {
         const int64_t toff = ((k * T + t) * B + bb) * N;
-        if (drive != nullptr) { for (int64_t i = 0; i < N; ++i) cur[i] = drive[toff + i]; }
+        if (drive) { for (int64_t i = 0; i < N; ++i) cur[i] = drive[toff + i]; }
         else { for (int64_t i = 0; i < N; ++i) cur[i] = bi[i]; }
-        if (noise != nullptr) { for (int64_t i = 0; i < N; ++i) cur[i] += noise[toff + i]; }
-        else if (sd != nullptr) {
-          gauss_block<S>(st, N, sd, nz.data(), rej.data());
+        if (noise) { for (int64_t i = 0; i < N; ++i) cur[i] += noise[toff + i]; }
+        else if (sdk) {
+          gauss_block(&st, N, sdk, nz, rej);
           for (int64_t i = 0; i < N; ++i) cur[i] += nz[i];
         }
         for (int64_t i = 0; i < N; ++i) cur[i] += J[i];
-        if (et != nullptr) {
+        if (et) {
           for (int64_t o = 0; o < O; ++o) {
-            S acc = 0; const S* wrow = Wo + o * N;
+            REAL acc = 0; const REAL* wrow = Wo + o * N;
             for (int64_t j = 0; j < N; ++j) acc += rr[j] * wrow[j];
             z[o] = acc;
           }
           for (int64_t i = 0; i < N; ++i) {
-            S acc = 0; const S* erow = et + i * O;
+            REAL acc = 0; const REAL* erow = et + i * O;
             for (int64_t o = 0; o < O; ++o) acc += z[o] * erow[o];
             cur[i] += acc;
           }
         }
-        int64_t nf = 0;
         for (int64_t i = 0; i < N; ++i) {
-          S vi = vv[i], ui = uu[i]; const S I = cur[i];
+          REAL vi = vv[i], ui = uu[i]; const REAL I = cur[i];
           if (half) {
-            vi = vi + h * (S(0.04) * vi * vi + S(5) * vi + S(140) - ui + I);
-            vi = vi + h * (S(0.04) * vi * vi + S(5) * vi + S(140) - ui + I);
+            vi = vi + h * ((REAL)0.04 * vi * vi + (REAL)5 * vi + (REAL)140 - ui + I);
+            vi = vi + h * ((REAL)0.04 * vi * vi + (REAL)5 * vi + (REAL)140 - ui + I);
             ui = ui + dt * (ak[i] * (bk[i] * vi - ui));
           } else {
-            const S dv = dt * (S(0.04) * vi * vi + S(5) * vi + S(140) - ui + I);
+            const REAL dv = dt * ((REAL)0.04 * vi * vi + (REAL)5 * vi + (REAL)140 - ui + I);
             ui = ui + dt * (ak[i] * (bk[i] * vi - ui));
             vi = vi + dv;
           }
           vv[i] = vi; uu[i] = ui;
         }
-        bool* so = spikes + toff;
+        int64_t nf = 0;
+        uint8_t* so = spikes + toff;
         for (int64_t i = 0; i < N; ++i) {
-          const bool sp = vv[i] >= vpeak;
-          so[i] = sp;
+          const int sp = vv[i] >= vpeak;
+          so[i] = (uint8_t)sp;
           if (sp) { vv[i] = ck[i]; uu[i] = uu[i] + dk[i]; fired[nf++] = i; }
         }
-        if (synapse == 0) {  // delta: J = W spikes; r filtered for readouts
+        if (synapse == 0) {
           for (int64_t i = 0; i < N; ++i) { J[i] = 0; rr[i] = ed * rr[i]; xx[i] = 0; }
           for (int64_t q = 0; q < nf; ++q) {
-            const int64_t j = fired[q]; const S* col = W + j * N;
+            const int64_t j = fired[q]; const REAL* col = W + j * N;
             for (int64_t i = 0; i < N; ++i) J[i] += col[i];
             rr[j] += inv_td; xx[j] = 1;
           }
-        } else if (synapse == 1) {  // exp: r = ed r + s/td, J = W r
+        } else if (synapse == 1) {
           for (int64_t i = 0; i < N; ++i) { rr[i] = ed * rr[i]; J[i] = ed * J[i]; }
           for (int64_t q = 0; q < nf; ++q) {
-            const int64_t j = fired[q]; const S* col = W + j * N;
+            const int64_t j = fired[q]; const REAL* col = W + j * N;
             for (int64_t i = 0; i < N; ++i) J[i] += col[i] * inv_td;
             rr[j] += inv_td;
           }
-        } else {  // double exp: r = ed r + dt x; x = er x + s/(tr td)
+        } else {
           for (int64_t i = 0; i < N; ++i) {
             rr[i] = ed * rr[i] + dt * xx[i]; J[i] = ed * J[i] + dt * Jx[i];
             xx[i] = er * xx[i]; Jx[i] = er * Jx[i];
           }
           for (int64_t q = 0; q < nf; ++q) {
-            const int64_t j = fired[q]; const S* col = W + j * N;
+            const int64_t j = fired[q]; const REAL* col = W + j * N;
             for (int64_t i = 0; i < N; ++i) Jx[i] += col[i] * inv_trtd;
             xx[j] += inv_trtd;
           }
         }
-        if (record_rates) {
-          S* ro = rates + toff;
-          for (int64_t i = 0; i < N; ++i) ro[i] = rr[i];
-        }
+        if (rates) memcpy(rates + toff, rr, (size_t)N * sizeof(REAL));
       }
-      if (rng != nullptr) rng[k * B + bb] = (int64_t)st;
+      if (rng) rng[k * B + bb] = (int64_t)st;
     }
   }
+  free(J); free(Jx); free(cur); free(nz); free(z); free(fired); free(rej);
 }
 
-std::vector<torch::Tensor> izh_loop(torch::Tensor v, torch::Tensor u, torch::Tensor r,
-                                    torch::Tensor x, torch::Tensor bias, torch::Tensor drive,
-                                    torch::Tensor noise, torch::Tensor stdv, torch::Tensor rng,
-                                    int64_t T, torch::Tensor a, torch::Tensor b, torch::Tensor c,
-                                    torch::Tensor d, torch::Tensor WT, torch::Tensor Wout,
-                                    torch::Tensor eta, int64_t synapse, bool half, double dt,
-                                    double vpeak, double tr, double td, bool record_rates) {
-  const int64_t K = v.size(0), B = v.size(1), N = v.size(2);
-  const int64_t O = Wout.size(1);
-  auto spikes = torch::empty({K, T, B, N}, v.options().dtype(torch::kBool));
-  auto rates = record_rates ? torch::empty({K, T, B, N}, v.options()) : torch::empty({0}, v.options());
-  const bool fb = eta.numel() > 0;
-  AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "izh_loop", [&] {
-    using S = scalar_t;
-    izh_kernel<S>(v.data_ptr<S>(), u.data_ptr<S>(), r.data_ptr<S>(), x.data_ptr<S>(),
-                  bias.data_ptr<S>(), drive.numel() > 0 ? drive.data_ptr<S>() : nullptr,
-                  noise.numel() > 0 ? noise.data_ptr<S>() : nullptr,
-                  (noise.numel() == 0 && rng.numel() > 0) ? stdv.data_ptr<S>() : nullptr,
-                  rng.numel() > 0 ? rng.data_ptr<int64_t>() : nullptr,
-                  a.data_ptr<S>(), b.data_ptr<S>(), c.data_ptr<S>(),
-                  d.data_ptr<S>(), WT.data_ptr<S>(), Wout.data_ptr<S>(),
-                  fb ? eta.data_ptr<S>() : nullptr, spikes.data_ptr<bool>(),
-                  record_rates ? rates.data_ptr<S>() : nullptr, K, B, T, N, fb ? O : 0,
-                  (int)synapse, half, (S)dt, (S)vpeak, (S)std::exp(-dt / td),
-                  (S)std::exp(-dt / tr), (S)tr, (S)td, record_rates);
-  });
-  return {v, u, r, x, spikes, rates};
-}
-
-template <typename S>
-static void esn_kernel(S* h, const S* drive, const int64_t* rowptr, const int64_t* col,
-                       const S* val, int64_t B, int64_t T, int64_t N, S leak, S* states) {
-  std::vector<S> pre(N);
+/* Leaky tanh reservoir h <- h + leak (tanh(W h + drive_t) - h), W in CSR; drive [T, B, N],
+   h [B, N] (in-out), states [T, B, N]. */
+void esn_loop(REAL* h, const REAL* drive, const int64_t* rowptr, const int64_t* col,
+              const REAL* val, int64_t B, int64_t T, int64_t N, double leak_, REAL* states) {
+  const REAL leak = (REAL)leak_;
+  REAL* pre = (REAL*)malloc((size_t)N * sizeof(REAL));
   for (int64_t bb = 0; bb < B; ++bb) {
-    S* hh = h + bb * N;
+    REAL* hh = h + bb * N;
     for (int64_t t = 0; t < T; ++t) {
-      const S* dr = drive + (t * B + bb) * N;
+      const REAL* dr = drive + (t * B + bb) * N;
       for (int64_t i = 0; i < N; ++i) {
-        S acc = dr[i];
+        REAL acc = 0;
         for (int64_t q = rowptr[i]; q < rowptr[i + 1]; ++q) acc += val[q] * hh[col[q]];
-        pre[i] = acc;
+        pre[i] = dr[i] + acc;
       }
-      S* out = states + (t * B + bb) * N;
-      for (int64_t i = 0; i < N; ++i) {
-        const S hn = hh[i] + leak * (std::tanh(pre[i]) - hh[i]);
-        out[i] = hn;
-      }
-      for (int64_t i = 0; i < N; ++i) hh[i] = out[i];
+      REAL* out = states + (t * B + bb) * N;
+      for (int64_t i = 0; i < N; ++i) out[i] = hh[i] + leak * (TANH(pre[i]) - hh[i]);
+      memcpy(hh, out, (size_t)N * sizeof(REAL));
     }
   }
-}
-
-torch::Tensor esn_loop(torch::Tensor h, torch::Tensor drive, torch::Tensor rowptr,
-                       torch::Tensor col, torch::Tensor val, double leak) {
-  const int64_t T = drive.size(0), B = drive.size(1), N = drive.size(2);
-  auto states = torch::empty({T, B, N}, drive.options());
-  AT_DISPATCH_FLOATING_TYPES(h.scalar_type(), "esn_loop", [&] {
-    using S = scalar_t;
-    esn_kernel<S>(h.data_ptr<S>(), drive.data_ptr<S>(), rowptr.data_ptr<int64_t>(),
-                  col.data_ptr<int64_t>(), val.data_ptr<S>(), B, T, N, (S)leak,
-                  states.data_ptr<S>());
-  });
-  return states;
+  free(pre);
 }
 """
 
-_EXT = None
-_EXT_TRIED = False
-# -march=native lets gcc vectorise the neuron, noise and spike-column loops (AVX2/AVX-512);
-# -ffp-contract=off keeps every operation rounded as in the torch reference (no fused FMAs).
-_CFLAGS = ["-O3", "-ffp-contract=off"] + (
+_LIBS: dict = {}
+_TRIED: dict = {}
+# -march=native lets the compiler vectorise the neuron, noise and spike-column loops;
+# -ffp-contract=off (and no -ffast-math) keeps every operation rounded as in the torch
+# reference, so that spike trains match it exactly.
+_CFLAGS = ["-O3", "-ffp-contract=off", "-fPIC", "-std=c11"] + (
     [] if os.environ.get("DYNRNN_CPP_PORTABLE", "0") not in ("", "0") else ["-march=native"]
 )
 
 
-def _load_extension():
-    """Compile (first call, ~1 min, then cached by torch) and return the C++ extension, or None.
+def _disabled() -> bool:
+    return any(
+        os.environ.get(k, "0").lower() not in ("", "0", "false", "no")
+        for k in ("DYNRNN_NO_CPP", "DYNRNN_DISABLE_C")
+    )
 
-    Disabled with the environment variable ``DYNRNN_NO_CPP=1``; any compilation failure falls
-    back to the torch path with a warning.
-    """
-    global _EXT, _EXT_TRIED
-    if _EXT_TRIED:
-        return _EXT
-    _EXT_TRIED = True
-    if os.environ.get("DYNRNN_NO_CPP", "0") not in ("", "0"):
+
+def _build_lib(dtype: torch.dtype):
+    """Compile (about a second, then cached on disk) and load the C loops for ``dtype``."""
+    import hashlib
+    import shutil
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        raise RuntimeError("no C compiler found")
+    real = "double" if dtype == torch.float64 else "float"
+    defines = [f"-DREAL={real}", "-DTANH=" + ("tanh" if real == "double" else "tanhf")]
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
+    key = hashlib.sha256(repr((_C_SOURCE, defines, _CFLAGS, version)).encode()).hexdigest()[:20]
+    root = os.environ.get("DYNRNN_CACHE_DIR")
+    cache = Path(root) if root else Path.home() / ".cache" / "dynrnn" / "kernels"
+    target = cache / f"spiking_{real}_{key}.so"
+    if not target.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="dynrnn-spiking-") as tmp:
+            src, so = Path(tmp) / "s.c", Path(tmp) / "s.so"
+            src.write_text(_C_SOURCE)
+            subprocess.run(
+                [cc, *_CFLAGS, *defines, "-shared", str(src), "-o", str(so), "-lm"],
+                capture_output=True, text=True, timeout=300, check=True,
+            )  # fmt: skip
+            partial = target.with_suffix(f".{os.getpid()}.tmp")
+            shutil.copyfile(so, partial)
+            os.replace(partial, target)  # atomic: concurrent builders race harmlessly
+    return ctypes.CDLL(str(target))
+
+
+def _load_extension(dtype: torch.dtype = torch.float64):
+    """The compiled C loops for ``dtype`` (float32/float64), or None (then the torch loop is
+    used). Disabled by ``DYNRNN_NO_CPP=1`` or ``DYNRNN_DISABLE_C=1``."""
+    if dtype not in (torch.float32, torch.float64) or _disabled():
         return None
-    try:
-        from torch.utils.cpp_extension import load_inline
-
-        _EXT = load_inline(
-            name="dynrnn_spiking_v3" + ("_native" if "-march=native" in _CFLAGS else ""),
-            cpp_sources=_CPP_SOURCE,
-            functions=["izh_loop", "esn_loop", "izh_noise", "rng_init"],
-            extra_cflags=_CFLAGS,
-            verbose=False,
-        )
-    except Exception as err:  # pragma: no cover - depends on the toolchain
-        warnings.warn(
-            f"dynrnn: the C++ spiking kernel could not be compiled ({type(err).__name__}: "
-            f"{err}); using the slower torch loop.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        _EXT = None
-    return _EXT
+    if dtype not in _TRIED:
+        _TRIED[dtype] = True
+        try:
+            _LIBS[dtype] = _build_lib(dtype)
+        except Exception as err:  # pragma: no cover - depends on the toolchain
+            detail = getattr(err, "stderr", "") or str(err)
+            warnings.warn(
+                f"dynrnn: the C spiking kernel could not be compiled ({detail.strip()[:300]}); "
+                "using the slower torch loop.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            _LIBS[dtype] = None
+    return _LIBS.get(dtype)
 
 
-def cpp_extension_available() -> bool:
-    """Whether the compiled C++ loops can be used (compiles them on first call)."""
-    return _load_extension() is not None
+def _ptr(t: torch.Tensor | None):
+    return ctypes.c_void_p(t.data_ptr() if t is not None else 0)
+
+
+def cpp_extension_available(dtype: torch.dtype = torch.float64) -> bool:
+    """Whether the compiled C loops can be used (compiles them on first call, ~1 s)."""
+    return _load_extension(dtype) is not None
 
 
 def noise_streams(seed: int, n_networks: int, batch_size: int) -> torch.Tensor | None:
     """Independent Gaussian noise streams, one per network and trial (``[K, B]`` int64 states of
-    splitmix64 generators feeding a 128-layer Marsaglia-Tsang ziggurat), or None if the C++
-    extension is unavailable (then noise is drawn with ``torch.randn``)."""
-    ext_mod = _load_extension()
-    if ext_mod is None:
+    splitmix64 generators feeding a 128-layer Marsaglia-Tsang ziggurat), or None if the C
+    loops are unavailable (then noise is drawn with ``torch.randn``)."""
+    lib = _load_extension()
+    if lib is None:
         return None
-    return ext_mod.rng_init(int(seed), int(n_networks), int(batch_size))
+    out = torch.empty(int(n_networks), int(batch_size), dtype=torch.int64)
+    lib.rng_init(ctypes.c_int64(int(seed) % 2**63), ctypes.c_int64(out.numel()), _ptr(out))
+    return out
 
 
 def noise_streams_draw(rng: torch.Tensor, std: torch.Tensor, n_steps: int) -> torch.Tensor:
     """``std [K, N] * z`` as ``[K, T, B, N]``, z drawn from the streams ``rng [K, B]`` in the
-    order (t, neuron) per stream -- exactly the numbers the fused kernel draws. Advances rng."""
-    ext_mod = _load_extension()
-    if ext_mod is None:
-        raise RuntimeError("Noise streams need the C++ extension.")
-    return ext_mod.izh_noise(rng, std.contiguous(), int(n_steps))
+    order (t, neuron) per stream -- exactly the numbers the fused loop draws. Advances rng."""
+    lib = _load_extension(std.dtype)
+    if lib is None:
+        raise RuntimeError("Noise streams need the compiled C loops.")
+    K, B = rng.shape
+    N = std.shape[-1]
+    std = std.contiguous()
+    out = torch.empty(K, int(n_steps), B, N, dtype=std.dtype)
+    i64 = ctypes.c_int64
+    lib.izh_noise(_ptr(rng), _ptr(std), _ptr(out), i64(K), i64(B), i64(int(n_steps)), i64(N))
+    return out
 
 
-def _cpp_loop(ext_mod, state, p, cfg, n_steps, drive, noise, rng, record_rates):
+def _cpp_loop(lib, state, p, cfg, n_steps, drive, noise, rng, record_rates):
     v, u, r, x = (s.contiguous().clone() for s in state)
     K, B, N = v.shape
     a, b, c, d, bias = (p[k].reshape(K, N).contiguous() for k in ("a", "b", "c", "d", "bias"))
     WT = p["W_T"].contiguous()
-    empty = v.new_zeros(0)
+    Wout = eta = None
+    O = 0
     if p.get("eta_T") is not None:
         Wout = p["W_out_T"].transpose(1, 2).contiguous()  # [K, O, N]
         eta = p["eta_T"].transpose(1, 2).contiguous()  # [K, N, O]
-    else:
-        Wout, eta = v.new_zeros(K, 0, N), empty
-    drive = empty if drive is None else drive.expand(K, n_steps, B, N).contiguous()
-    noise = empty if noise is None else noise.contiguous()
-    rng_t = torch.zeros(0, dtype=torch.int64) if rng is None else rng
-    std = p["noise_std"].contiguous() if rng is not None else empty
-    out = ext_mod.izh_loop(
-        v, u, r, x, bias, drive, noise, std, rng_t, int(n_steps), a, b, c, d, WT, Wout, eta,
-        SYNAPSES.index(cfg["synapse"]), cfg["scheme"] == "half_step", float(cfg["dt"]),
-        float(cfg["v_peak"]), float(cfg["tau_rise"]), float(cfg["tau_decay"]), record_rates,
+        O = Wout.shape[1]
+    if drive is not None:
+        drive = drive.expand(K, n_steps, B, N).contiguous()
+    if noise is not None:
+        noise = noise.contiguous()
+    std = p["noise_std"].contiguous() if (rng is not None and noise is None) else None
+    rng_t = rng if std is not None else None
+    spikes = torch.empty(K, n_steps, B, N, dtype=torch.bool)
+    rates = torch.empty(K, n_steps, B, N, dtype=v.dtype) if record_rates else None
+    i64 = ctypes.c_int64
+    lib.izh_loop(
+        _ptr(v), _ptr(u), _ptr(r), _ptr(x), _ptr(bias), _ptr(drive), _ptr(noise), _ptr(std),
+        _ptr(rng_t), _ptr(a), _ptr(b), _ptr(c), _ptr(d), _ptr(WT), _ptr(Wout), _ptr(eta),
+        _ptr(spikes), _ptr(rates), i64(K), i64(B), i64(int(n_steps)), i64(N), i64(O),
+        ctypes.c_int(SYNAPSES.index(cfg["synapse"])),
+        ctypes.c_int(1 if cfg["scheme"] == "half_step" else 0),
+        ctypes.c_double(cfg["dt"]), ctypes.c_double(cfg["v_peak"]),
+        ctypes.c_double(cfg["tau_rise"]), ctypes.c_double(cfg["tau_decay"]),
     )  # fmt: skip
-    v, u, r, x, spikes, rates = out
-    return (v, u, r, x), spikes, (rates if record_rates else None)
+    return (v, u, r, x), spikes, rates
 
 
 def _torch_loop(state, p, cfg, n_steps, drive, noise, rng, record_rates):
@@ -604,28 +609,38 @@ def izhikevich_fast(
         raise ValueError(
             f"The 'backend' parameter must be one of ['auto', 'cpp', 'torch']. Got {backend!r}."
         )
-    ext_mod = _load_extension() if backend in ("auto", "cpp") else None
-    if backend == "cpp" and ext_mod is None:
-        raise RuntimeError("The C++ spiking kernel is not available (see the earlier warning).")
+    dtype = state[0].dtype
+    lib = _load_extension(dtype) if backend in ("auto", "cpp") else None
+    if backend == "cpp" and lib is None:
+        raise RuntimeError(
+            f"The compiled spiking loop is not available for {dtype} (see the earlier warning)."
+        )
     with torch.no_grad():
-        if ext_mod is not None and state[0].dtype in (torch.float32, torch.float64):
-            return _cpp_loop(ext_mod, state, p, cfg, n_steps, drive, noise, rng, record_rates)
+        if lib is not None:
+            return _cpp_loop(lib, state, p, cfg, n_steps, drive, noise, rng, record_rates)
         return _torch_loop(state, p, cfg, n_steps, drive, noise, rng, record_rates)
 
 
 def esn_fast(h0, drive, W, leak):
     """Leaky tanh reservoir ``h <- h + leak (tanh(W h + drive_t) - h)`` over ``drive [T, B, N]``
-    (one network) with sparse ``W`` (CSR, C++), or None if the extension is unavailable."""
-    ext_mod = _load_extension()
-    if ext_mod is None:
+    for one network with ``W`` in CSR (compiled C), or None if unavailable. Returns states
+    ``[T, B, N]``."""
+    lib = _load_extension(drive.dtype)
+    if lib is None:
         return None
-    Wc = W.to_sparse_csr()
     with torch.no_grad():
-        return ext_mod.esn_loop(
-            h0.contiguous().clone(),
-            drive.contiguous(),
-            Wc.crow_indices().to(torch.int64).contiguous(),
-            Wc.col_indices().to(torch.int64).contiguous(),
-            Wc.values().contiguous(),
-            float(leak),
-        )
+        rows, cols = W.nonzero(as_tuple=True)  # row-major order
+        crow = torch.zeros(W.shape[0] + 1, dtype=torch.int64)
+        crow[1:] = torch.bincount(rows, minlength=W.shape[0]).cumsum(0)
+        vals = W[rows, cols].contiguous().to(drive.dtype)
+        cols = cols.contiguous()
+        h = h0.to(drive.dtype).contiguous().clone()
+        drive = drive.contiguous()
+        T, B, N = drive.shape
+        states = torch.empty(T, B, N, dtype=drive.dtype)
+        i64 = ctypes.c_int64
+        lib.esn_loop(
+            _ptr(h), _ptr(drive), _ptr(crow), _ptr(cols), _ptr(vals), i64(B), i64(T), i64(N),
+            ctypes.c_double(float(leak)), _ptr(states),
+        )  # fmt: skip
+        return states

@@ -250,7 +250,10 @@ class IzhikevichReservoir(RecurrentModel):
         n = ne + ni
         f64 = torch.float64
         if cfg.neuron_type == "heterogeneous":
-            re, ri = torch.rand(ne, generator=gen, dtype=f64), torch.rand(ni, generator=gen, dtype=f64)
+            re, ri = (
+                torch.rand(ne, generator=gen, dtype=f64),
+                torch.rand(ni, generator=gen, dtype=f64),
+            )
             a = torch.cat([torch.full((ne,), 0.02, dtype=f64), 0.02 + 0.08 * ri])
             b = torch.cat([torch.full((ne,), 0.2, dtype=f64), 0.25 - 0.05 * ri])
             c = torch.cat([-65.0 + 15.0 * re**2, torch.full((ni,), -65.0, dtype=f64)])
@@ -336,7 +339,7 @@ class IzhikevichReservoir(RecurrentModel):
         """``W_in x + bias``: ``x [K or 1, B, (T,) I]`` -> ``[K, B, (T,) N]``."""
         K = self.n_networks
         lead = x.shape[:-1]
-        flat = x.reshape(x.shape[0], -1, x.shape[-1]).expand(K, -1, -1)
+        flat = x.reshape(x.shape[0], math.prod(lead[1:]), x.shape[-1]).expand(K, -1, -1)
         drive = torch.bmm(flat, self.W_in.transpose(1, 2)) + self.bias[:, None, :]
         return drive.reshape(K, *lead[1:], self.n_neurons)
 
@@ -419,8 +422,8 @@ class IzhikevichReservoir(RecurrentModel):
         check_bool(owner, "noise", noise)
         check_choice(owner, "noise_rng", noise_rng, ("auto", "streams", "torch"))
         if noise_rng == "auto":
-            noise_rng = "streams" if cpp_extension_available() else "torch"
-        elif noise_rng == "streams" and not cpp_extension_available():
+            noise_rng = "streams" if cpp_extension_available(self.dtype) else "torch"
+        elif noise_rng == "streams" and not cpp_extension_available(self.dtype):
             raise RuntimeError("noise_rng='streams' needs the C++ extension (it failed to build).")
         chunk_steps = check_int(owner, "chunk_steps", chunk_steps, 1)
         K, N = self.n_networks, self.n_neurons

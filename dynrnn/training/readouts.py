@@ -1,0 +1,405 @@
+"""Readout learning for reservoirs: offline ridge, FORCE / RLS, and a three-factor Hebbian rule.
+
+* :func:`ridge_readout` -- ``W_out = argmin ||X W^T - Y||^2 + alpha ||W||^2`` per network from
+  the reservoir features (ESN states, or filtered spike rates of an Izhikevich reservoir).
+* :func:`force_train` -- FORCE learning (Sussillo & Abbott 2009) with recursive least squares:
+  ``k = P r``, ``c = 1 / (1 + r.k)``, ``P <- P - c k k^T``, ``e = W_out r - f``,
+  ``W_out <- W_out - c e k^T``, ``P(0) = I / alpha``, every ``update_every`` steps, while the
+  output is fed back into the reservoir; for rate (ESN) and spiking (Izhikevich, Nicola &
+  Clopath 2017) reservoirs alike.
+* :class:`ThreeFactorReadout` -- error-modulated, attention-gated Hebbian readout for the
+  what/when paradigm (after Yamada & Chao 2025; the trace time constant and gate form are our
+  choice, stated below).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from .._validation import check_choice, check_float, check_int, resolve_generator
+from ..models.base import RecurrentModel, run
+
+__all__ = [
+    "reservoir_features",
+    "ridge_readout",
+    "force_train",
+    "ForceResult",
+    "ThreeFactorConfig",
+    "ThreeFactorReadout",
+    "RLSReadout",
+]
+
+
+def _is_spiking(model) -> bool:
+    return hasattr(model, "simulate") and hasattr(model, "n_neurons")
+
+
+def reservoir_features(
+    model: RecurrentModel,
+    x: torch.Tensor,
+    *,
+    h0: torch.Tensor | None = None,
+    seed: int | torch.Generator | None = 0,
+    noise: bool | None = None,
+) -> torch.Tensor:
+    """The readout features ``[K, B, T, F]``: ESN states, or Izhikevich filtered rates.
+
+    ``noise`` defaults to False for rate reservoirs and True for spiking ones (their
+    thalamic noise)."""
+    x = x.to(model.dtype)
+    with torch.no_grad():
+        if _is_spiking(model):
+            res = model.simulate(
+                x=x, h0=h0, seed=seed, noise=True if noise is None else noise, record_rates=True
+            )
+            return res.rates
+        S, _ = run(model, x, h0, noise=bool(noise), generator=seed)
+        return model._readout_input(S)
+
+
+def ridge_readout(
+    model: RecurrentModel,
+    x: torch.Tensor | None = None,
+    targets: torch.Tensor | None = None,
+    *,
+    features: torch.Tensor | None = None,
+    alpha: float = 1e-6,
+    washout: int = 0,
+    mask: torch.Tensor | None = None,
+    seed: int | torch.Generator | None = 0,
+) -> torch.Tensor:
+    """Fit ``W_out`` (and ``b_out`` if the model has a readout bias) by ridge regression.
+
+    Arguments:
+        model: a reservoir (``EchoStateNetwork`` or ``IzhikevichReservoir``) with K networks.
+        x: inputs ``[B, T, I]`` or ``[K or 1, B, T, I]`` (ignored if ``features`` given).
+        targets: ``[B, T, O]`` or ``[K, B, T, O]``.
+        features: precomputed features ``[K, B, T, F]`` (e.g. from :func:`reservoir_features`).
+        alpha: ridge penalty (>= 0) on the weights (not on the bias).
+        washout: first steps excluded.
+        mask: ``[B, T]`` bool, steps used (after washout).
+
+    Returns:
+        Per-network training MSE ``[K]``. The weights are written into the model.
+    """
+    owner = "ridge_readout"
+    alpha = check_float(owner, "alpha", alpha, 0.0, 1e12)
+    washout = check_int(owner, "washout", washout, 0)
+    if targets is None:
+        raise ValueError("The 'targets' argument of ridge_readout is required.")
+    if features is None:
+        if x is None:
+            raise ValueError("ridge_readout needs 'x' or 'features'.")
+        features = reservoir_features(model, x, seed=seed)
+    K, B, T, F = features.shape
+    Y = targets if targets.ndim == 4 else targets.unsqueeze(0)
+    if Y.shape[1:3] != (B, T) or Y.shape[0] not in (1, K) or Y.shape[-1] != model.n_outputs:
+        raise ValueError(
+            f"The 'targets' argument of {owner} must have shape [(K,) B={B}, T={T}, "
+            f"O={model.n_outputs}]. Got {tuple(targets.shape)}."
+        )
+    if washout >= T:
+        raise ValueError(f"The 'washout' parameter of {owner} must be < T={T}. Got {washout}.")
+    keep = torch.zeros(B, T, dtype=torch.bool)
+    keep[:, washout:] = True
+    if mask is not None:
+        keep &= mask.bool()
+    dtype = torch.float64
+    X = features[:, keep].to(dtype)  # [K, M, F]
+    Yk = Y.expand(K, -1, -1, -1)[:, keep].to(dtype)
+    use_bias = bool(getattr(model.config, "readout_bias", False))
+    if use_bias:
+        X = torch.cat([X, X.new_ones(K, X.shape[1], 1)], -1)
+    G = X.transpose(1, 2) @ X
+    reg = torch.full((G.shape[-1],), alpha, dtype=dtype)
+    if use_bias:
+        reg[-1] = 0.0
+    G = G + torch.diag(reg)
+    W = torch.linalg.solve(G, X.transpose(1, 2) @ Yk)  # [K, F(+1), O]
+    with torch.no_grad():
+        model.W_out.copy_(W[:, :F].transpose(1, 2).to(model.W_out.dtype))
+        if use_bias:
+            model.b_out.copy_(W[:, F].to(model.b_out.dtype))
+    return ((X @ W - Yk) ** 2).mean((1, 2)).to(torch.float32)
+
+
+# --------------------------------------------------------------------------------- FORCE
+@dataclass
+class ForceResult:
+    """Outcome of :func:`force_train`.
+
+    Attributes:
+        outputs: ``[K, T, O]`` readout during training (before each update).
+        errors: ``[K, T]`` squared error ``|z - f|^2`` during training.
+        P: ``[K, F, F]`` final inverse correlation matrix.
+        final_state: ``[K, 1, n_units]`` to continue the run with the frozen readout.
+    """
+
+    outputs: torch.Tensor
+    errors: torch.Tensor
+    P: torch.Tensor
+    final_state: torch.Tensor
+
+
+def force_train(
+    model: RecurrentModel,
+    targets: torch.Tensor,
+    x: torch.Tensor | None = None,
+    *,
+    alpha: float = 1.0,
+    update_every: int = 1,
+    washout: int = 0,
+    h0: torch.Tensor | None = None,
+    P0: torch.Tensor | None = None,
+    noise: bool | None = None,
+    seed: int | torch.Generator | None = 0,
+) -> ForceResult:
+    """FORCE-train the readout ``W_out`` of each of the K networks (one trial each) in place.
+
+    The reservoir runs with its output fed back (``W_fb`` of an ESN, ``eta`` of an Izhikevich
+    reservoir) through the readout being learnt; the RLS update (module docstring) is applied
+    every ``update_every`` steps after ``washout`` steps.
+
+    Arguments:
+        model: ``EchoStateNetwork`` or ``IzhikevichReservoir``.
+        targets: ``[T, O]`` or ``[K, T, O]`` target outputs f.
+        x: inputs ``[T, I]`` / ``[1, T, I]`` / ``[K, 1, T, I]`` or None (no input).
+        alpha: regulariser, ``P(0) = I / alpha`` (> 0).
+        update_every: steps between RLS updates (>= 1).
+        washout: steps before the first update.
+        h0: initial state ``[K or 1, 1, n_units]``; default ``model.init_state(1)``.
+        P0: initial ``P [K, F, F]`` (e.g. from a previous call) instead of ``I / alpha``.
+        noise: per-step noise (default: True for spiking reservoirs, False for rate ones).
+        seed: seed of the noise.
+
+    Returns:
+        :class:`ForceResult`.
+    """
+    owner = "force_train"
+    alpha = check_float(owner, "alpha", alpha, 0.0, math.inf, low_inclusive=False)
+    update_every = check_int(owner, "update_every", update_every, 1)
+    washout = check_int(owner, "washout", washout, 0)
+    K = model.n_networks
+    f = targets if targets.ndim == 3 else targets.unsqueeze(0)
+    if f.ndim != 3 or f.shape[0] not in (1, K) or f.shape[-1] != model.n_outputs:
+        raise ValueError(
+            f"The 'targets' argument of {owner} must have shape [(K,) T, O={model.n_outputs}]. "
+            f"Got {tuple(targets.shape)}."
+        )
+    T = f.shape[1]
+    dtype = model.dtype
+    f = f.expand(K, -1, -1).to(dtype)
+    if x is None:
+        x = torch.zeros(1, 1, T, model.n_inputs, dtype=dtype)
+    x = x.to(dtype)
+    while x.ndim < 4:
+        x = x.unsqueeze(0)
+    if x.shape[-2] != T or x.shape[1] != 1:
+        raise ValueError(
+            f"The 'x' argument of {owner} must cover T={T} steps of one trial. Got "
+            f"{tuple(x.shape)}."
+        )
+    spiking = _is_spiking(model)
+    if noise is None:
+        noise = spiking
+    gen = resolve_generator(seed)
+    h = model.init_state(1, gen) if h0 is None else model._check_state(h0).to(dtype)
+    h = h.expand(K, -1, -1).clone()
+    with torch.no_grad():
+        if spiking:
+            params = model.prepare_simulation()
+            drive = model.input_drive(x.transpose(1, 2))  # [K, T, 1, N]
+            noise_seq = model.sample_noise(1, T, gen) if noise else None
+        else:
+            params = model.prepare()
+            drive = model.input_drive(x.transpose(1, 2)).expand(K, -1, -1, -1)
+            noise_seq = model.sample_noise(1, T, gen) if noise else None
+        F = model._readout_input(h).shape[-1]
+        if P0 is None:
+            P = torch.eye(F, dtype=dtype).expand(K, F, F) / alpha
+        else:
+            P = P0.to(dtype).expand(K, F, F)
+        P = P.clone()
+        W = model.W_out  # [K, O, F], updated in place (params hold views of it)
+        outs = torch.empty(K, T, model.n_outputs, dtype=dtype)
+        for t in range(T):
+            nz = None if noise_seq is None else noise_seq[:, t]
+            h = model.step_drive(h, drive[:, t], params, nz)
+            r = model._readout_input(h)[:, 0]  # [K, F]
+            z = torch.bmm(W, r.unsqueeze(-1)).squeeze(-1)
+            outs[:, t] = z
+            if t >= washout and (t - washout) % update_every == 0:
+                k = torch.bmm(P, r.unsqueeze(-1)).squeeze(-1)  # [K, F]
+                c = 1.0 / (1.0 + (r * k).sum(-1))  # [K]
+                P.sub_(c[:, None, None] * k.unsqueeze(-1) * k.unsqueeze(-2))
+                e = z - f[:, t]
+                W.sub_(c[:, None, None] * e.unsqueeze(-1) * k.unsqueeze(-2))
+    errors = ((outs - f) ** 2).sum(-1)
+    return ForceResult(outputs=outs, errors=errors, P=P, final_state=h)
+
+
+class RLSReadout:
+    """Stand-alone RLS (FORCE) readout on given features, trial after trial, P never reset.
+
+    ``y = W r``; per step ``k = P r, c = 1/(1 + r.k), P -= c k k^T, W -= c (y - f) k^T``.
+    Used to contrast FORCE with the three-factor rule after block switches.
+    """
+
+    def __init__(self, n_features: int, n_outputs: int, alpha: float = 1.0):
+        owner = type(self).__name__
+        check_int(owner, "n_features", n_features, 1)
+        check_int(owner, "n_outputs", n_outputs, 1)
+        alpha = check_float(owner, "alpha", alpha, 0.0, math.inf, low_inclusive=False)
+        self.P = torch.eye(n_features, dtype=torch.float64) / alpha
+        self.W = torch.zeros(n_outputs, n_features, dtype=torch.float64)
+
+    def trial(self, features: torch.Tensor, targets: torch.Tensor, learn: bool = True):
+        """``features [T, F]``, ``targets [T, O]`` -> outputs ``[T, O]`` (before each update)."""
+        features, targets = features.double(), targets.double()
+        out = torch.empty(features.shape[0], self.W.shape[0], dtype=torch.float64)
+        for t in range(features.shape[0]):
+            r = features[t]
+            y = self.W @ r
+            out[t] = y
+            if learn:
+                k = self.P @ r
+                c = 1.0 / (1.0 + r @ k)
+                self.P -= c * torch.outer(k, k)
+                self.W -= c * torch.outer(y - targets[t], k)
+        return out
+
+
+# --------------------------------------------------------------------------- three-factor
+@dataclass(frozen=True)
+class ThreeFactorConfig:
+    """Hyperparameters of :class:`ThreeFactorReadout`.
+
+    Arguments:
+        lr_when: learning rate of the online "when" weights (per step, > 0).
+        lr_what: rate of the offline consolidation of "what" (per trial, in (0, 1]).
+        tau_eligibility: time constant (steps) of the presynaptic eligibility trace (>= 0;
+            0 = the present activity only).
+        gate: ``"cue"`` (attention on from the first cue step to the end of the trial) or
+            ``"always"``; a per-step gate can also be passed to :meth:`ThreeFactorReadout.trial`.
+        normalise: scale the "when" step by ``1 / (1 + |e|^2)`` (normalised LMS), which makes
+            ``lr_when`` independent of the number of features.
+    """
+
+    lr_when: float = 0.5
+    lr_what: float = 0.2
+    tau_eligibility: float = 0.0
+    gate: str = "cue"
+    normalise: bool = True
+
+    def __post_init__(self):
+        owner = type(self).__name__
+        check_float(owner, "lr_when", self.lr_when, 0.0, 10.0, low_inclusive=False)
+        check_float(owner, "lr_what", self.lr_what, 0.0, 1.0, low_inclusive=False)
+        check_float(owner, "tau_eligibility", self.tau_eligibility, 0.0, 1e6)
+        check_choice(owner, "gate", self.gate, ("cue", "always"))
+
+
+@dataclass
+class ThreeFactorReadout:
+    """Error-modulated, attention-gated three-factor Hebbian readout ("what" and "when").
+
+    Outputs ``y_s(t) = q_s * (w . r(t))`` for stimulus s:
+
+    * "when": ``y_when(t) = w . r(t)`` predicts that *some* stimulus is on at t. Online, each
+      step: ``w += lr_when * g(t) * (s_any(t) - y_when(t)) * e(t) / (1 + |e(t)|^2)`` with the
+      presynaptic eligibility trace ``e(t) = lambda e(t-1) + (1 - lambda) r(t)``
+      (``lambda = exp(-1/tau_eligibility)``), the third factor the prediction error of the
+      output neuron (observed stimulus presence minus prediction) and ``g(t)`` the attention
+      gate. With a constant rate the weights track ``E[s_any(t) | cue]`` -- the timing density
+      -- and follow changes of timing without a reset.
+    * "what": ``q_s`` the consolidated probability of identity s; offline, after each trial
+      with a stimulus, ``q <- q + lr_what (onehot(identity) - q)`` (and after an omission
+      nothing changes: the omission rate already lives in the "when" amplitude).
+
+    So the peak of ``y_s`` sits at the expected stimulus time and its height is
+    ``P(stimulus) * q_s``, increasing with the probability of s.
+
+    Arguments:
+        n_features: F (reservoir units).
+        n_stimuli: S.
+        config: :class:`ThreeFactorConfig`.
+    """
+
+    n_features: int
+    n_stimuli: int
+    config: ThreeFactorConfig = field(default_factory=ThreeFactorConfig)
+
+    def __post_init__(self):
+        owner = type(self).__name__
+        check_int(owner, "n_features", self.n_features, 1)
+        check_int(owner, "n_stimuli", self.n_stimuli, 1)
+        self.w = torch.zeros(self.n_features, dtype=torch.float64)
+        self.q = torch.full((self.n_stimuli,), 1.0 / self.n_stimuli, dtype=torch.float64)
+
+    @property
+    def weights(self) -> torch.Tensor:
+        """Effective readout ``[S, F]`` = ``q w^T``."""
+        return self.q[:, None] * self.w[None, :]
+
+    def predict(self, features: torch.Tensor) -> torch.Tensor:
+        """``features [T, F]`` -> ``[T, S]`` without learning."""
+        return (features.double() @ self.w)[:, None] * self.q[None, :]
+
+    def trial(
+        self,
+        features: torch.Tensor,
+        stimuli: torch.Tensor,
+        cue: torch.Tensor | None = None,
+        gate: torch.Tensor | None = None,
+        learn: bool = True,
+    ) -> torch.Tensor:
+        """Run one trial and learn from it.
+
+        Arguments:
+            features: ``[T, F]`` reservoir activity r(t).
+            stimuli: ``[T, S]`` observed stimuli (0/1).
+            cue: ``[T]`` cue channel (for ``gate="cue"``).
+            gate: ``[T]`` attention gate in [0, 1] overriding the config's gate.
+            learn: apply the updates.
+
+        Returns:
+            Outputs ``[T, S]`` (each step's prediction before that step's update).
+        """
+        cfg = self.config
+        r = features.double()
+        T = r.shape[0]
+        if r.shape[-1] != self.n_features or stimuli.shape != (T, self.n_stimuli):
+            raise ValueError(
+                f"ThreeFactorReadout.trial needs features [T, {self.n_features}] and stimuli "
+                f"[T, {self.n_stimuli}]. Got {tuple(features.shape)} and {tuple(stimuli.shape)}."
+            )
+        if gate is None:
+            if cfg.gate == "always" or cue is None:
+                gate = torch.ones(T, dtype=torch.float64)
+            else:
+                on = (cue.double() > 0).cumsum(0) > 0
+                gate = on.double()
+        gate = gate.double()
+        s_any = stimuli.double().sum(-1)
+        lam = math.exp(-1.0 / cfg.tau_eligibility) if cfg.tau_eligibility > 0 else 0.0
+        e = torch.zeros(self.n_features, dtype=torch.float64)
+        y_when = torch.empty(T, dtype=torch.float64)
+        for t in range(T):
+            e = lam * e + (1.0 - lam) * r[t]
+            y = self.w @ r[t]
+            y_when[t] = y
+            if learn and gate[t] > 0:
+                step = cfg.lr_when * gate[t] * (s_any[t] - y)
+                if cfg.normalise:
+                    step = step / (1.0 + e @ e)
+                self.w += step * e
+        out = y_when[:, None] * self.q[None, :]
+        if learn:
+            shown = stimuli.double().sum(0)
+            if shown.sum() > 0:
+                onehot = shown / shown.sum()
+                self.q += cfg.lr_what * (onehot - self.q)
+        return out
