@@ -5,7 +5,8 @@
   (geometry of the attractor; Koppe et al. 2019, Mikhaeil et al. 2022). Binned version: 30 bins
   per dimension over the data range extended by 0.1 data standard deviations on each side,
   Laplace smoothing ``p = (counts + a) / (n + a * bins)`` with ``a = 1e-5``; generated points
-  outside the range are dropped (they add no mass inside it). Only occupied bins are stored,
+  outside the range (or non-finite) count in ``n`` but fall in no bin, so a trajectory that
+  leaves the data range or diverges gets a large divergence. Only occupied bins are stored,
   so any dimension works; for high dimensions use the Gaussian-mixture variant
   (``method="gmm"``: Monte-Carlo KL between mixtures of isotropic Gaussians centred on the
   trajectory points).
@@ -104,7 +105,7 @@ def _binned_kl(xt, xg, n_bins, margin, smoothing):
         nt = np.bincount(inv[: len(ct)], minlength=len(union))
         ng = np.bincount(inv[len(ct):], minlength=len(union))
         zt = len(ct) + smoothing * n_cells
-        zg = len(cg) + smoothing * n_cells
+        zg = len(g) + smoothing * n_cells  # all generated points, in range or not
         p = (nt + smoothing) / zt
         q = (ng + smoothing) / zg
         # bins visited by neither series hold p = a / zt, q = a / zg
@@ -190,7 +191,9 @@ def _spectra(x: np.ndarray, sigma: float) -> np.ndarray:
     ps = ps[1:]  # drop the DC bin (zero after centring)
     if sigma > 0:
         ps = gaussian_filter1d(ps, sigma, axis=0)
-    return (ps / ps.sum(0, keepdims=True)).T
+    total = ps.sum(0, keepdims=True)
+    flat = np.full_like(ps, 1.0 / len(ps))  # a constant series: no temporal structure
+    return np.where(total > 0, ps / np.where(total > 0, total, 1.0), flat).T
 
 
 def power_spectrum_distance(x_true: Any, x_gen: Any, *, sigma: float = 20.0) -> np.ndarray:
