@@ -1,0 +1,220 @@
+"""Izhikevich reservoir: classic regimes, the 800E/200I rhythm, fast loops == reference, ESN."""
+
+import math
+
+import pytest
+import torch
+
+from dynrnn.kernels.spiking import cpp_extension_available, noise_streams, noise_streams_draw
+from dynrnn.models import run
+from dynrnn.models.reservoir import EchoStateConfig, EchoStateNetwork
+from dynrnn.models.spiking import IzhikevichConfig, IzhikevichReservoir
+
+F64 = torch.float64
+
+
+def _neuron(kind, current=10.0, dt=0.25, ms=1000.0):
+    cfg = IzhikevichConfig(
+        n_excitatory=1, n_inhibitory=0, n_inputs=0, n_outputs=0, neuron_type=kind,
+        bias=current, noise_exc=0.0, dt=dt,
+    )  # fmt: skip
+    model = IzhikevichReservoir(cfg).to(F64)
+    res = model.simulate(int(ms / dt), noise=False)
+    times, _ = res.spike_times()
+    return times, torch.diff(times)
+
+
+def test_regular_spiking_adapts():
+    # RS (a, b, c, d = .02, .2, -65, 8), I = 10, half-step scheme at dt = 0.25 ms, 1 s:
+    # tonic spiking with spike-frequency adaptation (first ISI ~25 ms, then ~46 ms), 23 spikes.
+    t, isi = _neuron("RS")
+    assert 18 <= len(t) <= 30
+    assert isi[0] < 0.7 * isi[-5:].mean()
+    assert isi[-10:].std() < 2.0  # settles to a regular rhythm
+
+
+def test_intrinsically_bursting_then_tonic():
+    # IB (c = -55, d = 4): an initial burst (ISIs < 6 ms) then regular single spikes (~32 ms).
+    t, isi = _neuron("IB")
+    assert 25 <= len(t) <= 45
+    assert (isi[:2] < 6.0).all()
+    assert (isi[3:] > 25.0).all()
+
+
+def test_chattering_repeats_bursts():
+    # CH (c = -50, d = 2): repetitive high-frequency bursts separated by ~50 ms pauses.
+    t, isi = _neuron("CH")
+    assert 55 <= len(t) <= 110
+    short, long_ = (isi < 5.0).sum().item(), (isi > 30.0).sum().item()
+    assert short > 0.6 * len(isi)
+    assert long_ >= 10  # many bursts, not one
+
+
+def test_fast_spiking_and_low_threshold():
+    # FS (a = 0.1): high rate without adaptation; LTS (b = 0.25): high rate with adaptation.
+    t_fs, isi_fs = _neuron("FS")
+    t_lts, isi_lts = _neuron("LTS")
+    t_rs, _ = _neuron("RS")
+    assert 90 <= len(t_fs) <= 140 and len(t_fs) > 3 * len(t_rs)
+    assert isi_fs[-10:].mean() < 1.3 * isi_fs[1:5].mean()  # little adaptation
+    assert 50 <= len(t_lts) <= 95
+    assert isi_lts[0] < 0.4 * isi_lts[-5:].mean()  # strong adaptation from a fast start
+
+
+def test_classic_network_rhythm():
+    # Izhikevich (2003) 800E/200I, dense random weights, thalamic noise 5/2 per 1 ms sample,
+    # 0.5 ms steps, 1 s: mean rates ~8-9 Hz (E and I) and a population rhythm in the alpha band
+    # (spectral peak 8-10 Hz, hundreds of times the power above 100 Hz).
+    model = IzhikevichReservoir(IzhikevichConfig(n_inputs=0, n_outputs=0), seed=0).to(F64)
+    res = model.simulate(2000, seed=0)
+    rates = res.firing_rates()[0, 0]
+    assert 4.0 <= rates[:800].mean() <= 15.0
+    assert 4.0 <= rates[800:].mean() <= 20.0
+    pop = res.spikes[0, 0].sum(1).double()
+    power = torch.fft.rfft(pop - pop.mean()).abs() ** 2
+    freqs = torch.fft.rfftfreq(2000, 0.5e-3)
+    band, high = (freqs >= 2) & (freqs <= 60), freqs >= 100
+    peak = freqs[band][power[band].argmax()].item()
+    assert 5.0 <= peak <= 15.0
+    assert power[band].max() > 50 * power[high].mean()
+    ds = res.to_xarray()
+    assert ds.spikes.dims == ("network", "trial", "time", "neuron")
+
+
+def _random_model(synapse, scheme="half_step", K=2, seed=0):
+    gaussian = synapse != "delta"
+    cfg = IzhikevichConfig(
+        n_excitatory=120, n_inhibitory=30, n_inputs=2, n_outputs=1, synapse=synapse,
+        scheme=scheme, connectivity="gaussian" if gaussian else "classic",
+        gain=30.0 if gaussian else 1.0, density=0.3, bias=3.0, feedback_gain=2.0,
+        init="random",
+    )  # fmt: skip
+    model = IzhikevichReservoir(cfg, n_networks=K, seed=seed).to(F64)
+    model.W_out.normal_(0.0, 0.5, generator=torch.Generator().manual_seed(seed))
+    return model
+
+
+@pytest.mark.parametrize("synapse", ["delta", "exp", "double_exp"])
+@pytest.mark.parametrize("scheme", ["half_step", "euler"])
+def test_fast_equals_reference_float64(synapse, scheme):
+    # identical spike trains (and rates) in float64, with inputs, noise streams and feedback
+    model = _random_model(synapse, scheme)
+    x = torch.randn(2, 3, 300, 2, generator=torch.Generator().manual_seed(1), dtype=F64)
+    ref = model.simulate(x=x, seed=2, backend="reference", record_rates=True)
+    assert ref.spikes.sum() > 500
+    for backend in ("torch", "cpp") if cpp_extension_available() else ("torch",):
+        fast = model.simulate(x=x, seed=2, backend=backend, record_rates=True)
+        assert torch.equal(fast.spikes, ref.spikes), backend
+        torch.testing.assert_close(fast.rates, ref.rates, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(fast.final_state, ref.final_state, rtol=1e-9, atol=1e-9)
+
+
+def test_fast_equals_reference_single_trial_event_driven():
+    # the torch event-driven branch (K = B = 1, no feedback) and the classic network
+    model = IzhikevichReservoir(
+        IzhikevichConfig(n_excitatory=160, n_inhibitory=40, n_inputs=0, n_outputs=0), seed=3
+    ).to(F64)
+    ref = model.simulate(600, seed=4, backend="reference", noise_rng="torch")
+    for backend in ("torch", "cpp") if cpp_extension_available() else ("torch",):
+        fast = model.simulate(600, seed=4, backend=backend, noise_rng="torch")
+        assert torch.equal(fast.spikes, ref.spikes)
+
+
+@pytest.mark.skipif(not cpp_extension_available(torch.float32), reason="no C compiler")
+@pytest.mark.parametrize("synapse", ["delta", "exp", "double_exp"])
+def test_fast_vs_reference_float32_tolerance(synapse):
+    # float32: the event-driven projected current is summed in another order than the dense
+    # matmul; delta synapses stay identical, filtered synapses of this chaotic (gain 30)
+    # network identical for the first 100 steps and total spike counts within 2 %.
+    model = _random_model(synapse).float()
+    x = torch.randn(2, 3, 300, 2, generator=torch.Generator().manual_seed(1))
+    ref = model.simulate(x=x, seed=2, backend="reference")
+    fast = model.simulate(x=x, seed=2, backend="cpp")
+    if synapse == "delta":
+        assert torch.equal(fast.spikes, ref.spikes)
+    assert torch.equal(fast.spikes[:, :, :100], ref.spikes[:, :, :100])
+    n_ref, n_fast = ref.spikes.sum().item(), fast.spikes.sum().item()
+    assert abs(n_ref - n_fast) <= 0.02 * n_ref
+
+
+def test_simulate_agrees_with_protocol_run():
+    # the RecurrentModel protocol (run's reference loop over step_drive) is the same map
+    model = _random_model("double_exp", K=1)
+    x = torch.randn(1, 2, 200, 2, generator=torch.Generator().manual_seed(5), dtype=F64)
+    h0 = model.init_state(2)
+    S, Y = run(model, x, h0)
+    res = model.simulate(x=x, h0=h0, noise=False, backend="reference", record_outputs=True)
+    torch.testing.assert_close(S[:, :, -1], res.final_state, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(Y, res.outputs, rtol=1e-10, atol=1e-10)
+
+
+def test_batch_of_networks_matches_single_networks():
+    model = _random_model("exp", K=3)
+    x = torch.randn(1, 2, 150, 2, generator=torch.Generator().manual_seed(0), dtype=F64)
+    h0 = model.init_state(2)
+    both = model.simulate(x=x, h0=h0, noise=False)
+    one = model.select(1).simulate(x=x, h0=h0[1:2], noise=False)
+    assert torch.equal(both.spikes[1:2], one.spikes)
+
+
+@pytest.mark.skipif(not cpp_extension_available(), reason="no C compiler")
+def test_noise_streams_are_standard_normal():
+    rng = noise_streams(7, 2, 3)
+    z = noise_streams_draw(rng, torch.ones(2, 1000, dtype=F64), 400)  # 2.4M samples
+    assert abs(z.mean().item()) < 0.005
+    assert abs(z.std().item() - 1.0) < 0.005
+    kurt = ((z**4).mean() / (z**2).mean() ** 2).item()
+    assert abs(kurt - 3.0) < 0.05
+    tail = (z.abs() > 3.442619855899).double().mean().item()  # the ziggurat's base strip
+    assert abs(tail - math.erfc(3.442619855899 / math.sqrt(2))) < 1e-4
+    z2 = noise_streams_draw(noise_streams(7, 2, 3), torch.ones(2, 1000, dtype=F64), 400)
+    assert torch.equal(z, z2)  # reproducible per seed
+    assert not torch.equal(z[0, :, 0], z[0, :, 1])  # independent per trial
+
+
+def test_esn_fast_loop_matches_reference():
+    model = EchoStateNetwork(
+        EchoStateConfig(n_units=120, n_inputs=2, n_outputs=1, leak=0.3, bias_scaling=0.2),
+        n_networks=2,
+    ).to(F64)
+    x = torch.randn(3, 200, 2, generator=torch.Generator().manual_seed(0), dtype=F64)
+    with torch.no_grad():
+        S_ref, Y_ref = run(model, x, backend="reference")
+        S, Y = run(model, x)
+    torch.testing.assert_close(S, S_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(model.spectral_radius(), torch.full((2,), 0.9, dtype=F64))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"a": (0.02,) * 5}, r"'a' parameter .* \(length 1000\)"),
+        ({"d": "x"}, "'d' parameter"),
+        ({"tau_decay": -2.0}, "'tau_decay' parameter"),
+        ({"tau_rise": 0.0}, "'tau_rise' parameter"),
+        ({"dt": 2.0}, r"'dt' parameter .* <= 1.0 ms"),
+        ({"dt": 0.8, "scheme": "euler"}, r"'dt' parameter .* <= 0.5 ms"),
+        ({"dt": -0.1}, "'dt' parameter"),
+        ({"synapse": "alpha"}, "'synapse' parameter"),
+        ({"n_excitatory": 0, "n_inhibitory": 0}, "at least one neuron"),
+        ({"density": 0.0}, "'density' parameter"),
+        ({"neuron_type": "XX"}, "'neuron_type' parameter"),
+    ],
+)
+def test_bad_izhikevich_config(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        IzhikevichConfig(**kwargs)
+
+
+def test_bad_esn_config_and_simulate_args():
+    with pytest.raises(ValueError, match="'spectral_radius' parameter"):
+        EchoStateConfig(spectral_radius=-1.0)
+    with pytest.raises(ValueError, match="'leak' parameter"):
+        EchoStateConfig(leak=1.5)
+    model = IzhikevichReservoir(IzhikevichConfig(n_excitatory=4, n_inhibitory=1, n_inputs=2))
+    with pytest.raises(ValueError, match="'x' argument"):
+        model.simulate(x=torch.zeros(1, 10, 3))
+    with pytest.raises(ValueError, match="'backend' parameter"):
+        model.simulate(10, backend="gpu")
+    with pytest.raises(ValueError, match="n_steps"):
+        model.simulate()
