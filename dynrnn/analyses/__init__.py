@@ -5,10 +5,20 @@ dimension whose coordinates are the networks' hyperparameters.
   damped Newton / Levenberg--Marquardt in float64), stability, eigenvectors;
 * :mod:`.linearisation` -- Jacobians, modes, local time constants, input coupling;
 * :mod:`.lyapunov` -- Lyapunov spectra (QR method) and two-trajectory maximal exponents;
-* :mod:`.timescales` -- FFT autocorrelation, exponential fits, network timescale tau_net.
+* :mod:`.timescales` -- FFT autocorrelation, exponential fits, network timescale tau_net;
+* :mod:`.dsr_metrics` -- D_stsp, D_H, PE(n), reconstruction evaluation;
+* :mod:`.scyfi` -- exact fixed points and k-cycles of PLRNNs (SCYFI, brute-force oracle);
+* :mod:`.symbolic` -- AL-RNN symbolic dynamics (symbols, transition graph).
 """
 
 from ._common import merge_complex, split_complex
+from .dsr_metrics import (
+    evaluate_reconstruction,
+    generate,
+    power_spectrum_distance,
+    prediction_error,
+    state_space_divergence,
+)
 from .fixed_points import (
     CANDIDATE_STATUS,
     STABILITY_CODES,
@@ -25,9 +35,22 @@ from .linearisation import (
     local_time_constants,
 )
 from .lyapunov import kaplan_yorke_dimension, lyapunov_spectrum, max_lyapunov_two_trajectory
+from .scyfi import brute_force_cycles, find_cycles
+from .symbolic import subregion_fixed_points, symbol_sequence, symbolic_graph, symbols_used
 from .timescales import ar1_timescale, autocorrelation, fit_exponential, network_timescale
 
 __all__ = [
+    "brute_force_cycles",
+    "evaluate_reconstruction",
+    "find_cycles",
+    "generate",
+    "power_spectrum_distance",
+    "prediction_error",
+    "state_space_divergence",
+    "subregion_fixed_points",
+    "symbol_sequence",
+    "symbolic_graph",
+    "symbols_used",
     "CANDIDATE_STATUS",
     "STABILITY_CODES",
     "ar1_timescale",

@@ -14,11 +14,14 @@ from .dynamics import (
     plot_timescales,
 )
 from .outputs import plot_outputs
+from .symbolic import plot_attractor_subregions, plot_symbolic_graph
 
 __all__ = [
     "PALETTE",
     "STABILITY_COLOURS",
     "pca_basis",
+    "plot_attractor_subregions",
+    "plot_symbolic_graph",
     "plot_eigenvalues",
     "plot_fixed_points",
     "plot_lyapunov_spectrum",

@@ -1,11 +1,17 @@
-"""Training: supervised BPTT for ensembles, curricula, per-network optimisers."""
+"""Training: supervised BPTT for ensembles, curricula, per-network optimisers, teacher forcing
+(GTF/aGTF/STF) for dynamical-systems reconstruction."""
 
 from .curriculum import Curriculum
+from .gtf import GTFConfig, GTFHistory, estimate_forcing_interval, train_gtf
 from .losses import head_accuracy, head_cross_entropy, masked_mse
 from .optim import EnsembleOptimizer, per_network_grad_norm
 from .supervised import History, TrainConfig, train
 
 __all__ = [
+    "train_gtf",
+    "GTFConfig",
+    "GTFHistory",
+    "estimate_forcing_interval",
     "train",
     "TrainConfig",
     "History",

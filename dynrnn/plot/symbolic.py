@@ -1,0 +1,80 @@
+"""Figures of AL-RNN symbolic dynamics: the transition graph, and the attractor coloured by
+linear subregion. Both take results and an optional Axes and return the Axes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from ._style import PALETTE, new_axes
+
+__all__ = ["plot_symbolic_graph", "plot_attractor_subregions"]
+
+_COLOURS = [PALETTE[k] for k in ("blue", "orange", "green", "vermillion", "purple", "sky_blue",
+                                 "yellow", "black", "grey")]
+
+
+def _colour(symbol: int) -> str:
+    return _COLOURS[int(symbol) % len(_COLOURS)]
+
+
+def plot_symbolic_graph(graph: nx.DiGraph, ax=None, min_probability: float = 0.0):
+    """Draw the symbolic transition graph of :func:`dynrnn.analyses.symbolic_graph`.
+
+    Node size ~ occupancy; node edge solid for a real, dashed for a virtual subregion fixed
+    point; edge width ~ transition probability (self-loops = dwelling); edge labels give the
+    probabilities of edges above ``min_probability``.
+    """
+    if not isinstance(graph, nx.DiGraph):
+        raise ValueError(
+            "The 'graph' parameter of plot_symbolic_graph must be a networkx.DiGraph from "
+            f"symbolic_graph. Got {type(graph).__name__}."
+        )
+    ax = new_axes(ax)
+    pos = nx.circular_layout(graph) if graph.number_of_nodes() > 1 else {
+        n: np.zeros(2) for n in graph.nodes}
+    nodes = list(graph.nodes)
+    occ = np.array([graph.nodes[n].get("occupancy", 1.0) for n in nodes])
+    nx.draw_networkx_nodes(
+        graph, pos, nodelist=nodes, ax=ax, node_color=[_colour(n) for n in nodes],
+        node_size=list(200 + 1200 * occ),
+        edgecolors=["black" if graph.nodes[n].get("real", False) else PALETTE["grey"]
+                    for n in nodes],
+    )
+    labels = {n: "".join(map(str, graph.nodes[n].get("code", (n,)))) for n in nodes}
+    nx.draw_networkx_labels(graph, pos, labels=labels, ax=ax, font_size=7)
+    edges = [(u, v) for u, v, p in graph.edges(data="probability") if p >= min_probability]
+    widths = [0.5 + 3 * graph.edges[e]["probability"] for e in edges]
+    nx.draw_networkx_edges(graph, pos, edgelist=edges, width=widths, ax=ax, arrows=True,
+                           connectionstyle="arc3,rad=0.15", node_size=600)
+    nx.draw_networkx_edge_labels(
+        graph, pos, ax=ax, font_size=6,
+        edge_labels={e: f"{graph.edges[e]['probability']:.2f}" for e in edges if e[0] != e[1]},
+    )
+    ax.set_title(f"{graph.graph.get('n_symbols', len(nodes))} of "
+                 f"{graph.graph.get('n_subregions', '?')} subregions")
+    ax.set_axis_off()
+    return ax
+
+
+def plot_attractor_subregions(states: Any, symbols: Any, ax=None, dims=(0, 1, 2), s=0.5):
+    """Scatter a trajectory ``[T, >=2]`` coloured by its symbols ``[T]`` (3D if 3 dims)."""
+    states = np.asarray(states.detach().cpu() if hasattr(states, "detach") else states,
+                        dtype=float)
+    symbols = np.asarray(symbols).reshape(-1)
+    if states.ndim != 2 or len(states) != len(symbols):
+        raise ValueError(
+            "The 'states' [T, D] and 'symbols' [T] parameters of plot_attractor_subregions must "
+            f"have the same T. Got {states.shape} and {symbols.shape}."
+        )
+    dims = tuple(d for d in dims if d < states.shape[1])
+    three = len(dims) >= 3
+    ax = new_axes(ax, projection="3d" if three else None)
+    for sym in np.unique(symbols):
+        sel = symbols == sym
+        pts = states[sel][:, list(dims[: 3 if three else 2])]
+        ax.scatter(*pts.T, s=s, color=_colour(sym), label=f"{int(sym)}", rasterized=True)
+    ax.legend(title="subregion", markerscale=6)
+    return ax
