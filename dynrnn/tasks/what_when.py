@@ -47,7 +47,7 @@ class WhatWhenTask(Task):
         first_trial: session index of the first sampled trial (to continue a session).
 
     ``sample(B, seed)`` returns ``inputs [B, T, 1 + S]`` (cue, then the stimulus channels),
-    ``targets [B, T, S]`` (ideal predictions), ``mask [B, T]`` and ``info``: ``trial``,
+    ``targets [B, T, S]`` (ideal predictions), ``mask [B, T]`` and ``info``: ``trial_index``,
     ``timing_block``, ``prob_block``, ``expected_time``, ``delay_std``, ``probs [B, S]``,
     ``delay``, ``stim_time`` (onset step, -1 if omitted), ``identity`` (-1 if omitted),
     ``stimuli [B, T, S]`` (the observed stimuli, the learning signal), ``dt``, ``task``.
@@ -160,7 +160,7 @@ class WhatWhenTask(Task):
         info = {
             "task": "what_when",
             "dt": float(self.dt),
-            "trial": trial,
+            "trial_index": trial,
             "timing_block": t_block,
             "prob_block": p_block,
             "expected_time": (self.cue_time + mean).float(),
