@@ -17,6 +17,8 @@ from .plrnn import (
     ShallowPLRNNConfig,
 )
 from .rate import RateRNN, RateRNNConfig
+from .reservoir import EchoStateConfig, EchoStateNetwork
+from .spiking import NEURON_TYPES, IzhikevichConfig, IzhikevichReservoir, SpikingResult
 
 __all__ = [
     "RecurrentModel",
@@ -38,6 +40,12 @@ __all__ = [
     "ALRNN",
     "ALRNNConfig",
     "PiecewiseLinearRNN",
+    "EchoStateConfig",
+    "EchoStateNetwork",
+    "IzhikevichConfig",
+    "IzhikevichReservoir",
+    "SpikingResult",
+    "NEURON_TYPES",
 ]
 
 _CONFIG_TO_MODEL = {
@@ -47,6 +55,8 @@ _CONFIG_TO_MODEL = {
     PLRNNConfig: PLRNN,
     ShallowPLRNNConfig: ShallowPLRNN,
     ALRNNConfig: ALRNN,
+    EchoStateConfig: EchoStateNetwork,
+    IzhikevichConfig: IzhikevichReservoir,
 }
 
 

@@ -21,9 +21,10 @@ from .flipflop import FlipFlopTask
 from .parity import DMSTask, ParityTask
 from .path_integration import PathIntegrationTask
 from .sine import SineWaveTask
+from .what_when import WhatWhenTask
 
-# Planned: HMM emission tasks (Torre et al. 2025) and the "what/when" timing task
-# (Yamada & Chao 2025) will be added here as further registered Task classes.
+# Planned: HMM emission tasks (Torre et al. 2025) will be added here as further registered
+# Task classes.
 
 __all__ = [
     "MAX_LYAPUNOV",
@@ -39,6 +40,7 @@ __all__ = [
     "PathIntegrationTask",
     "Rossler",
     "SineWaveTask",
+    "WhatWhenTask",
     "Task",
     "Trials",
     "integrate",

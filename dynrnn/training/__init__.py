@@ -5,6 +5,15 @@ from .curriculum import Curriculum
 from .gtf import GTFConfig, GTFHistory, estimate_forcing_interval, train_gtf
 from .losses import head_accuracy, head_cross_entropy, masked_mse
 from .optim import EnsembleOptimizer, per_network_grad_norm
+from .readouts import (
+    ForceResult,
+    RLSReadout,
+    ThreeFactorConfig,
+    ThreeFactorReadout,
+    force_train,
+    reservoir_features,
+    ridge_readout,
+)
 from .supervised import History, TrainConfig, train
 
 __all__ = [
@@ -21,4 +30,11 @@ __all__ = [
     "masked_mse",
     "head_cross_entropy",
     "head_accuracy",
+    "force_train",
+    "ForceResult",
+    "ridge_readout",
+    "reservoir_features",
+    "RLSReadout",
+    "ThreeFactorConfig",
+    "ThreeFactorReadout",
 ]
