@@ -1,4 +1,4 @@
-"""The ``dynrnn`` command: ``dynrnn train ...`` and ``dynrnn demo``."""
+"""The ``dynrnn`` command: ``dynrnn train ...``, ``dynrnn demo`` and ``dynrnn reconstruct``."""
 
 from __future__ import annotations
 
@@ -167,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--out", default="demo_out")
     d.set_defaults(func=cmd_demo)
+
+    from ._reconstruct_cli import add_parser as add_reconstruct
+
+    add_reconstruct(sub)
     return p
 
 

@@ -1,0 +1,195 @@
+"""``dynrnn reconstruct``: train PLRNN-family models on a chaotic system with teacher forcing,
+evaluate them (D_stsp, D_H, PE, lambda_max), and write the model, metrics and figures."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+SYSTEM_DT = {"lorenz63": 0.01, "rossler": 0.05, "lorenz96": 0.02}
+MODEL_CHOICES = ("alrnn", "shplrnn", "clipped-shplrnn", "plrnn")
+
+
+def add_parser(sub) -> None:
+    r = sub.add_parser(
+        "reconstruct",
+        help="dynamical-systems reconstruction of a chaotic system (PLRNN family + GTF)",
+        description=__doc__,
+    )
+    r.add_argument("--system", choices=tuple(SYSTEM_DT), default="lorenz63")
+    r.add_argument("--model", choices=MODEL_CHOICES, default="clipped-shplrnn")
+    r.add_argument("--pwl", type=int, default=2, help="AL-RNN: number P of ReLU units")
+    r.add_argument("--latent", type=int, default=None,
+                   help="latent dimension M (default: 20 for alrnn, the data dimension else)")
+    r.add_argument("--hidden", type=int, default=100, help="shPLRNN hidden width L")
+    r.add_argument("--networks", type=int, default=4, help="seeds trained at once")
+    r.add_argument("--iterations", type=int, default=15000)
+    r.add_argument("--seq-len", type=int, default=200)
+    r.add_argument("--batch-size", type=int, default=16)
+    r.add_argument("--forcing", choices=("gtf", "agtf", "stf"), default="gtf")
+    r.add_argument("--alpha", type=float, default=0.2)
+    r.add_argument("--tau", type=int, default=None, help="STF interval (default: estimated)")
+    r.add_argument("--lr", type=float, default=1e-3)
+    r.add_argument("--lr-end", type=float, default=1e-5)
+    r.add_argument("--grad-clip", type=float, default=10.0)
+    r.add_argument("--samples", type=int, default=100_000)
+    r.add_argument("--dt", type=float, default=None)
+    r.add_argument("--noise", type=float, default=0.0, help="relative observation noise")
+    r.add_argument("--lyapunov-steps", type=int, default=20000)
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--out", default="reconstruction")
+    r.add_argument("--quiet", action="store_true")
+    r.set_defaults(func=cmd_reconstruct)
+
+
+def build_model(args, n_obs: int, dt: float):
+    from dynrnn.models import (
+        ALRNN,
+        PLRNN,
+        ALRNNConfig,
+        PLRNNConfig,
+        ShallowPLRNN,
+        ShallowPLRNNConfig,
+    )
+
+    if args.model == "alrnn":
+        M = args.latent or 20
+        return ALRNN(ALRNNConfig(M, n_obs, n_pwl=args.pwl, dt=dt), n_networks=args.networks,
+                     seed=args.seed)
+    M = args.latent or n_obs
+    if args.model == "plrnn":
+        return PLRNN(PLRNNConfig(M, n_obs, dt=dt), n_networks=args.networks, seed=args.seed)
+    cfg = ShallowPLRNNConfig(M, n_obs, n_hidden=args.hidden, dt=dt,
+                             clipped=args.model == "clipped-shplrnn")
+    return ShallowPLRNN(cfg, n_networks=args.networks, seed=args.seed)
+
+
+def cmd_reconstruct(args) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+
+    from dynrnn.analyses.dsr_metrics import evaluate_reconstruction, generate
+    from dynrnn.tasks.chaotic import ChaoticSystemTask
+    from dynrnn.training.gtf import GTFConfig, train_gtf
+    from dynrnn.zoo import save_model
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    dt = args.dt or SYSTEM_DT[args.system]
+    task = ChaoticSystemTask(args.system, n_steps=args.samples, dt=dt, noise=args.noise)
+    log = (lambda *a: None) if args.quiet else print
+    log(f"Integrating {args.system}: {args.samples} samples, dt {dt} ...")
+    trials = task.sample(1, seed=args.seed)
+    data = trials.targets[0]
+    model = build_model(args, data.shape[-1], dt)
+    cfg = GTFConfig(n_iterations=args.iterations, seq_len=args.seq_len,
+                    batch_size=args.batch_size, forcing=args.forcing, alpha=args.alpha,
+                    tau=args.tau, lr=args.lr, lr_end=args.lr_end, grad_clip=args.grad_clip,
+                    seed=args.seed)
+    log(f"Training {model.n_networks} {args.model} networks (M={model.n_units}) with "
+        f"{args.forcing} for {args.iterations} iterations ...")
+    t0 = time.perf_counter()
+    hist = train_gtf(model, data, cfg, progress=not args.quiet)
+    train_s = time.perf_counter() - t0
+    true_lam = task.max_lyapunov  # per time unit; standardising does not change it
+    ds = evaluate_reconstruction(model, data, true_lyapunov=true_lam,
+                                 lyapunov_steps=args.lyapunov_steps)
+    score = np.where(np.isfinite(ds.D_stsp.values), ds.D_stsp.values, np.inf)
+    best = int(np.argmin(score))
+    save_model(model, out / "model", metadata={"system": args.system, "best_network": best,
+                                               "gtf": dataclasses.asdict(cfg)})
+    metrics = {
+        "system": args.system,
+        "model": args.model,
+        "networks": model.n_networks,
+        "train_seconds": round(train_s, 1),
+        "D_stsp": ds.D_stsp.values.tolist(),
+        "D_H": ds.D_H.values.tolist(),
+        "PE_1": ds.PE.values[:, 0].tolist(),
+        "PE_20": ds.PE.values[:, -1].tolist(),
+        "max_lyapunov": ds.max_lyapunov.values.tolist(),
+        "true_max_lyapunov": true_lam,
+        "best_network": best,
+        "final_alpha": hist.as_arrays()["alpha"][-1].tolist(),
+        "tau": hist.tau,
+    }
+    hist_arr = hist.as_arrays()
+    figs = _figures(out, model, data, hist_arr, best, generate, np)
+    if args.model == "alrnn":
+        metrics.update(_symbolic(out, model.select(best), data, np))
+    metrics["figures"] = figs
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+    log(json.dumps({k: metrics[k] for k in ("D_stsp", "D_H", "max_lyapunov", "best_network",
+                                            "train_seconds")}, indent=2))
+    log(f"wrote {out / 'model.safetensors'}, {out / 'metrics.json'} and {len(figs)} figures")
+    return 0
+
+
+def _figures(out, model, data, hist, best, generate, np):
+    import matplotlib.pyplot as plt
+
+    from dynrnn.plot import style
+
+    files = []
+    T = len(data)
+    with style():
+        obs, _ = generate(model.select(best), data[0], int(1.25 * T))
+        gen = obs[0, 0, -T:].double().numpy()
+        x = data.double().numpy()
+        fig = plt.figure(figsize=(6, 3))
+        for i, (series, title) in enumerate(((x, "data"), (gen, "reconstruction"))):
+            n = min(len(series), 20000)
+            if series.shape[1] >= 3:
+                ax = fig.add_subplot(1, 2, i + 1, projection="3d")
+                ax.plot(*series[:n, :3].T, lw=0.3)
+            else:
+                ax = fig.add_subplot(1, 2, i + 1)
+                ax.plot(*series[:n, :2].T, lw=0.3)
+            ax.set_title(title)
+        fig.savefig(out / "attractor.png", dpi=120)
+        plt.close(fig)
+        files.append("attractor.png")
+        fig, ax = plt.subplots()
+        ax.semilogy(hist["loss"])
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("GTF loss")
+        fig.savefig(out / "loss.png", dpi=120)
+        plt.close(fig)
+        files.append("loss.png")
+    return files
+
+
+def _symbolic(out, net, data, np):
+    import matplotlib.pyplot as plt
+
+    from dynrnn.analyses.dsr_metrics import generate
+    from dynrnn.analyses.symbolic import symbol_sequence, symbolic_graph
+    from dynrnn.plot import plot_attractor_subregions, plot_symbolic_graph, style
+
+    T = min(len(data), 50000)
+    obs, Z = generate(net, data[0], T + T // 4)
+    traj = Z[0, 0, T // 4:]
+    if not bool(np.isfinite(traj.numpy()).all()):
+        return {"symbolic": "trajectory diverged"}
+    G = symbolic_graph(net, traj)
+    sym = symbol_sequence(net, traj)[0]
+    import networkx as nx
+
+    with style():
+        ax = plot_symbolic_graph(G)
+        ax.figure.savefig(out / "symbolic_graph.png", dpi=120)
+        plt.close(ax.figure)
+        ax = plot_attractor_subregions(obs[0, 0, T // 4:].numpy(), sym)
+        ax.figure.savefig(out / "attractor_subregions.png", dpi=120)
+        plt.close(ax.figure)
+    return {
+        "subregions_used": G.number_of_nodes(),
+        "subregions_total": G.graph["n_subregions"],
+        "symbolic_graph_strongly_connected": bool(nx.is_strongly_connected(G)),
+        "transition_probabilities": {f"{u}->{v}": p for u, v, p in
+                                     G.edges(data="probability")},
+    }
