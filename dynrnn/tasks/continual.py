@@ -15,9 +15,11 @@ is turned into a sequence of tasks in the way permuted MNIST is built from MNIST
 All tasks share the label set (one output head, domain-incremental), so a network trained on task
 k without protection overwrites what it learned on earlier tasks. Prototypes, permutations and
 rotations depend only on ``base_seed`` and ``task_id``; trials depend on the ``seed`` of
-:meth:`ContinualPatternTask.sample`. The input vector can be shown at once (``n_steps=1``, for
-feed-forward and spiking networks) or in ``n_steps`` consecutive chunks (for recurrent networks,
-as in sequential MNIST); the label is read at the last step.
+:meth:`ContinualPatternTask.sample`. Over ``n_steps`` time steps the pattern is presented
+(``presentation``) at the first step followed by zeros (a memory period, for recurrent
+networks), held at every step, or in ``n_steps`` consecutive chunks (as in sequential MNIST);
+with ``n_steps=1`` all three are a single static pattern (feed-forward and spiking networks).
+The label is read at the last step.
 """
 
 from __future__ import annotations
@@ -41,11 +43,13 @@ class ContinualPatternTask(Task):
     """Task ``task_id`` of a permuted/rotated pattern-classification sequence.
 
     Arguments:
-        n_dims: input dimension D of the pattern (must be divisible by ``n_steps``).
+        n_dims: input dimension D of the pattern.
         n_classes: number of classes C (labels ``0 .. C-1``).
         task_id: index k of the task in the sequence (0 is the unpermuted/unrotated base task).
         variant: ``"permuted"`` or ``"rotated"``.
-        n_steps: T; the pattern is shown as T chunks of ``D / T`` dims (1: all at once).
+        n_steps: T, the number of time steps of a trial.
+        presentation: ``"first"`` (pattern at step 0, zeros after), ``"hold"`` (pattern at every
+            step) or ``"chunks"`` (T consecutive chunks of ``D / T`` dims; T must divide D).
         n_variations: number of shared directions of within-class variation.
         variation_std: standard deviation of the variation along each direction (per dim).
         noise_std: standard deviation of the isotropic Gaussian noise added to each sample.
@@ -60,6 +64,7 @@ class ContinualPatternTask(Task):
     task_id: int = 0
     variant: str = "permuted"
     n_steps: int = 1
+    presentation: str = "first"
     n_variations: int = 8
     variation_std: float = 0.5
     noise_std: float = 0.1
@@ -76,10 +81,12 @@ class ContinualPatternTask(Task):
         check_int(o, "n_classes", self.n_classes, 2)
         check_int(o, "task_id", self.task_id, 0)
         check_choice(o, "variant", self.variant, _VARIANTS)
-        check_int(o, "n_steps", self.n_steps, 1, self.n_dims)
-        if self.n_dims % self.n_steps:
+        check_int(o, "n_steps", self.n_steps, 1)
+        check_choice(o, "presentation", self.presentation, ("first", "hold", "chunks"))
+        if self.presentation == "chunks" and self.n_dims % self.n_steps:
             raise ValueError(
-                f"The 'n_steps' parameter of {o} must divide n_dims={self.n_dims}. "
+                f"The 'n_steps' parameter of {o} must divide n_dims={self.n_dims} when "
+                f"presentation='chunks'. "
                 f"Got {self.n_steps!r} instead."
             )
         check_int(o, "n_variations", self.n_variations, 0)
@@ -92,8 +99,8 @@ class ContinualPatternTask(Task):
 
     @property
     def n_inputs(self) -> int:
-        """Inputs per step, ``n_dims / n_steps``."""
-        return self.n_dims // self.n_steps
+        """Inputs per step: ``n_dims`` (``n_dims / n_steps`` for ``presentation="chunks"``)."""
+        return self.n_dims // self.n_steps if self.presentation == "chunks" else self.n_dims
 
     @property
     def n_outputs(self) -> int:
@@ -153,10 +160,10 @@ class ContinualPatternTask(Task):
             seed: int, ``torch.Generator`` or None (fresh entropy).
 
         Returns:
-            :class:`Trials` with ``inputs [B, T, D/T]`` (float32; the transformed pattern in T
-            consecutive chunks), ``targets [B, T, 1]`` (long label repeated at every step),
-            ``mask [B, T]`` (True at the last step only); ``info``: ``labels [B]`` (long),
-            ``task_id``, ``variant``, ``dt`` (1.0), ``task``.
+            :class:`Trials` with ``inputs [B, T, I]`` (float32; the transformed pattern as set by
+            ``presentation``, I = :attr:`n_inputs`), ``targets [B, T, 1]`` (long label repeated
+            at every step), ``mask [B, T]`` (True at the last step only); ``info``:
+            ``labels [B]`` (long), ``task_id``, ``variant``, ``dt`` (1.0), ``task``.
         """
         owner = type(self).__name__
         B = check_int(owner, "batch_size", batch_size, 1)
@@ -170,7 +177,13 @@ class ContinualPatternTask(Task):
         )
         x = x @ self.transform().T
         T = self.n_steps
-        inputs = x.reshape(B, T, self.n_inputs)
+        if self.presentation == "chunks":
+            inputs = x.reshape(B, T, self.n_inputs)
+        elif self.presentation == "hold":
+            inputs = x[:, None].expand(B, T, self.n_dims).contiguous()
+        else:
+            inputs = torch.zeros(B, T, self.n_dims)
+            inputs[:, 0] = x
         targets = labels[:, None, None].expand(B, T, 1).contiguous()
         mask = torch.zeros(B, T, dtype=torch.bool)
         mask[:, -1] = True

@@ -78,13 +78,15 @@ class HLOPConfig:
             dominant direction is then at most ``lr``). False: the paper's plain rule.
         hebbian_batches: batches of the finished task's activity used to train the new neurons
             (by :func:`train_continual`).
+        hebbian_batch_size: trials per Hebbian batch (None: the training batch size).
     """
 
     n_neurons: int | tuple[int, ...] = 20
     lr: float = 0.5
-    n_iters: int = 5
+    n_iters: int = 20
     normalize_lr: bool = True
     hebbian_batches: int = 100
+    hebbian_batch_size: int | None = None
 
     def __post_init__(self):
         o = type(self).__name__
@@ -102,6 +104,8 @@ class HLOPConfig:
         check_int(o, "n_iters", self.n_iters, 1)
         check_bool(o, "normalize_lr", self.normalize_lr)
         check_int(o, "hebbian_batches", self.hebbian_batches, 0)
+        if self.hebbian_batch_size is not None:
+            check_int(o, "hebbian_batch_size", self.hebbian_batch_size, 1)
 
 
 def _check_activity(owner: str, activities, sizes) -> list[torch.Tensor]:
@@ -335,7 +339,8 @@ def principal_angles(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
         A, B: matrices whose rows span the two subspaces (need not be orthonormal).
 
     Returns:
-        ``[min(p, q)]`` float64 tensor of angles in degrees.
+        ``[min(p, q)]`` float64 tensor of angles in degrees, smallest first (the last entry is the
+        largest angle).
     """
     for name, M in (("A", A), ("B", B)):
         if not torch.is_tensor(M) or M.ndim != 2:
@@ -351,7 +356,7 @@ def principal_angles(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     qa, _ = torch.linalg.qr(A.double().T)
     qb, _ = torch.linalg.qr(B.double().T)
     s = torch.linalg.svdvals(qa.T @ qb).clamp(-1.0, 1.0)
-    return torch.rad2deg(torch.arccos(s)).flip(0)
+    return torch.rad2deg(torch.arccos(s))  # svdvals descend, so the angles ascend
 
 
 # ====================================================================== networks
@@ -705,8 +710,9 @@ def train_continual(
             losses[t, step] = float(loss.detach())
         if proj is not None:
             with torch.no_grad():
+                hb = hlop.hebbian_batch_size or B
                 for k in range(hlop.hebbian_batches):
-                    trials = task.sample(B, seed * 1_000_003 + t * 100_003 + 50_000 + k)
+                    trials = task.sample(hb, seed * 1_000_003 + t * 100_003 + 50_000 + k)
                     proj.hebbian_update(net(trials.inputs)[1])
             proj.freeze()
         for j, other in enumerate(tasks):
