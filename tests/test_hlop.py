@@ -5,9 +5,13 @@ accuracy on task 1 after training tasks 1, 2, 3):
 
 * MLP 96-100-100-10 tanh:   SGD 1.00 -> 0.56 -> 0.33 (drop 67 points); HLOP 1.00 -> 1.00 -> 1.00
   (drop 0.0 points).
-* Spiking LIF MLP (6 steps, surrogate-gradient BPTT, rate readout): SGD drop ~69 points,
-  HLOP drop ~0 points.
-* Rate RNN (100 units, 4 steps, pattern at step 0): SGD drop ~71 points, HLOP drop ~0 points.
+* Spiking LIF MLP 96-100-100-10 (5 steps, surrogate-gradient BPTT, rate readout):
+  SGD 1.00 -> 0.53 -> 0.32 (drop 68 points); HLOP 1.00 -> 1.00 -> 1.00 (drop 0.0 points).
+* Rate RNN (RateRNN, 64 units, 4 steps, pattern at step 0): SGD 1.00 -> 0.36 -> 0.17 (drop 83
+  points); HLOP 1.00 -> 1.00 -> 0.99 (drop 1.0 point).
+* ReLU MLP 96-64-10, 3 rotated tasks (60 deg): SGD drop 78 points, HLOP drop 0.1 points.
+* Largest principal angle between the learned lateral subspace (18 neurons) and the top-18
+  principal subspace of the activity after task 1: 2.6 deg (input), 3.7 deg (hidden layer 1).
 
 The tests assert HLOP drop < 5 points and SGD drop > 25 points, and print the numbers.
 """
@@ -321,7 +325,8 @@ def test_mlp_hlop_prevents_forgetting(mlp_results):
 
 
 def test_relu_mlp_hlop_prevents_forgetting():
-    """ReLU MLP, 3 rotated tasks (60 deg): HLOP drop < 5 points, SGD drop > 25 points."""
+    """ReLU MLP, 3 rotated tasks (60 deg): HLOP drop < 5 points (measured 0.1), SGD drop > 25
+    points (measured 78)."""
     tasks = continual_sequence(3, variant="rotated", rotation_deg=60.0)
     base, prot = _pair(
         lambda: MLP([96, 64, 10], "relu", seed=1), tasks,
@@ -351,12 +356,12 @@ def test_learned_subspace_matches_top_principal_subspace():
 
 
 def test_snn_hlop_prevents_forgetting():
-    """Spiking LIF network (surrogate-gradient BPTT over 5 steps, rate readout), 3 permuted
-    tasks: HLOP drop < 5 points (measured ~0), SGD drop > 25 points (measured ~65)."""
+    """Spiking LIF network 96-100-100-10 (surrogate-gradient BPTT over 5 steps, rate readout),
+    3 permuted tasks: HLOP drop < 5 points (measured 0.0), SGD drop > 25 points (measured 68)."""
     tasks = continual_sequence(3)
     base, prot = _pair(
-        lambda: SpikingMLP([96, 64, 64, 10], n_steps=5, seed=0), tasks,
-        HLOPConfig(n_neurons=20), steps_per_task=200, lr=0.1,
+        lambda: SpikingMLP([96, 100, 100, 10], n_steps=5, seed=0), tasks,
+        HLOPConfig(n_neurons=20), steps_per_task=200, lr=0.2,
     )
     _check("SNN", base, prot)
     assert prot.first_task_drop < base.first_task_drop - 20
@@ -364,7 +369,8 @@ def test_snn_hlop_prevents_forgetting():
 
 def test_rate_rnn_hlop_prevents_forgetting():
     """Rate RNN (RateRNN, 64 units, 4 steps, pattern at step 0 then memory), 3 permuted tasks:
-    input, recurrent and readout updates projected; HLOP drop < 5, SGD drop > 25 points."""
+    input, recurrent and readout updates projected; HLOP drop < 5 points (measured 1.0), SGD drop
+    > 25 points (measured 83)."""
     T = 4
     tasks = continual_sequence(3, n_steps=T)
     cfg = RateRNNConfig(n_inputs=96, n_units=64, n_outputs=10, init_gain=0.9)

@@ -16,6 +16,7 @@ from .chaotic import (
     integrate,
     make_system,
 )
+from .continual import ContinualPatternTask, continual_sequence
 from .delayed_discrimination import DelayedDiscriminationTask
 from .flipflop import FlipFlopTask
 from .parity import DMSTask, ParityTask
@@ -31,6 +32,7 @@ __all__ = [
     "SYSTEMS",
     "TASK_REGISTRY",
     "ChaoticSystemTask",
+    "ContinualPatternTask",
     "DMSTask",
     "DelayedDiscriminationTask",
     "FlipFlopTask",
@@ -43,6 +45,7 @@ __all__ = [
     "WhatWhenTask",
     "Task",
     "Trials",
+    "continual_sequence",
     "integrate",
     "make_system",
     "register_task",

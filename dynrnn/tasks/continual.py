@@ -24,6 +24,7 @@ The label is read at the last step.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -169,13 +170,14 @@ class ContinualPatternTask(Task):
         B = check_int(owner, "batch_size", batch_size, 1)
         gen = resolve_generator(seed)
         labels = torch.randint(0, self.n_classes, (B,), generator=gen)
+        protos, variations, transform = _structure(self)
         z = torch.randn(B, self.n_variations, generator=gen)
         x = (
-            self.prototypes()[labels]
-            + self.variation_std * z @ self.variations()
+            protos[labels]
+            + self.variation_std * z @ variations
             + self.noise_std * torch.randn(B, self.n_dims, generator=gen)
         )
-        x = x @ self.transform().T
+        x = x @ transform.T
         T = self.n_steps
         if self.presentation == "chunks":
             inputs = x.reshape(B, T, self.n_inputs)
@@ -195,6 +197,13 @@ class ContinualPatternTask(Task):
             "variant": self.variant,
         }
         return Trials(inputs, targets, mask, info)
+
+
+@functools.lru_cache(maxsize=64)
+def _structure(task: ContinualPatternTask) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Prototypes, variation directions and transform of a task, computed once per config
+    (internal: callers must not modify the tensors)."""
+    return task.prototypes(), task.variations(), task.transform()
 
 
 def continual_sequence(n_tasks: int = 3, **kwargs) -> list[ContinualPatternTask]:

@@ -3,6 +3,16 @@
 
 from .curriculum import Curriculum
 from .gtf import GTFConfig, GTFHistory, estimate_forcing_interval, train_gtf
+from .hlop import (
+    HLOP,
+    MLP,
+    ContinualResult,
+    HLOPConfig,
+    HLOPRateRNN,
+    SpikingMLP,
+    principal_angles,
+    train_continual,
+)
 from .losses import head_accuracy, head_cross_entropy, masked_mse
 from .optim import EnsembleOptimizer, per_network_grad_norm
 from .readouts import (
@@ -17,6 +27,14 @@ from .readouts import (
 from .supervised import History, TrainConfig, train
 
 __all__ = [
+    "HLOP",
+    "HLOPConfig",
+    "HLOPRateRNN",
+    "MLP",
+    "SpikingMLP",
+    "ContinualResult",
+    "train_continual",
+    "principal_angles",
     "train_gtf",
     "GTFConfig",
     "GTFHistory",
