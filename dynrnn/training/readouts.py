@@ -103,27 +103,38 @@ def ridge_readout(
         )
     if washout >= T:
         raise ValueError(f"The 'washout' parameter of {owner} must be < T={T}. Got {washout}.")
-    keep = torch.zeros(B, T, dtype=torch.bool)
-    keep[:, washout:] = True
-    if mask is not None:
-        keep &= mask.bool()
     dtype = torch.float64
-    X = features[:, keep].to(dtype)  # [K, M, F]
-    Yk = Y.expand(K, -1, -1, -1)[:, keep].to(dtype)
+    if mask is None:  # a view for B = 1: no copy of the (large) feature tensor
+        X = features[:, :, washout:].reshape(K, -1, F).to(dtype)
+        Yk = Y[:, :, washout:].expand(K, -1, -1, -1).reshape(K, -1, Y.shape[-1]).to(dtype)
+    else:
+        keep = torch.zeros(B, T, dtype=torch.bool)
+        keep[:, washout:] = True
+        keep &= mask.bool()
+        X = features[:, keep].to(dtype)  # [K, M, F]
+        Yk = Y.expand(K, -1, -1, -1)[:, keep].to(dtype)
     use_bias = bool(getattr(model.config, "readout_bias", False))
-    if use_bias:
-        X = torch.cat([X, X.new_ones(K, X.shape[1], 1)], -1)
-    G = X.transpose(1, 2) @ X
+    Xt = X.transpose(1, 2)
+    G = Xt @ X
+    R = Xt @ Yk
+    if use_bias:  # [X 1]^T [X 1] without concatenating a column of ones
+        sx, sy = X.sum(1), Yk.sum(1)  # [K, F], [K, O]
+        M = torch.full((K, 1, 1), float(X.shape[1]), dtype=dtype)
+        G = torch.cat([torch.cat([G, sx[:, :, None]], 2), torch.cat([sx[:, None, :], M], 2)], 1)
+        R = torch.cat([R, sy[:, None, :]], 1)
     reg = torch.full((G.shape[-1],), alpha, dtype=dtype)
     if use_bias:
         reg[-1] = 0.0
     G = G + torch.diag(reg)
-    W = torch.linalg.solve(G, X.transpose(1, 2) @ Yk)  # [K, F(+1), O]
+    W = torch.linalg.solve(G, R)  # [K, F(+1), O]
     with torch.no_grad():
         model.W_out.copy_(W[:, :F].transpose(1, 2).to(model.W_out.dtype))
         if use_bias:
             model.b_out.copy_(W[:, F].to(model.b_out.dtype))
-    return ((X @ W - Yk) ** 2).mean((1, 2)).to(torch.float32)
+    pred = X @ W[:, :F]
+    if use_bias:
+        pred = pred + W[:, F][:, None, :]
+    return ((pred - Yk) ** 2).mean((1, 2)).to(torch.float32)
 
 
 # --------------------------------------------------------------------------------- FORCE
