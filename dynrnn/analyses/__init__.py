@@ -12,6 +12,12 @@ dimension whose coordinates are the networks' hyperparameters.
 """
 
 from ._common import merge_complex, split_complex
+from .degeneracy import (
+    behavioural_degeneracy,
+    degeneracy_report,
+    degeneracy_summary,
+    readout_multiplier,
+)
 from .dsr_metrics import (
     evaluate_reconstruction,
     generate,
@@ -36,10 +42,38 @@ from .linearisation import (
 )
 from .lyapunov import kaplan_yorke_dimension, lyapunov_spectrum, max_lyapunov_two_trajectory
 from .scyfi import brute_force_cycles, find_cycles
+from .similarity import (
+    cca_distance,
+    cka,
+    cka_distance,
+    delay_embed,
+    dsa,
+    eigenvalue_wasserstein,
+    fit_dmd,
+    procrustes_distance,
+    procrustes_vector_fields,
+    trajectories,
+    weight_distance,
+)
 from .symbolic import subregion_fixed_points, symbol_sequence, symbolic_graph, symbols_used
 from .timescales import ar1_timescale, autocorrelation, fit_exponential, network_timescale
 
 __all__ = [
+    "behavioural_degeneracy",
+    "cca_distance",
+    "cka",
+    "cka_distance",
+    "degeneracy_report",
+    "degeneracy_summary",
+    "delay_embed",
+    "dsa",
+    "eigenvalue_wasserstein",
+    "fit_dmd",
+    "procrustes_distance",
+    "procrustes_vector_fields",
+    "readout_multiplier",
+    "trajectories",
+    "weight_distance",
     "brute_force_cycles",
     "evaluate_reconstruction",
     "find_cycles",

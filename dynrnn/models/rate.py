@@ -48,6 +48,8 @@ class RateRNNConfig:
         input_noise_std: std of Gaussian noise added to the inputs when ``run(noise=True)``.
         h0_scale: initial state ``h0_scale * U(0, 1)`` per unit and trial (paper: 0.1); 0 -> zeros.
         dt: the time step the map stands for (used only to express time in seconds).
+        readout_scale: multiplier m of the readout, ``y = m W_out h + b_out`` (feature-learning
+            strength, "lazy vs rich": see ``dynrnn.analyses.readout_multiplier``); 1 = plain.
     """
 
     n_inputs: int
@@ -69,6 +71,7 @@ class RateRNNConfig:
     input_noise_std: float = 0.0
     h0_scale: float = 0.0
     dt: float = 1.0
+    readout_scale: float = 1.0
 
     def __post_init__(self):
         o = type(self).__name__
@@ -91,6 +94,7 @@ class RateRNNConfig:
         check_float(o, "input_noise_std", self.input_noise_std, 0.0, None)
         check_float(o, "h0_scale", self.h0_scale, 0.0, None)
         check_float(o, "dt", self.dt, 0.0, None, low_inclusive=False)
+        check_float(o, "readout_scale", self.readout_scale, 0.0, None, low_inclusive=False)
         if self.dale and self.nonlinearity in ("tanh", "identity"):
             raise ValueError(
                 f"The 'dale' parameter of {o} needs non-negative rates; use a nonlinearity from "
@@ -233,6 +237,29 @@ class RateRNN(RecurrentModel):
     def has_fused_loop(self) -> bool:
         return True
 
+    def _readout_scales(self) -> torch.Tensor | None:
+        """Per-network readout multipliers ``[K]``, or None when all are 1."""
+        scales = [float(c.readout_scale) for c in self.configs]
+        if all(s == 1.0 for s in scales):
+            return None
+        return torch.tensor(scales, dtype=self.W_out.dtype, device=self.W_out.device)
+
+    def _scaled_readout_weights(self) -> torch.Tensor:
+        m = self._readout_scales()
+        return self.W_out if m is None else self.W_out * m[:, None, None]
+
+    def readout(self, h: torch.Tensor) -> torch.Tensor:
+        """``y = readout_scale * W_out h + b_out`` (``[K, B, (T,) O]``)."""
+        m = self._readout_scales()
+        if m is None:
+            return super().readout(h)
+        K = h.shape[0]
+        flat = h.reshape(K, -1, h.shape[-1])
+        y = torch.bmm(flat, self._scaled_readout_weights().transpose(1, 2))
+        if self.config.readout_bias:
+            y = y + self.b_out[:, None, :]
+        return y.reshape(*h.shape[:-1], self.n_outputs)
+
     def fused_loop(self, h0, x, noise):
         from ..kernels.rate_rnn import rate_rnn
 
@@ -240,7 +267,7 @@ class RateRNN(RecurrentModel):
         c = self.config
         return rate_rnn(
             x, h0, self.W_in, self.b if c.bias else torch.zeros_like(self.b), params["W_T"],
-            params.get("alpha"), self.W_out,
+            params.get("alpha"), self._scaled_readout_weights(),
             self.b_out if c.readout_bias else torch.zeros_like(self.b_out), noise,
             c.nonlinearity, c.leak_form,
         )

@@ -6,6 +6,7 @@ publication defaults and the colour-blind-safe palette :data:`PALETTE`.
 """
 
 from ._style import PALETTE, STABILITY_COLOURS, style
+from .degeneracy import plot_degeneracy
 from .dynamics import (
     pca_basis,
     plot_eigenvalues,
@@ -20,6 +21,7 @@ __all__ = [
     "PALETTE",
     "STABILITY_COLOURS",
     "pca_basis",
+    "plot_degeneracy",
     "plot_attractor_subregions",
     "plot_symbolic_graph",
     "plot_eigenvalues",
