@@ -497,7 +497,7 @@ class SpikingMLP(_HLOPNet):
         B, T = x.shape[0], self.n_steps
         hidden = self.layers[:-1]
         drive0 = hidden[0](x)  # constant input current, computed once
-        u = [torch.zeros(B, lin.out_features, dtype=x.dtype) for lin in hidden]
+        u = [torch.zeros(B, lin.out_features, dtype=x.dtype, device=x.device) for lin in hidden]
         s = [torch.zeros_like(v) for v in u]
         pre = [[] for _ in hidden[1:]]  # presynaptic spikes of hidden layers 1..
         last = []
