@@ -6,7 +6,8 @@
 
    * **dynrnn**: ``IzhikevichReservoir.simulate`` (compiled event-driven loop with in-loop
      noise) for one network, and for 32 networks (K = 32, each with its own weights) and for
-     one network x 32 trials (B = 32);
+     one network x 32 trials (B = 32); also its torch backend (the measured alternative: a
+     per-step loop with preallocated buffers and ``index_select`` of the spiking columns);
    * **naive torch**: Izhikevich's MATLAB loop transcribed to per-step torch ops (the way a
      scientist would write it);
    * **Brian2** (``cython`` target, code generation and compilation excluded: timed on a
@@ -60,10 +61,14 @@ def median_time(fn, repeats):
 
 
 # ------------------------------------------------------------------------ Izhikevich network
-def dynrnn_izhikevich(K, B, repeats):
+def dynrnn_izhikevich(K, B, repeats, backend="auto"):
     model = IzhikevichReservoir(IzhikevichConfig(n_inputs=0, n_outputs=0), n_networks=K).double()
-    model.simulate(10, batch_size=B)  # compile / warm up
-    t, res = median_time(lambda: model.simulate(N_STEPS, batch_size=B, seed=1), repeats)
+    model.simulate(10, batch_size=B, backend=backend)  # compile / warm up
+
+    def sim():
+        return model.simulate(N_STEPS, batch_size=B, seed=1, backend=backend)
+
+    t, res = median_time(sim, repeats)
     return t, res.firing_rates().mean().item()
 
 
@@ -233,6 +238,9 @@ def main():
         tb, rb = dynrnn_izhikevich(1, 32, args.repeats)
         print(f"dynrnn  32 trials (B)     {tb:8.4f} s  rate {rb:5.1f} Hz  "
               f"{32 * updates / tb / 1e6:8.1f} M neuron-updates/s")  # fmt: skip
+        tt, rt = dynrnn_izhikevich(1, 1, max(1, args.repeats - 1), backend="torch")
+        print(f"dynrnn torch backend, 1 network {tt:8.4f} s  rate {rt:5.1f} Hz  "
+              f"(preallocated per-step loop, event-driven columns)")  # fmt: skip
         tn, rn = naive_torch_izhikevich(max(1, args.repeats - 1))
         print(f"naive torch loop          {tn:8.4f} s  rate {rn:5.1f} Hz  "
               f"{updates / tn / 1e6:8.1f} M neuron-updates/s")  # fmt: skip

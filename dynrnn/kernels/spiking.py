@@ -387,23 +387,34 @@ _ESN_SOURCE = r"""
 #include <stdlib.h>
 #include <string.h>
 
-/* Leaky tanh reservoir h <- h + leak (tanh(W h + drive_t) - h), W in CSR (int32 columns);
-   drive [T, B, N], h [B, N] (in-out), states [T, B, N]. Compiled with -ffast-math: the row
-   dot products are reassociated (vectorised gathers) and tanh comes from libmvec, so results
-   agree with the reference to rounding, not bitwise. */
-void esn_loop(REAL* h, const REAL* drive, const int64_t* rowptr, const int32_t* col,
-              const REAL* val, int64_t B, int64_t T, int64_t N, double leak_, REAL* states) {
+/* Leaky tanh reservoir h <- h + leak (tanh(W h + W_in x_t + bias + noise_t) - h), W in CSR
+   (int32 columns); x [T, B, I], W_in [N, I], bias [N], noise [T, B, N] or NULL, h [B, N]
+   (in-out), states [T, B, N]. Compiled with -ffast-math: the row dot products are
+   reassociated (vectorised gathers) and tanh comes from libmvec, so results agree with the
+   reference to rounding, not bitwise. */
+void esn_loop(REAL* h, const REAL* x, const REAL* W_in, const REAL* bias, const REAL* noise,
+              const int64_t* rowptr, const int32_t* col, const REAL* val, int64_t B, int64_t T,
+              int64_t N, int64_t I, double leak_, REAL* states) {
   const REAL leak = (REAL)leak_;
   REAL* pre = (REAL*)malloc((size_t)N * sizeof(REAL));
   for (int64_t bb = 0; bb < B; ++bb) {
     REAL* hh = h + bb * N;
     for (int64_t t = 0; t < T; ++t) {
-      const REAL* dr = drive + (t * B + bb) * N;
+      const REAL* xt = x + (t * B + bb) * I;
+      for (int64_t i = 0; i < N; ++i) {
+        REAL d = 0;
+        for (int64_t j = 0; j < I; ++j) d += W_in[i * I + j] * xt[j];
+        pre[i] = d + bias[i];
+      }
+      if (noise) {
+        const REAL* nz = noise + (t * B + bb) * N;
+        for (int64_t i = 0; i < N; ++i) pre[i] += nz[i];
+      }
       for (int64_t i = 0; i < N; ++i) {
         REAL acc = 0;
         const int64_t e = rowptr[i + 1];
         for (int64_t q = rowptr[i]; q < e; ++q) acc += val[q] * hh[col[q]];
-        pre[i] = dr[i] + acc;
+        pre[i] += acc;
       }
       REAL* out = states + (t * B + bb) * N;
       for (int64_t i = 0; i < N; ++i) out[i] = hh[i] + leak * (TANH(pre[i]) - hh[i]);
@@ -644,26 +655,32 @@ def izhikevich_fast(
         return _torch_loop(state, p, cfg, n_steps, drive, noise, rng, record_rates)
 
 
-def esn_fast(h0, drive, W, leak):
-    """Leaky tanh reservoir ``h <- h + leak (tanh(W h + drive_t) - h)`` over ``drive [T, B, N]``
-    for one network with ``W`` in CSR (compiled C), or None if unavailable. Returns states
-    ``[T, B, N]``."""
-    lib = _load_extension(drive.dtype, "esn")
+def esn_fast(h0, x, W_in, bias, W, leak, noise=None):
+    """Leaky tanh reservoir ``h <- h + leak (tanh(W h + W_in x_t + bias + noise_t) - h)`` for
+    one network, ``W`` in CSR (compiled C), over ``x [T, B, I]`` (``noise [T, B, N]`` or None);
+    returns states ``[T, B, N]``, or None if the compiled loops are unavailable."""
+    dtype = h0.dtype
+    lib = _load_extension(dtype, "esn")
     if lib is None:
         return None
     with torch.no_grad():
         rows, cols = W.nonzero(as_tuple=True)  # row-major order
         crow = torch.zeros(W.shape[0] + 1, dtype=torch.int64)
         crow[1:] = torch.bincount(rows, minlength=W.shape[0]).cumsum(0)
-        vals = W[rows, cols].contiguous().to(drive.dtype)
+        vals = W[rows, cols].to(dtype).contiguous()
         cols = cols.to(torch.int32).contiguous()
-        h = h0.to(drive.dtype).contiguous().clone()
-        drive = drive.contiguous()
-        T, B, N = drive.shape
-        states = torch.empty(T, B, N, dtype=drive.dtype)
+        h = h0.contiguous().clone()
+        x = x.to(dtype).contiguous()
+        W_in, bias = W_in.to(dtype).contiguous(), bias.to(dtype).contiguous()
+        if noise is not None:
+            noise = noise.to(dtype).contiguous()
+        T, B, I = x.shape
+        N = W.shape[0]
+        states = torch.empty(T, B, N, dtype=dtype)
         i64 = ctypes.c_int64
         lib.esn_loop(
-            _ptr(h), _ptr(drive), _ptr(crow), _ptr(cols), _ptr(vals), i64(B), i64(T), i64(N),
-            ctypes.c_double(float(leak)), _ptr(states),
+            _ptr(h), _ptr(x), _ptr(W_in), _ptr(bias), _ptr(noise), _ptr(crow), _ptr(cols),
+            _ptr(vals), i64(B), i64(T), i64(N), i64(I), ctypes.c_double(float(leak)),
+            _ptr(states),
         )  # fmt: skip
         return states

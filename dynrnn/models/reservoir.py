@@ -159,18 +159,18 @@ class EchoStateNetwork(RecurrentModel):
         )
 
     def fused_loop(self, h0, x, noise):
-        """C++ loop with CSR ``W`` per network (see :func:`dynrnn.kernels.spiking.esn_fast`)."""
+        """C loop with CSR ``W`` per network (:func:`dynrnn.kernels.spiking.esn_fast`); the
+        input projection is done inside the loop, so no ``[K, T, B, N]`` drive is written."""
         from ..kernels.spiking import esn_fast
 
         K = self.n_networks
-        drive = self.input_drive(x)  # [K, T, B, N]
-        if noise is not None:
-            drive = drive + noise
         states = []
         for k in range(K):
-            S = esn_fast(h0[k], drive[k], self.W[k], float(self.leak[k]))
-            states.append(S)
-        S = torch.stack(states)
+            xk = x[k if x.shape[0] > 1 else 0]
+            nk = None if noise is None else noise[k]
+            W_in, b, W, leak = self.W_in[k], self.b[k], self.W[k], float(self.leak[k])
+            states.append(esn_fast(h0[k], xk, W_in, b, W, leak, nk))
+        S = states[0].unsqueeze(0) if K == 1 else torch.stack(states)
         return S, self.readout(S)
 
     def spectral_radius(self) -> torch.Tensor:

