@@ -387,7 +387,7 @@ def procrustes_vector_fields(
     A: Any,
     B: Any = None,
     *,
-    n_starts: int = 4,
+    n_starts: int = 8,
     max_iters: int = 2000,
     tol: float = 1e-10,
     seed: int = 0,
@@ -577,7 +577,7 @@ def dsa(
     rank: int = 30,
     lamb: float = 0.0,
     method: str = "havok",
-    n_starts: int = 4,
+    n_starts: int = 8,
     max_iters: int = 2000,
     tol: float = 1e-10,
     seed: int = 0,
@@ -866,7 +866,8 @@ def _match_pair(d1: dict, d2: dict, n_restarts: int, rng: np.random.Generator):
         return float(((G1 - G2[np.ix_(full, full)]) ** 2).sum())
 
     def run_faq(P0):
-        opts = {"maximize": True, "P0": P0, "tol": 1e-8, "maxiter": 100}
+        opts = {"maximize": True, "P0": P0, "tol": 1e-8, "maxiter": 100,
+                "rng": int(rng.integers(2**31))}
         if partial is not None:
             opts["partial_match"] = partial
         res = quadratic_assignment(G1, G2, method="faq", options=opts)
