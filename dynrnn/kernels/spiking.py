@@ -339,12 +339,19 @@ void izh_loop(REAL* v, REAL* u, REAL* r, REAL* x, const REAL* bias, const REAL* 
           }
           vv[i] = vi; uu[i] = ui;
         }
+        /* spikes: a vectorised threshold pass, then reset only in 8-neuron words with a spike */
         int64_t nf = 0;
         uint8_t* so = spikes + toff;
-        for (int64_t i = 0; i < N; ++i) {
-          const int sp = vv[i] >= vpeak;
-          so[i] = (uint8_t)sp;
-          if (sp) { vv[i] = ck[i]; uu[i] = uu[i] + dk[i]; fired[nf++] = i; }
+        for (int64_t i = 0; i < N; ++i) so[i] = (uint8_t)(vv[i] >= vpeak);
+        for (int64_t i0 = 0; i0 < N; i0 += 8) {
+          const int64_t i1 = i0 + 8 < N ? i0 + 8 : N;
+          if (i1 - i0 == 8) {
+            uint64_t word;
+            memcpy(&word, so + i0, 8);
+            if (word == 0) continue;
+          }
+          for (int64_t i = i0; i < i1; ++i)
+            if (so[i]) { vv[i] = ck[i]; uu[i] = uu[i] + dk[i]; fired[nf++] = i; }
         }
         if (synapse == 0) {
           for (int64_t i = 0; i < N; ++i) { J[i] = 0; rr[i] = ed * rr[i]; xx[i] = 0; }
