@@ -95,7 +95,7 @@ def test_fit_dmd_validates():
         fit_dmd(X, n_delays=2, rank=3)
 
 
-# --------------------------------------------------------------------------- Procrustes over vector fields
+# --------------------------------------------------------------------------- DSA distance
 @pytest.mark.parametrize("det", [1.0, -1.0])
 def test_planted_orthogonal_transform_is_recovered(det):
     n = 12
@@ -107,7 +107,7 @@ def test_planted_orthogonal_transform_is_recovered(det):
     assert diag.max() < 1e-6
     assert np.diagonal(ds["euclidean"].values).max() < 1e-6
     assert (np.diagonal(ds["det_c"].values) == det).all()
-    for k, Q in enumerate(Qs):  # A = C B C^T with C = Q^T
+    for k in range(len(Qs)):  # A = C B C^T with C = Q^T
         C = ds["transform"].values[k, k]
         assert np.abs(C @ B[k].numpy() @ C.T - A[k].numpy()).max() < 1e-6
 

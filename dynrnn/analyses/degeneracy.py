@@ -201,6 +201,15 @@ def _mean_offdiag(D: np.ndarray, members: np.ndarray | None = None) -> float:
     return float(vals.mean()) if vals.size else float("nan")
 
 
+def _group_key(key: tuple) -> tuple:
+    """Sort numbers numerically and before strings."""
+    return tuple(
+        (0, float(v), "") if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+        else (1, 0.0, str(v))
+        for v in key
+    )
+
+
 def degeneracy_summary(report: xr.Dataset, by: str | Sequence[str] | None = None) -> xr.Dataset:
     """Summary statistics of a :func:`degeneracy_report`, overall or per group.
 
@@ -226,7 +235,7 @@ def degeneracy_summary(report: xr.Dataset, by: str | Sequence[str] | None = None
     K = report.sizes["network"]
     if names:
         keys = list(zip(*[report[n].values.tolist() for n in names]))
-        uniq = sorted(set(keys), key=lambda k: tuple(str(v) for v in k))
+        uniq = sorted(set(keys), key=_group_key)
         groups = [np.array([i for i in range(K) if keys[i] == u]) for u in uniq]
     else:
         uniq, groups = [()], [np.arange(K)]

@@ -867,7 +867,7 @@ def _match_pair(d1: dict, d2: dict, n_restarts: int, rng: np.random.Generator):
 
     def run_faq(P0):
         opts = {"maximize": True, "P0": P0, "tol": 1e-8, "maxiter": 100,
-                "rng": int(rng.integers(2**31))}
+                "rng": np.random.default_rng(int(rng.integers(2**31)))}
         if partial is not None:
             opts["partial_match"] = partial
         res = quadratic_assignment(G1, G2, method="faq", options=opts)
