@@ -154,11 +154,15 @@ def _oja_reference(H, X, n_frozen, lr, n_iters, normalize):
     return H
 
 
+@pytest.mark.parametrize("backend", ["reference", "auto"])
 @pytest.mark.parametrize("normalize", [True, False])
-def test_batched_oja_matches_per_layer_reference(normalize):
+def test_batched_oja_matches_per_layer_reference(normalize, backend):
+    """The padded, all-layers-at-once update (through dynrnn.kernels.hebbian.oja_subspace)
+    equals the plain per-layer Oja subspace rule."""
     sizes = (7, 3, 11)
     hl = HLOP(sizes, HLOPConfig(n_neurons=(2, 2, 4), lr=0.05, n_iters=3,
-                                normalize_lr=normalize), seed=1, dtype=torch.float64)
+                                normalize_lr=normalize), seed=1, dtype=torch.float64,
+              backend=backend)
     hl.grow().freeze().grow()
     g = torch.Generator().manual_seed(0)
     xs = [torch.randn(b, n, generator=g, dtype=torch.float64) for b, n in zip((5, 9, 4), sizes)]
@@ -240,6 +244,8 @@ def test_hlop_bad_input():
         HLOPConfig(n_iters=0)
     with pytest.raises(ValueError, match="'layer_sizes'"):
         HLOP([])
+    with pytest.raises(ValueError, match="'backend'"):
+        HLOP([3], backend="cuda")
     with pytest.raises(ValueError, match="'n_neurons'"):
         HLOP([3, 4], HLOPConfig(n_neurons=(1, 2, 3)))
     hl = HLOP([3, 4]).grow()
