@@ -1,0 +1,199 @@
+"""Benchmark: dynamical-systems reconstruction of Lorenz-63, and SCYFI vs brute force.
+
+1. **Time to reconstruct.** K seeds of a clipped shPLRNN (M=3, L=100; GTF alpha 0.2, sequence
+   200, batch 16, RAdam 1e-3 -> 1e-5, gradient clipping 10) are trained at once on Lorenz-63
+   (1e5 samples, dt 0.01, standardised). Every ``--eval-every`` iterations all networks are
+   evaluated with the DSR protocol (generate 1.25 T, drop 25%); the *training* wall time at
+   which each network first reaches D_stsp < 0.2 and D_H < 0.1 is recorded (evaluation time is
+   excluded and reported separately). Per seed-equivalent = that time / K.
+   Baseline, measured in the same run: the same GTF algorithm as a plain prototype -- one
+   network, the autograd loop over time (``backend="reference"``); its seconds per iteration
+   times the iterations a network needed gives the baseline's time to reach the criterion.
+   The issue's prototype (a Python loop over time, one seed) needed 7 minutes.
+2. The same for an AL-RNN (M=20, P=2, GTF alpha 0.2).
+3. **SCYFI vs brute force**: wall time to find all fixed points and 2-cycles of random PLRNNs
+   as M grows (brute force enumerates 2^M regions for fixed points, 4^M for 2-cycles).
+
+Usage::
+
+    OMP_NUM_THREADS=1 python benchmarks/dsr.py                 # everything (tens of minutes)
+    OMP_NUM_THREADS=1 python benchmarks/dsr.py --parts scyfi   # only part 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+from dynrnn.analyses.dsr_metrics import evaluate_reconstruction
+from dynrnn.analyses.scyfi import brute_force_cycles, find_cycles
+from dynrnn.models import ALRNN, PLRNN, ALRNNConfig, PLRNNConfig, ShallowPLRNN, ShallowPLRNNConfig
+from dynrnn.tasks.chaotic import ChaoticSystemTask
+from dynrnn.training.gtf import GTFConfig, gtf_loss, sample_windows, train_gtf
+
+
+def lorenz_data(n=100_000, seed=0):
+    return ChaoticSystemTask("lorenz63", n_steps=n, dt=0.01, noise=0.0).sample(1, seed=seed)
+
+
+def per_iteration_seconds(model, data, backend, n=30):
+    """Seconds per GTF iteration (forward + backward + clip + RAdam-like update excluded:
+    the optimiser step is the same for both and negligible)."""
+    g = torch.Generator().manual_seed(0)
+    win = sample_windows(data[None], model.n_networks, 16, 201, g)
+    times = []
+    for _ in range(n):
+        model.zero_grad()
+        t0 = time.perf_counter()
+        gtf_loss(model, win, 0.2, backend=backend).sum().backward()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def time_to_reconstruct(name, model, data, iterations, eval_every, cfg_kw):
+    K = model.n_networks
+    reached_at = np.full(K, np.nan)
+    reached_it = np.full(K, -1)
+    best = {"D_stsp": np.full(K, np.inf), "D_H": np.full(K, np.inf)}
+    state = {"train_s": 0.0, "eval_s": 0.0, "last": time.perf_counter()}
+    log = []
+
+    def callback(it, m, hist):
+        if (it + 1) % eval_every:
+            return False
+        now = time.perf_counter()
+        state["train_s"] += now - state["last"]
+        ds = evaluate_reconstruction(m, data, lyapunov=False, pe_steps=1)
+        d_s, d_h = ds.D_stsp.values, ds.D_H.values
+        ok = (d_s < 0.2) & (d_h < 0.1) & np.isnan(reached_at)
+        reached_at[ok] = state["train_s"]
+        reached_it[ok] = it + 1
+        best["D_stsp"] = np.minimum(best["D_stsp"], d_s)
+        best["D_H"] = np.minimum(best["D_H"], d_h)
+        log.append({"iteration": it + 1, "train_s": round(state["train_s"], 1),
+                    "D_stsp": np.round(d_s, 3).tolist(), "D_H": np.round(d_h, 3).tolist()})
+        print(f"  [{name}] it {it + 1:6d}  train {state['train_s']:7.1f} s  D_stsp "
+              f"{np.round(d_s, 2)}  D_H {np.round(d_h, 3)}", flush=True)
+        after = time.perf_counter()
+        state["eval_s"] += after - now
+        state["last"] = after
+        return bool(np.all(~np.isnan(reached_at)))
+
+    cfg = GTFConfig(n_iterations=iterations, **cfg_kw)
+    train_gtf(model, data, cfg, callback=callback)
+    return reached_at, reached_it, best, state, log
+
+
+def part_training(kind, K, iterations, eval_every, results):
+    tr = lorenz_data()
+    data = tr.targets[0]
+    if kind == "shplrnn":
+        make = lambda k, s: ShallowPLRNN(  # noqa: E731
+            ShallowPLRNNConfig(3, 3, n_hidden=100, clipped=True, dt=0.01), n_networks=k, seed=s)
+    else:
+        make = lambda k, s: ALRNN(ALRNNConfig(20, 3, n_pwl=2, dt=0.01),  # noqa: E731
+                                  n_networks=k, seed=s)
+    cfg_kw = dict(seq_len=200, batch_size=16, alpha=0.2, lr=1e-3, lr_end=1e-5, grad_clip=10.0)
+    base_it = per_iteration_seconds(make(1, 100), data, "reference")
+    fused_1 = per_iteration_seconds(make(1, 100), data, "auto")
+    fused_k = per_iteration_seconds(make(K, 100), data, "auto")
+    print(f"[{kind}] seconds per iteration: plain prototype (1 net, autograd loop) "
+          f"{base_it * 1e3:.1f} ms; fused 1 net {fused_1 * 1e3:.1f} ms; fused {K} nets "
+          f"{fused_k * 1e3:.1f} ms = {fused_k / K * 1e3:.1f} ms per seed "
+          f"(x{base_it / (fused_k / K):.1f} vs the prototype)", flush=True)
+    model = make(K, 0)
+    reached_at, reached_it, best, state, log = time_to_reconstruct(
+        kind, model, data, iterations, eval_every, cfg_kw)
+    ok = ~np.isnan(reached_at)
+    res = {
+        "K": K,
+        "iterations_max": iterations,
+        "ms_per_iteration_prototype": base_it * 1e3,
+        "ms_per_iteration_per_seed_fused_batched": fused_k / K * 1e3,
+        "reached": int(ok.sum()),
+        "reached_train_seconds": np.round(reached_at, 1).tolist(),
+        "reached_iteration": reached_it.tolist(),
+        "best_D_stsp": np.round(best["D_stsp"], 3).tolist(),
+        "best_D_H": np.round(best["D_H"], 3).tolist(),
+        "train_seconds_total": round(state["train_s"], 1),
+        "eval_seconds_total": round(state["eval_s"], 1),
+        "log": log,
+    }
+    if ok.any():
+        first = float(np.nanmin(reached_at))
+        med_it = float(np.median(reached_it[ok]))
+        per_seed = float(np.nanmedian(reached_at)) / K
+        base = med_it * base_it
+        res.update(first_reached_seconds=first, per_seed_equivalent_seconds=per_seed,
+                   prototype_seconds_same_iterations=base,
+                   ratio_vs_prototype=base / per_seed)
+        print(f"[{kind}] {ok.sum()}/{K} reached D_stsp<0.2 & D_H<0.1; median "
+              f"{np.nanmedian(reached_at):.0f} s of training for {K} seeds = {per_seed:.0f} s "
+              f"per seed-equivalent; the plain prototype needs {base:.0f} s for the same "
+              f"{med_it:.0f} iterations (ratio x{base / per_seed:.1f}; issue: 7 min)", flush=True)
+    else:
+        print(f"[{kind}] no network reached the criterion in {iterations} iterations; best "
+              f"D_stsp {res['best_D_stsp']}, D_H {res['best_D_H']}", flush=True)
+    results[kind] = res
+
+
+def _random_plrnn(M, K, seed):
+    m = PLRNN(PLRNNConfig(M, M), n_networks=K, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        m.A.copy_(torch.rand(m.A.shape, generator=g) * 1.4 - 0.4)
+        m.W.copy_(torch.randn(m.W.shape, generator=g) * 1.5 / M**0.5)
+        m.h.copy_(torch.randn(m.h.shape, generator=g))
+    return m
+
+
+def part_scyfi(max_m, results):
+    rows = []
+    print("[scyfi] M  order  brute-force s  SCYFI s  ratio  cycles (bf / scyfi)")
+    for M in range(2, max_m + 1):
+        model = _random_plrnn(M, 4, M)
+        for order in (1, 2):
+            if 2 ** (M * order) > 1 << 22:
+                t_bf, n_bf = float("nan"), None
+            else:
+                t0 = time.perf_counter()
+                bf = brute_force_cycles(model, order, max_sequences=1 << 22)
+                t_bf, n_bf = time.perf_counter() - t0, int(bf.n_cycles.sum())
+            t0 = time.perf_counter()
+            sc = find_cycles(model, order, n_restarts=128, n_rounds=2, max_inner=30)
+            t_sc, n_sc = time.perf_counter() - t0, int(sc.n_cycles.sum())
+            rows.append({"M": M, "order": order, "brute_force_s": t_bf, "scyfi_s": t_sc,
+                         "n_brute_force": n_bf, "n_scyfi": n_sc})
+            print(f"[scyfi] {M:2d}  {order}      {t_bf:10.3f}  {t_sc:8.3f}  "
+                  f"{t_bf / t_sc:6.2f}  {n_bf} / {n_sc}", flush=True)
+    results["scyfi"] = rows
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--parts", nargs="+", default=["shplrnn", "alrnn", "scyfi"],
+                   choices=["shplrnn", "alrnn", "scyfi"])
+    p.add_argument("--networks", type=int, default=4)
+    p.add_argument("--iterations", type=int, default=15000)
+    p.add_argument("--eval-every", type=int, default=1000)
+    p.add_argument("--scyfi-max-m", type=int, default=12)
+    p.add_argument("--json", default=None, help="write results here")
+    args = p.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    results = {"threads": torch.get_num_threads()}
+    for part in args.parts:
+        if part == "scyfi":
+            part_scyfi(args.scyfi_max_m, results)
+        else:
+            part_training(part, args.networks, args.iterations, args.eval_every, results)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=1, default=float)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Dynamical-systems reconstruction end to end.
+
+Fast tests use a clipped shPLRNN ensemble trained with GTF on Lorenz-63 (stored in
+``tests/data``; produced by the slow test's recipe): BPTT gradients explode with the sequence
+length on Lorenz while GTF gradients stay bounded; SCYFI finds the three Lorenz fixed points in
+the reconstruction. Slow tests train from scratch and check D_stsp, D_H and lambda_max.
+"""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dynrnn.analyses.dsr_metrics import evaluate_reconstruction, generate
+from dynrnn.analyses.scyfi import find_cycles
+from dynrnn.analyses.symbolic import symbolic_graph
+from dynrnn.models import ALRNN, ALRNNConfig, ShallowPLRNN, ShallowPLRNNConfig
+from dynrnn.tasks.chaotic import MAX_LYAPUNOV, ChaoticSystemTask
+from dynrnn.training.gtf import GTFConfig, gtf_loss, sample_windows, train_gtf
+from dynrnn.zoo import load_model
+
+DATA = Path(__file__).parent / "data" / "lorenz63_clipped_shplrnn"
+
+
+@pytest.fixture(scope="module")
+def trained():
+    model, meta = load_model(DATA)
+    return model.select(int(meta["best_network"])), meta
+
+
+@pytest.fixture(scope="module")
+def lorenz_short():
+    tr = ChaoticSystemTask("lorenz63", n_steps=5000, dt=0.01, noise=0.0, tol=1e-6).sample(
+        1, seed=3)
+    return tr.targets[0]
+
+
+def _grad_norm(model, win, alpha, forcing):
+    model.zero_grad()
+    gtf_loss(model, win, alpha, forcing=forcing).sum().backward()
+    return math.sqrt(sum(float(p.grad.pow(2).sum()) for p in model.parameters()))
+
+
+def test_gtf_gradients_bounded_on_lorenz_where_bptt_explodes(trained, lorenz_short):
+    model, _ = trained
+    bptt, gtf = [], []
+    for S in (50, 200, 800):
+        win = sample_windows(lorenz_short[None], 1, 16, S + 1, torch.Generator().manual_seed(S))
+        bptt.append(_grad_norm(model, win, 0.0, "none"))
+        gtf.append(_grad_norm(model, win, 0.2, "gtf"))
+    # measured: BPTT ~3e1 -> 4e2 -> 2e5; GTF ~1e-2 throughout
+    assert bptt[2] / bptt[0] > 100 and bptt[2] > 1e3
+    assert max(gtf) < 1.0 and gtf[2] / gtf[0] < 10
+
+
+def test_scyfi_finds_lorenz_fixed_points(trained):
+    model, _ = trained
+    fc = find_cycles(model, 1, n_restarts=128, n_rounds=2, max_inner=30)
+    pts = fc.points.values[:, 0]
+    assert len(pts) == 3  # origin and the two wing centres
+    order = np.argsort(pts[:, 0])
+    left, mid, right = pts[order]
+    assert mid[2] < -2.0 < left[2] and mid[2] < right[2]  # origin sits below the wings
+    assert left[0] < -0.5 and right[0] > 0.5  # the wings' centres, symmetric in x
+    assert np.all(fc.max_abs_eigenvalue.values > 0.9)  # none attracts strongly (chaos)
+
+
+@pytest.mark.slow
+def test_lorenz_reconstruction_shplrnn():
+    """Clipped shPLRNN (M=3, L=100), 4 seeds at once, GTF alpha 0.2, 15000 iterations.
+
+    Measured on 2 shared CPU cores (OMP_NUM_THREADS=1): ~20 min of training for 4 seeds; best
+    network D_stsp 0.17-0.21, D_H 0.06-0.07, lambda_max 0.82-0.95 (true 0.906).
+    """
+    task = ChaoticSystemTask("lorenz63", n_steps=100_000, dt=0.01, noise=0.0)
+    data = task.sample(1, seed=0).targets[0]
+    model = ShallowPLRNN(ShallowPLRNNConfig(3, 3, n_hidden=100, clipped=True, dt=0.01),
+                         n_networks=4)
+    train_gtf(model, data, GTFConfig(n_iterations=15000, alpha=0.2, lr_end=1e-5))
+    ds = evaluate_reconstruction(model, data, true_lyapunov=MAX_LYAPUNOV["lorenz63"],
+                                 lyapunov_steps=50000)
+    lam_err = np.abs(ds.max_lyapunov.values - 0.906) / 0.906
+    good = (ds.D_stsp.values < 0.3) & (ds.D_H.values < 0.1) & (lam_err < 0.1)
+    assert good.sum() >= 1, ds
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("system, P, dt, expected", [("lorenz63", 2, 0.01, (2, 4)),
+                                                      ("rossler", 1, 0.05, (2, 2))])
+def test_alrnn_symbolic_dynamics(system, P, dt, expected):
+    """AL-RNN (M=20) with P ReLUs: Lorenz uses at most 4 subregions with a connected symbolic
+    graph; Rossler with P=1 uses both of its 2 subregions."""
+    task = ChaoticSystemTask(system, n_steps=50_000, dt=dt, noise=0.0)
+    data = task.sample(1, seed=0).targets[0]
+    model = ALRNN(ALRNNConfig(20, 3, n_pwl=P, dt=dt), n_networks=4)
+    train_gtf(model, data, GTFConfig(n_iterations=8000, alpha=0.2, lr_end=1e-5))
+    ds = evaluate_reconstruction(model, data, lyapunov=False)
+    best = int(np.nanargmin(ds.D_stsp.values))
+    net = model.select(best)
+    _, Z = generate(net, data[0], 20000)
+    G = symbolic_graph(net, Z[0, 0, 5000:])
+    lo, hi = expected
+    assert lo <= G.number_of_nodes() <= hi
+    import networkx as nx
+
+    assert nx.is_strongly_connected(G)
