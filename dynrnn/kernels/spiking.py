@@ -451,6 +451,19 @@ def _disabled() -> bool:
     )
 
 
+def _cpu_identity() -> str:
+    """CPU model and feature flags, so that a cache shared between machines never hands a
+    ``-march=native`` library to a CPU without those instructions."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            lines = [ln for ln in fh if ln.startswith(("model name", "flags"))]
+        return "".join(sorted(set(lines)))
+    except OSError:
+        import platform
+
+        return platform.platform() + platform.processor()
+
+
 def _build_lib(dtype: torch.dtype, kind: str = "spiking"):
     """Compile (about a second, then cached on disk) and load the C loops for ``dtype``:
     ``kind="spiking"`` (exact IEEE arithmetic) or ``"esn"`` (``-ffast-math``, object linked
@@ -469,7 +482,9 @@ def _build_lib(dtype: torch.dtype, kind: str = "spiking"):
     version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
     source = _C_SOURCE if kind == "spiking" else _ESN_SOURCE
     flags = _CFLAGS if kind == "spiking" else [*_CFLAGS, "-ffast-math", "-fopenmp-simd"]
-    key = hashlib.sha256(repr((source, defines, flags, version)).encode()).hexdigest()[:20]
+    key = hashlib.sha256(
+        repr((source, defines, flags, version, _cpu_identity())).encode()
+    ).hexdigest()[:20]
     root = os.environ.get("DYNRNN_CACHE_DIR")
     cache = Path(root) if root else Path.home() / ".cache" / "dynrnn" / "kernels"
     target = cache / f"{kind}_{real}_{key}.so"
