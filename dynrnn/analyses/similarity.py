@@ -229,11 +229,20 @@ def fit_dmd(
     K, B, Tp, D = H.shape
     r = check_int(owner, "rank", rank, 1, min(D, B * Tp))
     flat = H.reshape(K, B * Tp, D)
-    U, S, _ = torch.linalg.svd(flat, full_matrices=False)  # U [K, M, min(M, D)]
-    keep = S > S[:, :1] * 1e-12
     if method == "havok":
-        Z = U[..., :r].reshape(K, B, Tp, r)
+        # top-r left singular vectors U_r = H V_r / s_r from the eigendecomposition of the
+        # D x D Gram matrix (cheaper than a full SVD when there are more rows than columns)
+        evals, V = torch.linalg.eigh(flat.transpose(1, 2) @ flat)
+        Vr, sr = V.flip(-1)[..., :r], evals.flip(-1)[..., :r].clamp(min=0).sqrt()
+        if bool((sr[:, -1] <= 1e-7 * sr[:, 0]).any()):
+            U, _, _ = torch.linalg.svd(flat, full_matrices=False)
+            Ur = U[..., :r]
+        else:
+            Ur = flat @ Vr / sr[:, None, :]
+        Z = Ur.reshape(K, B, Tp, r)
     else:
+        U, S, _ = torch.linalg.svd(flat, full_matrices=False)  # U [K, M, min(M, D)]
+        keep = S > S[:, :1] * 1e-12
         Z = (U * keep[:, None, :]).reshape(K, B, Tp, U.shape[-1])
     Zm = Z[:, :, :-1].reshape(K, -1, Z.shape[-1])
     Zp = Z[:, :, 1:].reshape(K, -1, Z.shape[-1])
@@ -297,7 +306,7 @@ def _optimise_c(
     C0: torch.Tensor,
     max_iters: int,
     tol: float,
-    gtol: float = 1e-7,
+    gtol: float = 1e-6,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Maximise ``<X, C Y C^T>`` over orthogonal C for a batch ``X, Y, C0 [P, n, n]``.
 
@@ -305,81 +314,89 @@ def _optimise_c(
     ``C(t) = (I + t/2 W)^-1 (I - t/2 W) C`` along the skew matrix ``W = G C^T - C G^T`` of the
     Euclidean gradient ``G`` of ``-f``, Barzilai--Borwein step sizes and a non-monotone
     (Zhang--Hager) Armijo backtracking, all per problem and batched. Each start stays in the
-    connected component (determinant sign) of ``C0``. Returns ``(C, f, iterations)``.
+    connected component (determinant sign) of ``C0``. A problem stops when the Riemannian
+    gradient norm ``||W||_F`` falls below ``gtol`` (times ``|X| |Y|``) or the objective changes by
+    less than ``tol`` (relative) twice in a row. Returns ``(C, f, iterations)``.
     """
     P, n, _ = X.shape
     eye = torch.eye(n, dtype=X.dtype)
-    Yt, Xt = Y.transpose(1, 2), X.transpose(1, 2)
-
-    def fgrad(C):
-        CY = C @ Y
-        f = (X * (CY @ C.transpose(1, 2))).sum((1, 2))
-        G = -(X @ C @ Yt + Xt @ CY)  # gradient of -f
-        return f, G
-
-    def skew(G, C):
-        GC = G @ C.transpose(1, 2)
-        return GC - GC.transpose(1, 2)
-
+    scale = (torch.linalg.matrix_norm(X) * torch.linalg.matrix_norm(Y)).clamp(min=1e-300)
     C = C0.clone()
-    f, G = fgrad(C)
-    W = skew(G, C)
+    f, G = _fgrad(X, Y, C)
+    W = _skew(G, C)
+    WC = W @ C
     tau = torch.full((P,), 0.1, dtype=X.dtype)
     ref = -f.clone()  # Zhang-Hager reference value of -f
     q = torch.ones(P, dtype=X.dtype)
     eta, rho = 0.85, 1e-4
     iters = torch.zeros(P, dtype=torch.long)
-    active = torch.ones(P, dtype=torch.bool)
     small = torch.zeros(P, dtype=torch.long)
+    # the working set: indices into the full batch, compacted when it has shrunk enough
+    idx = torch.arange(P)
+    Xs, Ys = X, Y
     for _ in range(max_iters):
-        idx = active.nonzero().squeeze(1)
         if idx.numel() == 0:
             break
-        Ca, Wa, fa, Ga = C[idx], W[idx], f[idx], G[idx]
+        Ca, Wa, WCa, fa = C[idx], W[idx], WC[idx], f[idx]
         nW2 = (Wa * Wa).sum((1, 2))
         t = tau[idx].clone()
-        # backtracking, batched over the problems whose step is not yet accepted
-        Cn, fn, Gn = Ca.clone(), fa.clone(), Ga.clone()
+        Cn, fn, Gn = Ca.clone(), fa.clone(), torch.empty_like(Ca)
         todo = torch.arange(idx.numel())
-        for _bt in range(30):
+        for bt in range(30):
             h = (0.5 * t[todo])[:, None, None] * Wa[todo]
-            Ct = torch.linalg.solve(eye + h, (eye - h) @ Ca[todo])
-            ft, Gt = fgrad_sub(X[idx[todo]], Y[idx[todo]], Ct)
+            Ct = torch.linalg.solve(eye + h, Ca[todo] - h @ Ca[todo])
+            whole = todo.numel() == idx.numel()
+            ft, Gt = _fgrad(Xs if whole else Xs[todo], Ys if whole else Ys[todo], Ct)
             ok = -ft <= ref[idx[todo]] - rho * t[todo] * 0.5 * nW2[todo]
-            last = _bt == 29
-            take = ok | torch.full_like(ok, last)
-            sel = todo[take]
-            Cn[sel], fn[sel], Gn[sel] = Ct[take], ft[take], Gt[take]
-            todo = todo[~take]
+            if bt == 29:
+                ok = torch.ones_like(ok)
+            sel = todo[ok]
+            Cn[sel], fn[sel], Gn[sel] = Ct[ok], ft[ok], Gt[ok]
+            todo = todo[~ok]
             if todo.numel() == 0:
                 break
             t[todo] = t[todo] * 0.3
-        Wn = skew(Gn, Cn)
+        Wn = _skew(Gn, Cn)
+        WCn = Wn @ Cn
         # Barzilai-Borwein step from the Riemannian gradients W C
         S = Cn - Ca
-        Dg = Wn @ Cn - Wa @ Ca
+        Dg = WCn - WCa
         sy = (S * Dg).sum((1, 2)).abs()
-        ss = (S * S).sum((1, 2))
-        yy = (Dg * Dg).sum((1, 2))
         even = (iters[idx] % 2) == 0
-        bb = torch.where(even, ss / sy.clamp(min=1e-300), sy / yy.clamp(min=1e-300))
+        bb = torch.where(
+            even,
+            (S * S).sum((1, 2)) / sy.clamp(min=1e-300),
+            sy / (Dg * Dg).sum((1, 2)).clamp(min=1e-300),
+        )
         tau[idx] = torch.nan_to_num(bb, nan=0.1, posinf=1.0).clamp(1e-10, 1e10)
         change = (fn - fa).abs()
-        C[idx], f[idx], G[idx], W[idx] = Cn, fn, Gn, Wn
+        C[idx], f[idx], W[idx], WC[idx] = Cn, fn, Wn, WCn
         qn = eta * q[idx] + 1
         ref[idx] = (eta * q[idx] * ref[idx] - fn) / qn
         q[idx] = qn
         iters[idx] += 1
-        tiny = (change <= tol * fn.abs().clamp(min=1e-12)) | ((Wn * Wn).sum((1, 2)) < gtol**2)
+        grad_small = (Wn * Wn).sum((1, 2)) < (gtol * scale[idx]) ** 2
+        tiny = change <= tol * fn.abs().clamp(min=1e-12)
         small[idx] = torch.where(tiny, small[idx] + 1, torch.zeros_like(small[idx]))
-        active[idx[small[idx] >= 2]] = False
+        done = grad_small | (small[idx] >= 2)
+        if bool(done.any()):
+            keep = ~done
+            idx = idx[keep]
+            Xs, Ys = Xs[keep], Ys[keep]
     return C, f, iters
 
 
-def fgrad_sub(X, Y, C):
+def _skew(G, C):
+    GC = G @ C.transpose(1, 2)
+    return GC - GC.transpose(1, 2)
+
+
+def _fgrad(X, Y, C):
+    """``f = <X, C Y C^T> = <X C, C Y>`` and the gradient of ``-f``."""
+    XC = X @ C
     CY = C @ Y
-    f = (X * (CY @ C.transpose(1, 2))).sum((1, 2))
-    G = -(X @ C @ Y.transpose(1, 2) + X.transpose(1, 2) @ CY)
+    f = (XC * CY).sum((1, 2))
+    G = -(XC @ Y.transpose(1, 2) + X.transpose(1, 2) @ CY)
     return f, G
 
 
@@ -391,6 +408,8 @@ def procrustes_vector_fields(
     max_iters: int = 2000,
     tol: float = 1e-10,
     seed: int = 0,
+    n_keep: int = 2,
+    explore_iters: int = 40,
     chunk_size: int = 2048,
     return_transforms: bool = False,
 ) -> xr.Dataset:
@@ -405,6 +424,8 @@ def procrustes_vector_fields(
             matrices (both determinant signs).
         max_iters: iteration cap of the optimiser; tol: relative change of the objective at which
             a start has converged.
+        n_keep, explore_iters: all starts run ``explore_iters`` iterations, then only the
+            ``n_keep`` best starts of each pair are run to convergence.
         seed: seeds the random starts.
         chunk_size: pairs optimised together (memory ~ ``chunk_size * n_starts * n^2`` floats).
         return_transforms: also return the optimal ``C [network, network_b, n, n]`` (only when
@@ -441,6 +462,8 @@ def procrustes_vector_fields(
     max_iters = check_int(owner, "max_iters", max_iters, 1)
     tol = check_float(owner, "tol", tol, 0.0, None)
     chunk_size = check_int(owner, "chunk_size", chunk_size, 1)
+    n_keep = check_int(owner, "n_keep", n_keep, 1)
+    explore_iters = check_int(owner, "explore_iters", explore_iters, 1)
     check_bool(owner, "return_transforms", return_transforms)
     gen = resolve_generator(seed)
     K, n = Ax.shape[0], Ax.shape[-1]
@@ -471,7 +494,17 @@ def procrustes_vector_fields(
         s1, s2 = _spectral_starts(Xn[ii], Yn[jj])
         C0 = torch.cat([s1[:, None], s2[:, None], fixed[None].expand(p, -1, -1, -1)], 1)
         C0 = C0[:, :S].reshape(p * S, n, n)
-        C, f, it = _optimise_c(X, Y, C0, max_iters, tol)
+        if S > n_keep:
+            # explore: every start for a few iterations, then refine the n_keep best per pair
+            C, f, it = _optimise_c(X, Y, C0, min(explore_iters, max_iters), tol)
+            top = f.reshape(p, S).topk(n_keep, dim=1).indices
+            rows = (torch.arange(p)[:, None] * S + top).reshape(-1)
+            C, f2, it2 = _optimise_c(X[rows], Y[rows], C[rows], max_iters, tol)
+            f = torch.full((p * S,), -math.inf, dtype=f.dtype).index_put_((rows,), f2)
+            it = it.index_put_((rows,), it[rows] + it2)
+            C = torch.zeros_like(X).index_put_((rows,), C)
+        else:
+            C, f, it = _optimise_c(X, Y, C0, max_iters, tol)
         f = f.reshape(p, S)
         best = f.argmax(1)
         rows = torch.arange(p) * S + best
