@@ -67,9 +67,12 @@ def readout_multiplier(n_units: int, regime: str = "standard") -> float:
 
 
 # --------------------------------------------------------------------------- sources
-def _as_models(source: Any, ids: Sequence[str] | None, owner: str) -> list:
-    """A list of models from a model, a sequence of models, or a Zoo plus ids (grouped so that
-    networks that can be stacked are loaded together)."""
+def _as_models(source: Any, ids: Sequence[str] | None, owner: str) -> tuple[list, list | None]:
+    """``(models, rows)`` from a model, a sequence of models, or a Zoo plus ids. Zoo networks
+    are grouped so that networks that can be stacked (same model and structural fields) are
+    loaded together; ``rows`` then holds the zoo's row of every network (task fields, outcome,
+    tags) in the order of the models' networks."""
+    from ..models.base import MODEL_REGISTRY
     from ..zoo import Zoo
 
     if isinstance(source, Zoo):
@@ -78,25 +81,15 @@ def _as_models(source: Any, ids: Sequence[str] | None, owner: str) -> list:
                 f"The 'ids' parameter of {owner} must name networks of the zoo (e.g. a "
                 "zoo.query(...) result)."
             )
-        groups: dict[str, list[str]] = {}
+        groups: dict[str, list[dict]] = {}
         for row in source.metadata(list(ids)):
-            key = str(
-                (
-                    row.get("model"),
-                    row.get("n_units"),
-                    row.get("n_inputs"),
-                    row.get("n_outputs"),
-                    row.get("nonlinearity"),
-                    row.get("leak_form"),
-                    row.get("train_tau"),
-                    row.get("dale"),
-                    row.get("bias"),
-                    row.get("readout_bias"),
-                    row.get("zero_diagonal"),
-                )
-            )
-            groups.setdefault(key, []).append(row["id"])
-        return [source.load(g, dtype=torch.float32) for g in groups.values()]
+            cls = MODEL_REGISTRY.get(row.get("model"))
+            fields = getattr(cls, "structural_fields", ())
+            key = repr((row.get("model"), [row.get(f) for f in fields]))
+            groups.setdefault(key, []).append(row)
+        models = [source.load([r["id"] for r in g]) for g in groups.values()]
+        rows = [r for g in groups.values() for r in g]
+        return models, rows
     if ids is not None:
         raise ValueError(f"The 'ids' parameter of {owner} is only used with a Zoo source.")
     models = list(source) if isinstance(source, (list, tuple)) else [source]
@@ -108,16 +101,17 @@ def _as_models(source: Any, ids: Sequence[str] | None, owner: str) -> list:
                 f"The 'models' parameter of {owner} must hold dynrnn models (or be a Zoo with "
                 f"ids). Got {type(m).__name__}."
             )
-    return models
+    return models, None
 
 
-def _concat_coords(models: list) -> dict:
+def _concat_coords(models: list, rows: list | None = None) -> dict:
     per = [network_coords(m) for m in models]
     keys: list[str] = []
     for c in per:
         keys.extend(k for k in c if k not in keys and k != "network")
     K = sum(m.n_networks for m in models)
     coords = {"network": ("network", np.arange(K))}
+    columns: dict[str, list] = {}
     for key in keys:
         vals: list = []
         for c, m in zip(per, models):
@@ -125,6 +119,15 @@ def _concat_coords(models: list) -> dict:
                 vals.extend(np.asarray(c[key][1]).tolist())
             else:
                 vals.extend(["None"] * m.n_networks)
+        columns[key] = vals
+    if rows is not None:  # zoo columns: task fields, outcome, id (scalars only)
+        for key in dict.fromkeys(k for r in rows for k in r):
+            if key in columns or key in ("created", "tags"):
+                continue
+            vals = [r.get(key) for r in rows]
+            if all(isinstance(v, (bool, int, float, str)) for v in vals):
+                columns[key] = vals
+    for key, vals in columns.items():
         types = {type(v) for v in vals}
         if len(types) > 1 and not types <= {int, float, bool}:
             vals = [str(v) for v in vals]
@@ -168,7 +171,7 @@ def behavioural_degeneracy(
     owner = "behavioural_degeneracy"
     n_trials = check_int(owner, "n_trials", n_trials, 1)
     check_int(owner, "seed", seed, 0)
-    ms = _as_models(models, ids, owner)
+    ms, rows = _as_models(models, ids, owner)
     if ood_task is None:
         if not hasattr(task, "ood"):
             raise ValueError(
@@ -179,7 +182,7 @@ def behavioural_degeneracy(
     ood = np.concatenate([_errors(m, ood_task, n_trials, seed + 1) for m in ms])
     ds = xr.Dataset(
         {"error": ("network", err), "ood_error": ("network", ood)},
-        coords=_concat_coords(ms),
+        coords=_concat_coords(ms, rows),
     )
     ds["ood_error_std"] = ((), float(np.nanstd(ood)))
     ds["ood_error_mean"] = ((), float(np.nanmean(ood)))
@@ -315,8 +318,8 @@ def degeneracy_report(
         check_choice(owner, "levels", lv, LEVELS)
     n_trials = check_int(owner, "n_trials", n_trials, 1)
     n_dsa_trials = check_int(owner, "n_dsa_trials", n_dsa_trials, 1)
-    ms = _as_models(models, ids, owner)
-    coords = _concat_coords(ms)
+    ms, rows = _as_models(models, ids, owner)
+    coords = _concat_coords(ms, rows)
     K = len(coords["network"][1])
     ds = xr.Dataset(coords=coords).assign_coords(network_b=np.arange(K))
     offsets = np.cumsum([0] + [m.n_networks for m in ms])
