@@ -82,6 +82,23 @@ def test_dmd_recovers_eigenvalues_of_a_linear_system():
     assert np.abs(ev - ev_true).max() < 0.02
 
 
+def test_reduced_rank_dmd_agrees_with_havok_at_full_rank_and_is_low_rank_consistent():
+    M = _rotation_system([0.2, 0.7])
+    X = _linear_trajectories(M, noise=0.02)[None]
+    A_h = fit_dmd(X, n_delays=1, rank=4)
+    A_r = fit_dmd(X, n_delays=1, rank=4, method="reduced_rank")
+    # at full rank both are the same map in orthogonally related coordinates
+    assert procrustes_vector_fields(A_h, A_r)["angular"].values[0, 0] < 1e-6
+    # 3 delays of a 4-dim system: the predictable outputs span 8 dims; the rank-8 estimate
+    # contains the system's 4 eigenvalues (the other 4 are near 0)
+    A8 = fit_dmd(X, n_delays=3, rank=8, method="reduced_rank")
+    ev = torch.linalg.eigvals(A8[0]).numpy()
+    assert A8.shape == (1, 8, 8)
+    for lam in torch.linalg.eigvals(M).numpy():
+        assert np.abs(ev - lam).min() < 0.02
+    assert np.sum(np.abs(ev) < 0.2) == 4
+
+
 def test_fit_dmd_validates():
     X = torch.randn(2, 1, 50, 3, dtype=torch.float64)
     with pytest.raises(ValueError, match="'rank'"):
