@@ -17,7 +17,7 @@ _PANELS = (
 
 def _offdiag(D):
     D = np.asarray(D, dtype=float)
-    vals = D[~np.eye(D.shape[0], dtype=bool)]
+    vals = D[np.triu_indices(D.shape[0], 1)]  # each pair once
     return vals[np.isfinite(vals)]
 
 
