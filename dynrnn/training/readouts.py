@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .._validation import check_choice, check_float, check_int, resolve_generator
+from ..kernels.hebbian import three_factor_online
 from ..models.base import RecurrentModel, run
 
 __all__ = [
@@ -399,17 +400,13 @@ class ThreeFactorReadout:
         gate = gate.double()
         s_any = stimuli.double().sum(-1)
         lam = math.exp(-1.0 / cfg.tau_eligibility) if cfg.tau_eligibility > 0 else 0.0
-        e = torch.zeros(self.n_features, dtype=torch.float64)
-        y_when = torch.empty(T, dtype=torch.float64)
-        for t in range(T):
-            e = lam * e + (1.0 - lam) * r[t]
-            y = self.w @ r[t]
-            y_when[t] = y
-            if learn and gate[t] > 0:
-                step = cfg.lr_when * gate[t] * (s_any[t] - y)
-                if cfg.normalise:
-                    step = step / (1.0 + e @ e)
-                self.w += step * e
+        if learn:  # the online loop is a kernel (C on the CPU), see kernels.hebbian
+            w, y = three_factor_online(self.w[None], r[None], s_any[None], gate[None],
+                                       lr=cfg.lr_when, lam=lam, normalise=cfg.normalise)
+            self.w = w[0]
+            y_when = y[0]
+        else:
+            y_when = r @ self.w
         out = y_when[:, None] * self.q[None, :]
         if learn:
             shown = stimuli.double().sum(0)
