@@ -6,8 +6,9 @@ latent state is pulled towards the state inferred from the data before the map i
     z~_{t-1} = (1 - alpha) z_{t-1} + alpha zhat_{t-1},      z_t = F(z~_{t-1}),
 
 where ``zhat`` inverts the observation model (identity: only the first N "readout" units are
-forced -- partial forcing when M > N; affine: the observed mismatch is pulled back through the
-pseudo-inverse of ``W_out``). The loss is the MSE between the unforced predictions
+forced -- partial forcing when M > N; affine: ``zhat = W_out^+ (x - b_out)``, the least-squares
+latent state, towards which the whole state is pulled). Models with external inputs are trained
+with zero input. The loss is the MSE between the unforced predictions
 ``readout(z_t)`` and the data ``x_t``. Gradients stay bounded when alpha >= alpha* =
 1 - 1/sigma_max of the Jacobians; the adaptive variant (aGTF) estimates
 ``kappa`` = geometric mean of the Jacobian spectral norms along the forced trajectory every
