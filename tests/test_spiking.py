@@ -218,3 +218,27 @@ def test_bad_esn_config_and_simulate_args():
         model.simulate(10, backend="gpu")
     with pytest.raises(ValueError, match="n_steps"):
         model.simulate()
+
+
+def test_compiled_loop_split_over_threads_is_identical():
+    """Independent networks run on torch's threads; the result must not depend on the split."""
+    from dynrnn.kernels.spiking import cpp_extension_available, izhikevich_fast
+
+    if not cpp_extension_available(torch.float64):
+        pytest.skip("no C compiler: the compiled loop is not used")
+    model = IzhikevichReservoir(IzhikevichConfig(n_excitatory=80, n_inhibitory=20, n_inputs=0,
+                                                 n_outputs=0), n_networks=5, seed=0).to(F64)
+    p, c = model.prepare_simulation(), model._cfg()
+    state = model.split_state(model.init_state(3, generator=0))
+    noise = model.sample_noise(3, 200, torch.Generator().manual_seed(1))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = izhikevich_fast(state, p, c, 200, noise=noise)
+        torch.set_num_threads(3)
+        three = izhikevich_fast(state, p, c, 200, noise=noise)
+    finally:
+        torch.set_num_threads(before)
+    assert one[1].sum() > 0
+    assert torch.equal(one[1], three[1])
+    assert all(torch.equal(a, b) for a, b in zip(one[0], three[0]))

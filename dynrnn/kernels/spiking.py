@@ -40,6 +40,7 @@ import functools
 import math
 import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -585,15 +586,30 @@ def _cpp_loop(lib, state, p, cfg, n_steps, drive, noise, rng, record_rates):
     spikes = torch.empty(K, n_steps, B, N, dtype=torch.bool)
     rates = torch.empty(K, n_steps, B, N, dtype=v.dtype) if record_rates else None
     i64 = ctypes.c_int64
-    lib.izh_loop(
-        _ptr(v), _ptr(u), _ptr(r), _ptr(x), _ptr(bias), _ptr(drive), _ptr(noise), _ptr(std),
-        _ptr(rng_t), _ptr(a), _ptr(b), _ptr(c), _ptr(d), _ptr(WT), _ptr(Wout), _ptr(eta),
-        _ptr(spikes), _ptr(rates), i64(K), i64(B), i64(int(n_steps)), i64(N), i64(O),
-        ctypes.c_int(SYNAPSES.index(cfg["synapse"])),
-        ctypes.c_int(1 if cfg["scheme"] == "half_step" else 0),
-        ctypes.c_double(cfg["dt"]), ctypes.c_double(cfg["v_peak"]),
-        ctypes.c_double(cfg["tau_rise"]), ctypes.c_double(cfg["tau_decay"]),
-    )  # fmt: skip
+    per_net = [v, u, r, x, bias, drive, noise, std, rng_t, a, b, c, d, WT, Wout, eta, spikes,
+               rates]  # every one has the network dim K first
+
+    def call(k0, k1):
+        lib.izh_loop(
+            *[_ptr(t[k0:k1] if t is not None else None) for t in per_net],
+            i64(k1 - k0), i64(B), i64(int(n_steps)), i64(N), i64(O),
+            ctypes.c_int(SYNAPSES.index(cfg["synapse"])),
+            ctypes.c_int(1 if cfg["scheme"] == "half_step" else 0),
+            ctypes.c_double(cfg["dt"]), ctypes.c_double(cfg["v_peak"]),
+            ctypes.c_double(cfg["tau_rise"]), ctypes.c_double(cfg["tau_decay"]),
+        )  # fmt: skip
+
+    # independent networks run on torch's thread count (ctypes releases the GIL); the first,
+    # empty call initialises the ziggurat tables before any thread can read them
+    n_threads = max(1, min(torch.get_num_threads(), K))
+    if n_threads == 1:
+        call(0, K)
+    else:
+        call(0, 0)
+        bounds = [round(K * i / n_threads) for i in range(n_threads + 1)]
+        with ThreadPoolExecutor(max_workers=n_threads) as pool:
+            for f in [pool.submit(call, bounds[i], bounds[i + 1]) for i in range(n_threads)]:
+                f.result()
     return (v, u, r, x), spikes, rates
 
 
