@@ -76,6 +76,8 @@ class GTFConfig:
         grad_clip: per-network gradient-norm clip (None or 0: off).
         noise_std: std of Gaussian noise added to the teacher signal (data used for forcing)
             each batch (regularisation; 0: off).
+        loss_burn_in: leading steps of each window excluded from the loss (lets unobserved
+            latent units, which start at 0, settle under forcing; 0: off).
         seed: seed of window sampling and noise.
     """
 
@@ -93,6 +95,7 @@ class GTFConfig:
     optimizer: str = "radam"
     grad_clip: float | None = 10.0
     noise_std: float = 0.0
+    loss_burn_in: int = 0
     seed: int = 0
 
     def __post_init__(self):
@@ -113,6 +116,7 @@ class GTFConfig:
         if self.grad_clip is not None:
             check_float(o, "grad_clip", self.grad_clip, 0.0, None)
         check_float(o, "noise_std", self.noise_std, 0.0, None)
+        check_int(o, "loss_burn_in", self.loss_burn_in, 0, self.seq_len - 1)
         check_int(o, "seed", self.seed, 0)
 
 
@@ -224,6 +228,7 @@ def gtf_loss(
     teacher: torch.Tensor | None = None,
     return_states: bool = False,
     backend: str = "auto",
+    loss_burn_in: int = 0,
 ):
     """Forced rollout over data windows and the per-network MSE of unforced predictions.
 
@@ -235,6 +240,8 @@ def gtf_loss(
             ``tau`` steps), ``"none"`` (free run from the first state).
         teacher: the data used for forcing (default ``windows``; e.g. a noisy copy).
         return_states: also return the forced states ``z~ [K, B, S, M]`` (detached).
+        loss_burn_in: leading predicted steps left out of the loss (the unobserved latent units
+            start at 0 in every window; a burn-in lets them settle under forcing first).
         backend: ``"auto"`` uses the fused rollout with hand-written BPTT
             (:mod:`dynrnn.training._gtf_kernels`) for autonomous PLRNN-family models;
             ``"reference"`` forces the plain autograd loop (the specification).
@@ -281,7 +288,8 @@ def gtf_loss(
         Z = torch.stack(states, dim=2)  # [K, B, S, M]
         forced = torch.stack(forced, dim=2) if return_states else None
     pred = model.readout(Z)
-    loss = (pred - windows[:, :, 1:]).pow(2).mean(dim=(1, 2, 3))
+    skip = min(int(loss_burn_in), S - 1)
+    loss = (pred[:, :, skip:] - windows[:, :, 1 + skip:]).pow(2).mean(dim=(1, 2, 3))
     if return_states:
         return loss, forced
     return loss
@@ -427,7 +435,8 @@ def train_gtf(
                                                            dtype=win.dtype)
         want_states = config.forcing == "agtf" and it % config.agtf_every == 0
         out = gtf_loss(model, win, alpha, forcing=config.forcing, tau=tau or 1,
-                       teacher=teacher, return_states=want_states)
+                       teacher=teacher, return_states=want_states,
+                       loss_burn_in=config.loss_burn_in)
         loss, forced = out if want_states else (out, None)
         opt.zero_grad()
         loss.sum().backward()
