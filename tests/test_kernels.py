@@ -123,6 +123,10 @@ def test_c_kernel_is_used_and_float64_matches_reference_exactly_enough():
     machines the package is tested on), with float64 results equal to the reference loop."""
     from importlib import import_module
 
+    from dynrnn.kernels import _cbuild
+
+    if not _cbuild.enabled():
+        pytest.skip("C kernels disabled by DYNRNN_DISABLE_C")
     mod = import_module("dynrnn.kernels.rate_rnn")
     assert mod._c_library(torch.float64, "tanh", "inside", 20) is not None
     for has_alpha, name, leak in FORMS:

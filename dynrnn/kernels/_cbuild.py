@@ -1,14 +1,17 @@
 """Compile-on-first-use C kernels, loaded with ctypes (no torch headers, ~1 s per variant).
 
 A variant is compiled with the system C compiler (``$CC`` or ``cc``) for this machine
-(``-O3 -march=native``) and cached under ``$DYNRNN_CACHE_DIR`` (default
-``~/.cache/dynrnn/kernels``), keyed by a hash of the source, the defines, the flags and the
-compiler's version. The object is compiled with ``-ffast-math`` (vectorised ``tanhf``/``expf``
-from glibc's libmvec, reassociated sums) but linked *without* it, so loading the library never
-switches the process to flush-to-zero.
+(``-O3 -march=native``; ``DYNRNN_CPP_PORTABLE=1`` drops ``-march=native``) and cached under
+``$DYNRNN_CACHE_DIR`` (default ``~/.cache/dynrnn/kernels``, else a temp dir), keyed by a hash
+of the source, the defines, the flags, the compiler's version and the CPU's model and flags (a
+cache shared between machines never hands a ``-march=native`` library to another CPU). With
+``FAST_MATH`` the object is compiled with ``-ffast-math`` (vectorised ``tanhf``/``expf`` from
+glibc's libmvec, reassociated sums) but linked *without* it, so loading the library never
+switches the process to flush-to-zero; ``EXACT`` keeps IEEE arithmetic in source order.
 
 Where no compiler works the caller falls back to its torch path: :func:`load` returns None and
-says why once (a ``RuntimeWarning``). ``DYNRNN_DISABLE_C=1`` turns the C kernels off.
+says why once (a ``RuntimeWarning``). ``DYNRNN_DISABLE_C=1`` turns the C kernels off. All of
+dynrnn's C kernels (rate RNN, spiking, echo-state, Hebbian) are built here.
 """
 
 from __future__ import annotations
@@ -24,11 +27,15 @@ import tempfile
 import warnings
 from pathlib import Path
 
-_FLAGS_COMPILE = ["-O3", "-march=native", "-ffast-math", "-fopenmp-simd", "-fPIC", "-std=c11"]
-if platform.machine().lower() in ("x86_64", "amd64"):
-    # GCC lowers 64-byte vector types to two 256-bit halves unless told that 512-bit is fine;
-    # the flag is ignored on machines without AVX-512
-    _FLAGS_COMPILE.append("-mprefer-vector-width=512")
+_FLAGS_BASE = ["-O3", "-fPIC", "-std=c11"]
+if os.environ.get("DYNRNN_CPP_PORTABLE", "0") in ("", "0"):
+    _FLAGS_BASE.append("-march=native")
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        # GCC lowers 64-byte vector types to two 256-bit halves unless told that 512-bit is
+        # fine; the flag is ignored on machines without AVX-512
+        _FLAGS_BASE.append("-mprefer-vector-width=512")
+FAST_MATH = ["-ffast-math", "-fopenmp-simd"]
+EXACT = ["-ffp-contract=off"]  # IEEE arithmetic in source order (bit-equal to the reference)
 _FLAGS_LINK = ["-shared"]
 _LIBS = ["-lmvec", "-lm"]
 _warned: set[str] = set()
@@ -40,7 +47,7 @@ def cache_dir() -> Path:
 
 
 def enabled() -> bool:
-    return os.environ.get("DYNRNN_DISABLE_C", "") not in ("1", "true", "yes")
+    return os.environ.get("DYNRNN_DISABLE_C", "0").lower() in ("", "0", "false", "no")
 
 
 @functools.cache
@@ -63,13 +70,23 @@ def _warn_once(key: str, message: str) -> None:
         warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
-def _build(cc: str, source: str, defines: dict, target: Path) -> None:
+def cpu_identity() -> str:
+    """CPU model and feature flags (part of the cache key)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            lines = [ln for ln in fh if ln.startswith(("model name", "flags"))]
+        return "".join(sorted(set(lines)))
+    except OSError:
+        return platform.platform() + platform.processor()
+
+
+def _build(cc: str, source: str, defines: dict, flags: list, target: Path) -> None:
     with tempfile.TemporaryDirectory(prefix="dynrnn-cc-") as tmp:
         src, obj = Path(tmp) / "k.c", Path(tmp) / "k.o"
         src.write_text(source)
         dflags = [f"-D{k}={v}" if v is not None else f"-D{k}" for k, v in defines.items()]
         subprocess.run(
-            [cc, *_FLAGS_COMPILE, *dflags, "-c", str(src), "-o", str(obj)],
+            [cc, *flags, *dflags, "-c", str(src), "-o", str(obj)],
             capture_output=True, text=True, timeout=300, check=True,
         )
         so = Path(tmp) / "k.so"
@@ -89,8 +106,20 @@ def _build(cc: str, source: str, defines: dict, target: Path) -> None:
         os.replace(partial, target)  # atomic: concurrent builders race harmlessly
 
 
+def _writable_cache() -> Path:
+    root = cache_dir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".probe.{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+        return root
+    except OSError:
+        return Path(tempfile.gettempdir()) / f"dynrnn-kernels-{os.getuid()}"
+
+
 @functools.cache
-def _load_cached(source: str, defines_items: tuple) -> ctypes.CDLL | None:
+def _load_cached(source: str, defines_items: tuple, flags: tuple) -> ctypes.CDLL | None:
     found = _compiler()
     if found is None:
         _warn_once("cc", "dynrnn: no C compiler found; the CPU kernels fall back to torch.")
@@ -98,12 +127,12 @@ def _load_cached(source: str, defines_items: tuple) -> ctypes.CDLL | None:
     cc, version = found
     defines = dict(defines_items)
     key = hashlib.sha256(
-        repr((source, sorted(defines.items()), _FLAGS_COMPILE, _LIBS, version)).encode()
+        repr((source, sorted(defines.items()), flags, _LIBS, version, cpu_identity())).encode()
     ).hexdigest()[:24]
-    target = cache_dir() / f"k_{key}.so"
     try:
+        target = _writable_cache() / f"k_{key}.so"
         if not target.exists():
-            _build(cc, source, defines, target)
+            _build(cc, source, defines, list(flags), target)
         return ctypes.CDLL(str(target))
     except (OSError, subprocess.SubprocessError) as err:
         detail = getattr(err, "stderr", "") or str(err)
@@ -114,8 +143,10 @@ def _load_cached(source: str, defines_items: tuple) -> ctypes.CDLL | None:
         return None
 
 
-def load(source: str, defines: dict) -> ctypes.CDLL | None:
-    """The compiled library for ``source`` with ``defines``, or None (fall back to torch)."""
+def load(source: str, defines: dict, math: list[str] = FAST_MATH) -> ctypes.CDLL | None:
+    """The compiled library for ``source`` with ``defines`` (``-DKEY=VALUE``, or ``-DKEY`` for
+    a None value) and floating-point mode ``math`` (``FAST_MATH`` or ``EXACT``), or None (fall
+    back to torch; the reason is warned once)."""
     if not enabled():
         return None
-    return _load_cached(source, tuple(sorted(defines.items())))
+    return _load_cached(source, tuple(sorted(defines.items())), tuple(_FLAGS_BASE + math))

@@ -36,13 +36,13 @@ summation); spike trains are identical to the reference in float64 (tested).
 from __future__ import annotations
 
 import ctypes
-import functools
 import math
 import os
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
+
+from . import _cbuild
 
 __all__ = [
     "izhikevich_step",
@@ -438,95 +438,23 @@ _TRIED: dict = {}
 # -march=native lets the compiler vectorise the neuron, noise and spike-column loops;
 # -ffp-contract=off (and no -ffast-math) keeps every operation rounded as in the torch
 # reference, so that spike trains match it exactly.
-_CFLAGS = ["-O3", "-ffp-contract=off", "-fPIC", "-std=c11"] + (
-    []
-    if os.environ.get("DYNRNN_CPP_PORTABLE", "0") not in ("", "0")
-    else ["-march=native", "-mprefer-vector-width=512"]
-)
-
-
-def _disabled() -> bool:
-    return any(
-        os.environ.get(k, "0").lower() not in ("", "0", "false", "no")
-        for k in ("DYNRNN_NO_CPP", "DYNRNN_DISABLE_C")
-    )
-
-
-def _cpu_identity() -> str:
-    """CPU model and feature flags, so that a cache shared between machines never hands a
-    ``-march=native`` library to a CPU without those instructions."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            lines = [ln for ln in fh if ln.startswith(("model name", "flags"))]
-        return "".join(sorted(set(lines)))
-    except OSError:
-        import platform
-
-        return platform.platform() + platform.processor()
-
-
-def _build_lib(dtype: torch.dtype, kind: str = "spiking"):
-    """Compile (about a second, then cached on disk) and load the C loops for ``dtype``:
-    ``kind="spiking"`` (exact IEEE arithmetic) or ``"esn"`` (``-ffast-math``, object linked
-    without it so that loading never switches the process to flush-to-zero)."""
-    import hashlib
-    import shutil
-    import subprocess
-    import tempfile
-    from pathlib import Path
-
-    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        raise RuntimeError("no C compiler found")
-    real = "double" if dtype == torch.float64 else "float"
-    defines = [f"-DREAL={real}", "-DTANH=" + ("tanh" if real == "double" else "tanhf")]
-    version = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
-    source = _C_SOURCE if kind == "spiking" else _ESN_SOURCE
-    flags = _CFLAGS if kind == "spiking" else [*_CFLAGS, "-ffast-math", "-fopenmp-simd"]
-    key = hashlib.sha256(
-        repr((source, defines, flags, version, _cpu_identity())).encode()
-    ).hexdigest()[:20]
-    root = os.environ.get("DYNRNN_CACHE_DIR")
-    cache = Path(root) if root else Path.home() / ".cache" / "dynrnn" / "kernels"
-    target = cache / f"{kind}_{real}_{key}.so"
-    if not target.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="dynrnn-spiking-") as tmp:
-            src, obj, so = Path(tmp) / "s.c", Path(tmp) / "s.o", Path(tmp) / "s.so"
-            src.write_text(source)
-            run = functools.partial(
-                subprocess.run, capture_output=True, text=True, timeout=300, check=True
-            )
-            run([cc, *flags, *defines, "-c", str(src), "-o", str(obj)])
-            try:  # glibc's vector maths (vectorised tanh) where available
-                run([cc, "-shared", str(obj), "-o", str(so), "-lmvec", "-lm"])
-            except subprocess.CalledProcessError:
-                run([cc, "-shared", str(obj), "-o", str(so), "-lm"])
-            partial = target.with_suffix(f".{os.getpid()}.tmp")
-            shutil.copyfile(so, partial)
-            os.replace(partial, target)  # atomic: concurrent builders race harmlessly
-    return ctypes.CDLL(str(target))
-
-
 def _load_extension(dtype: torch.dtype = torch.float64, kind: str = "spiking"):
     """The compiled C loops for ``dtype`` (float32/float64), or None (then the torch loop is
     used). Disabled by ``DYNRNN_NO_CPP=1`` or ``DYNRNN_DISABLE_C=1``."""
-    if dtype not in (torch.float32, torch.float64) or _disabled():
+    disabled = os.environ.get("DYNRNN_NO_CPP", "0").lower() not in ("", "0", "false", "no")
+    if dtype not in (torch.float32, torch.float64) or disabled or not _cbuild.enabled():
         return None
     key = (dtype, kind)
     if key not in _TRIED:
         _TRIED[key] = True
-        try:
-            _LIBS[key] = _build_lib(dtype, kind)
-        except Exception as err:  # pragma: no cover - depends on the toolchain
-            detail = getattr(err, "stderr", "") or str(err)
-            warnings.warn(
-                f"dynrnn: the C spiking kernel could not be compiled ({detail.strip()[:300]}); "
-                "using the slower torch loop.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            _LIBS[key] = None
+        # the spiking loop in IEEE order (spikes bit-equal to the reference); the ESN loop with
+        # fast maths (vectorised tanh); see _cbuild for the cache and the fallback warning
+        real = "double" if dtype == torch.float64 else "float"
+        defines = {"REAL": real, "TANH": "tanh" if real == "double" else "tanhf"}
+        source, math_mode = (
+            (_C_SOURCE, _cbuild.EXACT) if kind == "spiking" else (_ESN_SOURCE, _cbuild.FAST_MATH)
+        )
+        _LIBS[key] = _cbuild.load(source, defines, math_mode)
     return _LIBS.get(key)
 
 
