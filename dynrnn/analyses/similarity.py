@@ -410,7 +410,7 @@ def procrustes_vector_fields(
     seed: int = 0,
     n_keep: int = 2,
     explore_iters: int = 40,
-    chunk_size: int = 2048,
+    chunk_size: int = 512,
     return_transforms: bool = False,
 ) -> xr.Dataset:
     """Pairwise Procrustes analysis over vector fields (the DSA distance) between linear maps.
@@ -425,7 +425,11 @@ def procrustes_vector_fields(
         max_iters: iteration cap of the optimiser; tol: relative change of the objective at which
             a start has converged.
         n_keep, explore_iters: all starts run ``explore_iters`` iterations, then only the
-            ``n_keep`` best starts of each pair are run to convergence.
+            ``n_keep`` best starts of each pair are run to convergence. Accuracy/cost trade-off
+            (measured on DMD maps of 64-unit RNNs, rank 30): the defaults (8 starts, keep 2)
+            were on average 0.002 rad (max 0.014 rad) above a 32-start, keep-8 reference, at
+            ~1/2.5 the cost of keeping all 8; raise both for tighter values. The landscape has
+            many local optima, so no finite number of starts guarantees the global minimum.
         seed: seeds the random starts.
         chunk_size: pairs optimised together (memory ~ ``chunk_size * n_starts * n^2`` floats).
         return_transforms: also return the optimal ``C [network, network_b, n, n]`` (only when
