@@ -141,6 +141,35 @@ static inline void outer_accumulate(const int64_t B, const REAL *restrict hp,
 #endif
 }
 
+/* out[q, :NP] = bias + x[q, :I] @ W_in_T + h[q, :N] @ W_T for q < nq, accumulated in
+   registers from the start (a bias row copied through memory and reloaded as a wider vector
+   stalls on store forwarding) */
+static inline __attribute__((always_inline)) void pre_activation_block(
+        const int nq, const REAL *x, const int64_t I, const REAL *restrict W_in_T,
+        const REAL *restrict bias, const REAL *h, const REAL *restrict W_T, REAL *out) {
+    vec acc[BB][NV];
+    UNROLL for (int q = 0; q < nq; q++)
+        UNROLL for (int v = 0; v < NV; v++) acc[q][v] = VLOAD(bias + v * VW);
+    for (int64_t i = 0; i < I; i++) {
+        const REAL *wr = W_in_T + i * NP;
+        UNROLL for (int q = 0; q < nq; q++) {
+            const REAL xi = x[q * I + i];
+            UNROLL for (int v = 0; v < NV; v++) acc[q][v] += xi * VLOAD(wr + v * VW);
+        }
+    }
+    for (int m = 0; m < N; m++) {
+        const REAL *mr = W_T + m * NP;
+        vec w[NV];
+        UNROLL for (int v = 0; v < NV; v++) w[v] = VLOAD(mr + v * VW);
+        UNROLL for (int q = 0; q < nq; q++) {
+            const REAL sm = h[q * N + m];
+            UNROLL for (int v = 0; v < NV; v++) acc[q][v] += sm * w[v];
+        }
+    }
+    UNROLL for (int q = 0; q < nq; q++)
+        UNROLL for (int v = 0; v < NV; v++) VSTORE(out + q * NP + v * VW, acc[q][v]);
+}
+
 /* Forward for networks [k0, k1). work: BB * NP scalars (64-byte aligned) per thread. */
 void rate_fwd(int64_t k0, int64_t k1, int64_t T, int64_t B, int64_t I, int64_t O,
               int64_t x_per_net, const REAL *restrict x, const REAL *restrict h0,
@@ -149,8 +178,7 @@ void rate_fwd(int64_t k0, int64_t k1, int64_t T, int64_t B, int64_t I, int64_t O
               const REAL *restrict W_out, const REAL *restrict b_out,
               const REAL *restrict noise, REAL *restrict H, REAL *restrict Y,
               REAL *restrict A, REAL *restrict work) {
-    REAL *pre = work;  /* [BB, NP]: W_in x + b for the block */
-    REAL *arow = work + BB * NP;  /* [BB, NP]: pre-activations of the block */
+    REAL *arow = work;  /* [BB, NP]: pre-activations of the block */
     for (int64_t k = k0; k < k1; k++) {
         const REAL *xk = x + (x_per_net ? k * T * B * I : 0);
         const REAL *Wi = W_in_T + k * I * NP, *bk = bias + k * NP, *Wk = W_T + k * N * NP;
@@ -163,19 +191,12 @@ void rate_fwd(int64_t k0, int64_t k1, int64_t T, int64_t B, int64_t I, int64_t O
             const REAL *hprev = t ? Hk + (t - 1) * B * N : h0 + k * B * N;
             for (int64_t b0 = 0; b0 < B; b0 += BB) {
                 const int nb = B - b0 < BB ? (int)(B - b0) : BB;
-                for (int q = 0; q < nb; q++) {
-                    const REAL *xr = xk + (t * B + b0 + q) * I;
-                    REAL *pr = pre + q * NP;
-                    for (int n = 0; n < NP; n++) pr[n] = bk[n];
-                    for (int64_t i = 0; i < I; i++) {
-                        const REAL xi = xr[i];
-                        for (int n = 0; n < NP; n++) pr[n] += xi * Wi[i * NP + n];
-                    }
-                }
-                if (nb == BB) rows_times_matrix(BB, hprev + b0 * N, N, Wk, pre, 0, arow);
+                const REAL *xb = xk + (t * B + b0) * I;
+                if (nb == BB)
+                    pre_activation_block(BB, xb, I, Wi, bk, hprev + b0 * N, Wk, arow);
                 else for (int q = 0; q < nb; q++)
-                    rows_times_matrix(1, hprev + (b0 + q) * N, N, Wk, pre + q * NP, 0,
-                                      arow + q * NP);
+                    pre_activation_block(1, xb + q * I, I, Wi, bk, hprev + (b0 + q) * N, Wk,
+                                         arow + q * NP);
                 for (int q = 0; q < nb; q++) {
                     const int64_t row = t * B + b0 + q;
                     const REAL *hp = hprev + (b0 + q) * N;
