@@ -181,3 +181,26 @@ def test_workspace_pool_never_reuses_a_buffer_still_in_use():
     d = pool.empty(shape, torch.float32)  # b's buffer is idle now: reused
     assert d.data_ptr() == ptr_b
     assert torch.all(view == 1.0)
+
+
+def test_c_kernel_works_in_a_forked_child_after_threaded_use():
+    """A worker forked after the kernel ran on several threads (multiprocessing, dask) must
+    not wait forever on the parent's (absent) thread pool."""
+    import multiprocessing as mp
+
+    args = _inputs(4, 5, 3, 8, 2, 2, True, False, False, torch.float64, 0)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        expected = _forward_backward(args, "tanh", "inside", "cpu")[1]
+        ctx = mp.get_context("fork")
+        with ctx.Pool(1) as pool:
+            got = pool.apply_async(_forked_forward, (args,)).get(timeout=120)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(got, expected)
+
+
+def _forked_forward(args):
+    torch.set_num_threads(2)
+    return _forward_backward(args, "tanh", "inside", "cpu")[1]

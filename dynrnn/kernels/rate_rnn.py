@@ -23,6 +23,7 @@ compare the two on random inputs (values and gradients) and with ``gradcheck``.
 from __future__ import annotations
 
 import ctypes
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import torch
@@ -213,7 +214,7 @@ class _FusedRateRNN(torch.autograd.Function):
         )
 
 
-_EXECUTOR: ThreadPoolExecutor | None = None
+_EXECUTOR: tuple[ThreadPoolExecutor, int] | None = None  # (pool, pid that made it)
 
 
 def _parallel_over_networks(fn, K: int, chunk_args) -> None:
@@ -224,11 +225,16 @@ def _parallel_over_networks(fn, K: int, chunk_args) -> None:
     if n == 1:
         fn(0, K, *chunk_args(0))
         return
-    if _EXECUTOR is None or _EXECUTOR._max_workers < n:
-        _EXECUTOR = ThreadPoolExecutor(max_workers=n, thread_name_prefix="dynrnn-kernel")
+    # a new pool after a fork: the parent's worker threads do not exist in the child
+    if _EXECUTOR is None or _EXECUTOR[1] != os.getpid() or _EXECUTOR[0]._max_workers < n:
+        _EXECUTOR = (
+            ThreadPoolExecutor(max_workers=n, thread_name_prefix="dynrnn-kernel"),
+            os.getpid(),
+        )
+    pool = _EXECUTOR[0]
     bounds = [round(K * i / n) for i in range(n + 1)]
     futures = [
-        _EXECUTOR.submit(fn, bounds[i], bounds[i + 1], *chunk_args(i))
+        pool.submit(fn, bounds[i], bounds[i + 1], *chunk_args(i))
         for i in range(n)
         if bounds[i + 1] > bounds[i]
     ]
