@@ -1,5 +1,7 @@
 """Fused CPU rate-RNN kernel == reference autograd loop (values and gradients)."""
 
+import itertools
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -129,8 +131,8 @@ def test_c_kernel_is_used_and_float64_matches_reference_exactly_enough():
         pytest.skip("C kernels disabled by DYNRNN_DISABLE_C")
     mod = import_module("dynrnn.kernels.rate_rnn")
     assert mod._c_library(torch.float64, "tanh", "inside", 20) is not None
-    for has_alpha, name, leak in FORMS:
-        args = _inputs(3, 30, 7, 20, 3, 2, False, has_alpha, True, torch.float64, 5)
+    for (has_alpha, name, leak), N in itertools.product(FORMS, (16, 20)):  # NP == N and not
+        args = _inputs(3, 30, 7, N, 3, 2, False, has_alpha, True, torch.float64, 5)
         ref = _forward_backward(args, name, leak, "reference")
         got = _forward_backward(args, name, leak, "cpu")
         for r, f in zip([*ref[:2], *ref[2]], [*got[:2], *got[2]]):

@@ -109,36 +109,49 @@ static inline __attribute__((always_inline)) void rows_times_matrix(
         UNROLL for (int v = 0; v < NV; v++) VSTORE(out + q * NP + v * VW, acc[q][v]);
 }
 
-/* dW[j, :NP] += sum_q hp[q, j] ga[q, :NP] for j < N, q < B (rows of hp have stride N) */
-static inline void outer_accumulate(const int64_t B, const REAL *restrict hp,
-                                    const REAL *restrict ga, REAL *restrict dW) {
-    int j0 = 0;
-    for (; j0 + JB <= N; j0 += JB) {
+/* dst[j, :NP] += sum_{q < B} src[q, j] vecs[q, :NP] for j < J (row strides ld_src, ld_vec,
+   ld_dst): an outer-product accumulation with JB destination rows held in registers while
+   all B trials stream past. */
+static inline __attribute__((always_inline)) void outer_accumulate(
+        const int64_t J, const int64_t B, const REAL *restrict src, const int64_t ld_src,
+        const REAL *restrict vecs, const int64_t ld_vec, REAL *restrict dst,
+        const int64_t ld_dst) {
+    int64_t j0 = 0;
+    for (; j0 + JB <= J; j0 += JB) {
         vec acc[JB][NV];
         UNROLL for (int jj = 0; jj < JB; jj++)
-            UNROLL for (int v = 0; v < NV; v++) acc[jj][v] = VLOAD(dW + (j0 + jj) * NP + v * VW);
+            UNROLL for (int v = 0; v < NV; v++)
+                acc[jj][v] = VLOAD(dst + (j0 + jj) * ld_dst + v * VW);
         for (int64_t q = 0; q < B; q++) {
             vec g[NV];
-            UNROLL for (int v = 0; v < NV; v++) g[v] = VLOAD(ga + q * NP + v * VW);
+            UNROLL for (int v = 0; v < NV; v++) g[v] = VLOAD(vecs + q * ld_vec + v * VW);
             UNROLL for (int jj = 0; jj < JB; jj++) {
-                const REAL h = hp[q * N + j0 + jj];
+                const REAL h = src[q * ld_src + j0 + jj];
                 UNROLL for (int v = 0; v < NV; v++) acc[jj][v] += h * g[v];
             }
         }
         UNROLL for (int jj = 0; jj < JB; jj++)
-            UNROLL for (int v = 0; v < NV; v++) VSTORE(dW + (j0 + jj) * NP + v * VW, acc[jj][v]);
+            UNROLL for (int v = 0; v < NV; v++)
+                VSTORE(dst + (j0 + jj) * ld_dst + v * VW, acc[jj][v]);
     }
-#if N % JB
-    for (; j0 < N; j0++) {
+    for (; j0 < J; j0++) {
         vec acc[NV];
-        UNROLL for (int v = 0; v < NV; v++) acc[v] = VLOAD(dW + j0 * NP + v * VW);
+        UNROLL for (int v = 0; v < NV; v++) acc[v] = VLOAD(dst + j0 * ld_dst + v * VW);
         for (int64_t q = 0; q < B; q++) {
-            const REAL h = hp[q * N + j0];
-            UNROLL for (int v = 0; v < NV; v++) acc[v] += h * VLOAD(ga + q * NP + v * VW);
+            const REAL h = src[q * ld_src + j0];
+            UNROLL for (int v = 0; v < NV; v++) acc[v] += h * VLOAD(vecs + q * ld_vec + v * VW);
         }
-        UNROLL for (int v = 0; v < NV; v++) VSTORE(dW + j0 * NP + v * VW, acc[v]);
+        UNROLL for (int v = 0; v < NV; v++) VSTORE(dst + j0 * ld_dst + v * VW, acc[v]);
     }
-#endif
+}
+
+/* dst[:NP] += sum_{q < B} vecs[q, :NP] */
+static inline void sum_rows(const int64_t B, const REAL *restrict vecs, REAL *restrict dst) {
+    vec acc[NV];
+    UNROLL for (int v = 0; v < NV; v++) acc[v] = VLOAD(dst + v * VW);
+    for (int64_t q = 0; q < B; q++)
+        UNROLL for (int v = 0; v < NV; v++) acc[v] += VLOAD(vecs + q * NP + v * VW);
+    UNROLL for (int v = 0; v < NV; v++) VSTORE(dst + v * VW, acc[v]);
 }
 
 /* out[q, :NP] = bias + x[q, :I] @ W_in_T + h[q, :N] @ W_T for q < nq, accumulated in
@@ -255,10 +268,29 @@ void rate_bwd(int64_t k0, int64_t k1, int64_t T, int64_t B, int64_t I, int64_t O
         memset(work, 0, 2 * B * NP * sizeof(REAL));
         for (int64_t t = T - 1; t >= 0; t--) {
             const REAL *hprev = t ? Hk + (t - 1) * B * N : h0 + k * B * N;
+            /* H was written by the forward long ago (it is in DRAM or L3 by now): fetch the
+               previous states while this step's elementwise work runs, not when the weight
+               gradient needs them (perf: a third of the backward waited on these lines) */
+            for (int64_t e = 0; e < B * N; e += 64 / (int64_t)sizeof(REAL))
+                __builtin_prefetch(hprev + e, 0, 3);
             for (int64_t bq = 0; bq < B; bq++) {
                 const int64_t row = t * B + bq;
                 const REAL *h = Hk + row * N, *hp = hprev + bq * N;
                 REAL *c = carry + bq * NP, *g_a = ga + bq * NP;
+#if NP == N
+                /* whole vectors (no padding): g = carry + gH + gy W_out in registers */
+                vec gv[NV];
+                UNROLL for (int v = 0; v < NV; v++) gv[v] = VLOAD(c + v * VW);
+                if (gHk)
+                    UNROLL for (int v = 0; v < NV; v++) gv[v] += VLOAD(gHk + row * N + v * VW);
+                if (gYk)
+                    for (int64_t o = 0; o < O; o++) {
+                        const REAL gy = gYk[row * O + o];
+                        UNROLL for (int v = 0; v < NV; v++) gv[v] += gy * VLOAD(Wo + o * N + v * VW);
+                    }
+                REAL g[NP] __attribute__((aligned(64)));
+                UNROLL for (int v = 0; v < NV; v++) VSTORE(g + v * VW, gv[v]);
+#else
                 REAL g[NP];
                 for (int n = 0; n < N; n++) g[n] = c[n];
                 if (gHk) for (int n = 0; n < N; n++) g[n] += gHk[row * N + n];
@@ -268,9 +300,16 @@ void rate_bwd(int64_t k0, int64_t k1, int64_t T, int64_t B, int64_t I, int64_t O
                         const REAL *wo = Wo + o * N;
                         REAL *dwo = dWo + o * N;
                         for (int n = 0; n < N; n++) { g[n] += gy * wo[n]; dwo[n] += gy * h[n]; }
-                        dbo[o] += gy;
                     }
                 }
+#endif
+#if LEAK == 0 && NL == 0 && NP == N
+                UNROLL for (int v = 0; v < NV; v++) {
+                    const vec hv = VLOAD(h + v * VW);
+                    VSTORE(g_a + v * VW, gv[v] * (ONE - hv * hv));
+                    VSTORE(c + v * VW, (vec){0});
+                }
+#else
                 for (int n = 0; n < N; n++) {
 #if LEAK == 0
 #if NL == 0
@@ -296,14 +335,8 @@ void rate_bwd(int64_t k0, int64_t k1, int64_t T, int64_t B, int64_t I, int64_t O
                     c[n] = g[n] * (ONE - al[n]);
 #endif
                 }
+#endif
                 if (gnk) memcpy(gnk + row * N, g_a, N * sizeof(REAL));
-                for (int n = 0; n < NP; n++) db[n] += g_a[n];
-                const REAL *xr = xk + row * I;
-                for (int64_t i = 0; i < I; i++) {
-                    const REAL xi = xr[i];
-                    REAL *dwi = dWi + i * NP;
-                    for (int n = 0; n < NP; n++) dwi[n] += xi * g_a[n];
-                }
                 if (gxk) {
                     for (int64_t i = 0; i < I; i++) {
                         const REAL *wi = Wi + i * NP;
@@ -313,7 +346,23 @@ void rate_bwd(int64_t k0, int64_t k1, int64_t T, int64_t B, int64_t I, int64_t O
                     }
                 }
             }
-            outer_accumulate(B, hprev, ga, dW);
+            /* weight gradients of this step, blocked over the B trials:
+               dW_T[j] += sum_b hprev[b, j] ga[b];  dW_in_T[i] += sum_b x[b, i] ga[b];
+               db += sum_b ga[b];  dW_out[o] += sum_b gy[b, o] h[b] (and db_out) */
+            outer_accumulate(N, B, hprev, N, ga, NP, dW, NP);
+            outer_accumulate(I, B, xk + t * B * I, I, ga, NP, dWi, NP);
+            sum_rows(B, ga, db);
+#if NP == N
+            if (gYk) {
+                outer_accumulate(O, B, gYk + t * B * O, O, Hk + t * B * N, N, dWo, N);
+                for (int64_t bq = 0; bq < B; bq++)
+                    for (int64_t o = 0; o < O; o++) dbo[o] += gYk[(t * B + bq) * O + o];
+            }
+#else
+            if (gYk)
+                for (int64_t bq = 0; bq < B; bq++)
+                    for (int64_t o = 0; o < O; o++) dbo[o] += gYk[(t * B + bq) * O + o];
+#endif
             /* carry[q, :] = leak part (set above) + ga[q, :] @ W_T^T */
             int64_t b0 = 0;
             for (; b0 + BB <= B; b0 += BB)
