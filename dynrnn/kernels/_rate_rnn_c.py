@@ -268,12 +268,15 @@ void rate_bwd(int64_t k0, int64_t k1, int64_t T, int64_t B, int64_t I, int64_t O
         memset(work, 0, 2 * B * NP * sizeof(REAL));
         for (int64_t t = T - 1; t >= 0; t--) {
             const REAL *hprev = t ? Hk + (t - 1) * B * N : h0 + k * B * N;
-            /* H was written by the forward long ago (it is in DRAM or L3 by now): fetch the
-               previous states while this step's elementwise work runs, not when the weight
-               gradient needs them (perf: a third of the backward waited on these lines) */
-            for (int64_t e = 0; e < B * N; e += 64 / (int64_t)sizeof(REAL))
-                __builtin_prefetch(hprev + e, 0, 3);
+            /* H was written by the forward long ago (it is in DRAM or L3 by now); the weight
+               gradient of step t reads H[t-1] (perf: a third of the backward waited on these
+               lines). Each row's elementwise work prefetches one row of the states the next
+               step will need, H[t-2], so the lines arrive a whole step ahead. */
+            const REAL *ahead = t >= 2 ? Hk + (t - 2) * B * N : (t == 1 ? h0 + k * B * N : NULL);
             for (int64_t bq = 0; bq < B; bq++) {
+                if (ahead)
+                    for (int64_t e = 0; e < N; e += 64 / (int64_t)sizeof(REAL))
+                        __builtin_prefetch(ahead + bq * N + e, 0, 3);
                 const int64_t row = t * B + bq;
                 const REAL *h = Hk + row * N, *hp = hprev + bq * N;
                 REAL *c = carry + bq * NP, *g_a = ga + bq * NP;
