@@ -191,7 +191,7 @@ def dynrnn_esn(T, repeats):
         with torch.no_grad():
             feats = reservoir_features(model, x)
             ridge_readout(model, targets=y, features=feats, alpha=1e-6, washout=100)
-            _, out = run(model, x)
+            _, out = run(model, x, return_states=False)  # outputs only, as reservoirpy
         return ((out[0, 0, 100:] - y[0, 100:]) ** 2).mean().item()
 
     return median_time(fit_run, repeats)

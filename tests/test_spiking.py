@@ -242,3 +242,28 @@ def test_compiled_loop_split_over_threads_is_identical():
     assert one[1].sum() > 0
     assert torch.equal(one[1], three[1])
     assert all(torch.equal(a, b) for a, b in zip(one[0], three[0]))
+
+
+def test_esn_loop_split_over_threads_is_identical():
+    """The compiled echo-state loop splits each step's rows over torch's threads (a barrier
+    between steps); every row is computed by the same code, so the states are bitwise equal."""
+    from dynrnn.kernels.spiking import cpp_extension_available
+    from dynrnn.models import run
+    from dynrnn.models.reservoir import EchoStateConfig, EchoStateNetwork
+
+    if not cpp_extension_available(torch.float64):
+        pytest.skip("no C compiler: the compiled loop is not used")
+    cfg = EchoStateConfig(n_units=300, n_inputs=2, n_outputs=1, density=0.1, noise_std=0.01)
+    model = EchoStateNetwork(cfg, seed=0).to(F64)
+    x = torch.randn(3, 400, 2, generator=torch.Generator().manual_seed(0), dtype=F64)
+    before = torch.get_num_threads()
+    out = {}
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            with torch.no_grad():
+                out[n] = run(model, x, noise=True, generator=1)[0]
+    finally:
+        torch.set_num_threads(before)
+    assert torch.isfinite(out[1]).all() and out[1].abs().max() > 0.05
+    assert torch.equal(out[1], out[2]) and torch.equal(out[1], out[3])

@@ -36,7 +36,7 @@ if os.environ.get("DYNRNN_CPP_PORTABLE", "0") in ("", "0"):
         _FLAGS_BASE.append("-mprefer-vector-width=512")
 FAST_MATH = ["-ffast-math", "-fopenmp-simd"]
 EXACT = ["-ffp-contract=off"]  # IEEE arithmetic in source order (bit-equal to the reference)
-_FLAGS_LINK = ["-shared"]
+_FLAGS_LINK = ["-shared", "-pthread"]
 _LIBS = ["-lmvec", "-lm"]
 _warned: set[str] = set()
 

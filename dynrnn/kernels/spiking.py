@@ -43,6 +43,7 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 
 from . import _cbuild
+from ._workspace import POOL
 
 __all__ = [
     "izhikevich_step",
@@ -399,37 +400,161 @@ _ESN_SOURCE = r"""
    (int32 columns); x [T, B, I], W_in [N, I], bias [N], noise [T, B, N] or NULL, h [B, N]
    (in-out), states [T, B, N]. Compiled with -ffast-math: the row dot products are
    reassociated (vectorised gathers) and tanh comes from libmvec, so results agree with the
-   reference to rounding, not bitwise. */
-void esn_loop(REAL* h, const REAL* x, const REAL* W_in, const REAL* bias, const REAL* noise,
-              const int64_t* rowptr, const int32_t* col, const REAL* val, int64_t B, int64_t T,
-              int64_t N, int64_t I, double leak_, REAL* states) {
-  const REAL leak = (REAL)leak_;
-  REAL* pre = (REAL*)malloc((size_t)N * sizeof(REAL));
+   reference to rounding, not bitwise.
+
+   With nthreads > 1 the rows of every step are split over threads that meet at a barrier
+   after each step (the step's state is complete before anyone reads it): one reservoir is
+   inherently sequential in time, and one sparse product of a 1000-unit reservoir is tens of
+   microseconds, so the barrier spins (then yields, so an oversubscribed machine does not
+   starve the other thread). Each row is computed by the same code whichever thread runs it,
+   so the states do not depend on the number of threads. */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+
+typedef struct {
+  const REAL *x, *W_in, *bias, *noise, *val, *h0;
+  const int64_t* rowptr;
+  const int32_t* col;
+  int64_t B, T, N, I, r0, r1;
+  REAL leak;
+  REAL* states;
+  atomic_int *count, *gen;
+  int nthreads;
+} esn_job;
+
+static void esn_barrier(atomic_int* count, atomic_int* gen, int n) {
+  const int g = atomic_load_explicit(gen, memory_order_acquire);
+  if (atomic_fetch_add_explicit(count, 1, memory_order_acq_rel) == n - 1) {
+    atomic_store_explicit(count, 0, memory_order_relaxed);
+    atomic_fetch_add_explicit(gen, 1, memory_order_release);
+  } else {
+    int spins = 0;
+    while (atomic_load_explicit(gen, memory_order_acquire) == g)
+      if (++spins > 2000) { sched_yield(); spins = 0; }
+  }
+}
+
+/* sum_q val[q] h[col[q]] over row i. With AVX-512 (double): four independent 8-lane gather
+   accumulators, so the gathers of a row overlap instead of waiting on one FMA chain. */
+#if defined(__AVX512F__) && !defined(REAL_IS_FLOAT_ESN)
+#include <immintrin.h>
+static inline REAL sparse_row_dot(const esn_job* j, int64_t i, const REAL* hh) {
+  int64_t q = j->rowptr[i];
+  const int64_t e = j->rowptr[i + 1];
+  if (sizeof(REAL) == 8) {
+    __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
+    __m512d a2 = _mm512_setzero_pd(), a3 = _mm512_setzero_pd();
+    const double* v = (const double*)j->val;
+    const double* h = (const double*)hh;
+    for (; q + 32 <= e; q += 32) {
+      a0 = _mm512_fmadd_pd(_mm512_loadu_pd(v + q), _mm512_i32gather_pd(
+          _mm256_loadu_si256((const __m256i*)(j->col + q)), h, 8), a0);
+      a1 = _mm512_fmadd_pd(_mm512_loadu_pd(v + q + 8), _mm512_i32gather_pd(
+          _mm256_loadu_si256((const __m256i*)(j->col + q + 8)), h, 8), a1);
+      a2 = _mm512_fmadd_pd(_mm512_loadu_pd(v + q + 16), _mm512_i32gather_pd(
+          _mm256_loadu_si256((const __m256i*)(j->col + q + 16)), h, 8), a2);
+      a3 = _mm512_fmadd_pd(_mm512_loadu_pd(v + q + 24), _mm512_i32gather_pd(
+          _mm256_loadu_si256((const __m256i*)(j->col + q + 24)), h, 8), a3);
+    }
+    for (; q + 8 <= e; q += 8)
+      a0 = _mm512_fmadd_pd(_mm512_loadu_pd(v + q), _mm512_i32gather_pd(
+          _mm256_loadu_si256((const __m256i*)(j->col + q)), h, 8), a0);
+    double acc = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1),
+                                                    _mm512_add_pd(a2, a3)));
+    for (; q < e; ++q) acc += v[q] * h[j->col[q]];
+    return (REAL)acc;
+  }
+  REAL acc = 0;
+  for (; q < e; ++q) acc += j->val[q] * hh[j->col[q]];
+  return acc;
+}
+#else
+static inline REAL sparse_row_dot(const esn_job* j, int64_t i, const REAL* hh) {
+  REAL acc = 0;
+  const int64_t e = j->rowptr[i + 1];
+  for (int64_t q = j->rowptr[i]; q < e; ++q) acc += j->val[q] * hh[j->col[q]];
+  return acc;
+}
+#endif
+
+static void esn_rows(const esn_job* j) {
+  const int64_t B = j->B, T = j->T, N = j->N, I = j->I, r0 = j->r0, r1 = j->r1;
+  REAL* pre = (REAL*)malloc((size_t)(r1 - r0 + 1) * sizeof(REAL));
   for (int64_t bb = 0; bb < B; ++bb) {
-    REAL* hh = h + bb * N;
     for (int64_t t = 0; t < T; ++t) {
-      const REAL* xt = x + (t * B + bb) * I;
-      for (int64_t i = 0; i < N; ++i) {
-        REAL d = 0;
-        for (int64_t j = 0; j < I; ++j) d += W_in[i * I + j] * xt[j];
-        pre[i] = d + bias[i];
+      const REAL* hh = t ? j->states + ((t - 1) * B + bb) * N : j->h0 + bb * N;
+      const REAL* xt = j->x + (t * B + bb) * I;
+      REAL* out = j->states + (t * B + bb) * N;
+      /* three passes over this thread's rows, each vectorised: drive, sparse product, and
+         the leaky tanh update (libmvec's vector tanh) */
+      for (int64_t i = r0; i < r1; ++i) {
+        REAL d = j->bias[i];
+        for (int64_t q = 0; q < I; ++q) d += j->W_in[i * I + q] * xt[q];
+        pre[i - r0] = d;
       }
-      if (noise) {
-        const REAL* nz = noise + (t * B + bb) * N;
-        for (int64_t i = 0; i < N; ++i) pre[i] += nz[i];
+      if (j->noise) {
+        const REAL* nz = j->noise + (t * B + bb) * N;
+        for (int64_t i = r0; i < r1; ++i) pre[i - r0] += nz[i];
       }
-      for (int64_t i = 0; i < N; ++i) {
-        REAL acc = 0;
-        const int64_t e = rowptr[i + 1];
-        for (int64_t q = rowptr[i]; q < e; ++q) acc += val[q] * hh[col[q]];
-        pre[i] += acc;
-      }
-      REAL* out = states + (t * B + bb) * N;
-      for (int64_t i = 0; i < N; ++i) out[i] = hh[i] + leak * (TANH(pre[i]) - hh[i]);
-      memcpy(hh, out, (size_t)N * sizeof(REAL));
+      for (int64_t i = r0; i < r1; ++i) pre[i - r0] += sparse_row_dot(j, i, hh);
+      const REAL leak = j->leak;
+      for (int64_t i = r0; i < r1; ++i) out[i] = hh[i] + leak * (TANH(pre[i - r0]) - hh[i]);
+      if (j->nthreads > 1) esn_barrier(j->count, j->gen, j->nthreads);
     }
   }
   free(pre);
+}
+
+typedef struct { esn_job* job; atomic_int* gate; } esn_start;
+
+static void* esn_thread(void* arg) {
+  const esn_start* st = (const esn_start*)arg;
+  while (!atomic_load_explicit(st->gate, memory_order_acquire)) sched_yield();
+  esn_rows(st->job);
+  return NULL;
+}
+
+void esn_loop(REAL* h, const REAL* x, const REAL* W_in, const REAL* bias, const REAL* noise,
+              const int64_t* rowptr, const int32_t* col, const REAL* val, int64_t B, int64_t T,
+              int64_t N, int64_t I, double leak_, REAL* states, int64_t nthreads) {
+  if (nthreads < 1) nthreads = 1;
+  if (nthreads > 64) nthreads = 64;
+  if (nthreads > N) nthreads = N;
+  atomic_int count = 0, gen = 0, gate = 0;
+  esn_job jobs[64];
+  esn_start starts[64];
+  pthread_t tids[64];
+  /* start the helper threads first; they wait at the gate until their rows are known, so a
+     thread that fails to start only means fewer participants */
+  int n = 1;
+  for (int k = 1; k < nthreads; ++k) {
+    starts[n] = (esn_start){&jobs[n], &gate};
+    if (pthread_create(&tids[n], NULL, esn_thread, &starts[n]) != 0) break;
+    ++n;
+  }
+  /* rows split by nonzeros, so that every participant does about the same work */
+  int64_t r = 0;
+  for (int k = 0; k < n; ++k) {
+    const int64_t r0 = r;
+    if (k == n - 1) {
+      r = N;
+    } else {
+      const int64_t goal = rowptr[N] * (k + 1) / n;
+      while (r < N && rowptr[r + 1] <= goal) ++r;
+      /* boundaries on multiples of 64 rows: every row then falls in the same vector chunk
+         (or scalar tail) as in a single-thread run, so results do not depend on the split */
+      r = (r + 63) / 64 * 64;
+      if (r > N) r = N;
+    }
+    jobs[k] = (esn_job){x, W_in, bias, noise, val, h, rowptr, col, B, T, N, I, r0, r,
+                        (REAL)leak_, states, &count, &gen, n};
+  }
+  atomic_store_explicit(&gate, 1, memory_order_release);
+  esn_rows(&jobs[0]);
+  for (int k = 1; k < n; ++k) pthread_join(tids[k], NULL);
+  for (int64_t bb = 0; bb < B; ++bb)
+    memcpy(h + bb * N, states + ((T - 1) * B + bb) * N, (size_t)N * sizeof(REAL));
 }
 """
 
@@ -621,6 +746,12 @@ def izhikevich_fast(
         return _torch_loop(state, p, cfg, n_steps, drive, noise, rng, record_rates)
 
 
+def _esn_threads(n_units: int) -> int:
+    """Threads for one reservoir's rows: torch's thread count, but one below 256 units (a step
+    is then shorter than the barrier between steps)."""
+    return 1 if n_units < 256 else max(1, torch.get_num_threads())
+
+
 def esn_fast(h0, x, W_in, bias, W, leak, noise=None):
     """Leaky tanh reservoir ``h <- h + leak (tanh(W h + W_in x_t + bias + noise_t) - h)`` for
     one network, ``W`` in CSR (compiled C), over ``x [T, B, I]`` (``noise [T, B, N]`` or None);
@@ -642,11 +773,11 @@ def esn_fast(h0, x, W_in, bias, W, leak, noise=None):
             noise = noise.to(dtype).contiguous()
         T, B, I = x.shape
         N = W.shape[0]
-        states = torch.empty(T, B, N, dtype=dtype)
+        states = POOL.empty((T, B, N), dtype)  # no page faults on a reused 400 MB buffer
         i64 = ctypes.c_int64
         lib.esn_loop(
             _ptr(h), _ptr(x), _ptr(W_in), _ptr(bias), _ptr(noise), _ptr(crow), _ptr(cols),
             _ptr(vals), i64(B), i64(T), i64(N), i64(I), ctypes.c_double(float(leak)),
-            _ptr(states),
+            _ptr(states), i64(_esn_threads(N)),
         )  # fmt: skip
         return states
