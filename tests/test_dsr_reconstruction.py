@@ -90,21 +90,23 @@ def test_lorenz_reconstruction_shplrnn():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    reason="AL-RNN training does not yet reconstruct Lorenz/Rossler within this budget: every "
-    "run tried (M=20 or 8, P=2; GTF alpha 0.1/0.2/0.3, aGTF, STF tau=16, loss burn-in 50; "
-    "6000-15000 iterations) collapsed to a fixed point in free running (D_stsp 16.3, D_H ~0.85)",
-    strict=False,
-)
 @pytest.mark.parametrize("system, P, dt, expected", [("lorenz63", 2, 0.01, (2, 4)),
                                                       ("rossler", 1, 0.05, (2, 2))])
 def test_alrnn_symbolic_dynamics(system, P, dt, expected):
     """AL-RNN (M=20) with P ReLUs: Lorenz uses at most 4 subregions with a connected symbolic
-    graph; Rossler with P=1 uses both of its 2 subregions."""
-    task = ChaoticSystemTask(system, n_steps=50_000, dt=dt, noise=0.0)
+    graph; Rossler with P=1 uses both of its 2 subregions.
+
+    Passes in ~460 s (both cases on 2 cores). What it shows is topology, not a good
+    reconstruction: the same settings through ``dynrnn reconstruct`` (100,000 samples, 2 seeds,
+    20,000 iterations, 230 s) gave a chaotic two-wing attractor using all 4 subregions, with
+    lambda_max 0.70 / 0.48 (true 0.906), D_H 0.76 / 0.46 and D_stsp 11.7 / 11.1 (the geometry is
+    still far from the data's; the shPLRNN test above meets the metric criteria)."""
+    # weak forcing (alpha 0.05) on data with 5% observation noise: with alpha 0.1-0.3 or
+    # sparse forcing and clean data every free run collapsed to a fixed point
+    task = ChaoticSystemTask(system, n_steps=50_000, dt=dt, noise=0.05)
     data = task.sample(1, seed=0).targets[0]
-    model = ALRNN(ALRNNConfig(20, 3, n_pwl=P, dt=dt), n_networks=4)
-    train_gtf(model, data, GTFConfig(n_iterations=8000, alpha=0.2, lr_end=1e-5))
+    model = ALRNN(ALRNNConfig(20, 3, n_pwl=P, dt=dt), n_networks=2)
+    train_gtf(model, data, GTFConfig(n_iterations=20000, alpha=0.05, lr_end=1e-5))
     ds = evaluate_reconstruction(model, data, lyapunov=False)
     best = int(np.nanargmin(ds.D_stsp.values))
     net = model.select(best)
