@@ -29,14 +29,18 @@ def add_parser(sub) -> None:
     r.add_argument("--seq-len", type=int, default=200)
     r.add_argument("--batch-size", type=int, default=16)
     r.add_argument("--forcing", choices=("gtf", "agtf", "stf"), default="gtf")
-    r.add_argument("--alpha", type=float, default=0.2)
+    r.add_argument("--alpha", type=float, default=None,
+                   help="GTF forcing strength (default 0.05 for alrnn, 0.2 else)")
     r.add_argument("--tau", type=int, default=None, help="STF interval (default: estimated)")
     r.add_argument("--lr", type=float, default=1e-3)
     r.add_argument("--lr-end", type=float, default=1e-5)
     r.add_argument("--grad-clip", type=float, default=10.0)
     r.add_argument("--samples", type=int, default=100_000)
     r.add_argument("--dt", type=float, default=None)
-    r.add_argument("--noise", type=float, default=0.0, help="relative observation noise")
+    r.add_argument("--noise", type=float, default=None,
+                   help="relative observation noise of the data (default 0.05 for alrnn, 0 else;"
+                        " with stronger forcing or clean data AL-RNN free runs collapsed to a "
+                        "fixed point)")
     r.add_argument("--lyapunov-steps", type=int, default=20000)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--out", default="reconstruction")
@@ -80,6 +84,10 @@ def cmd_reconstruct(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     dt = args.dt or SYSTEM_DT[args.system]
+    if args.alpha is None:
+        args.alpha = 0.05 if args.model == "alrnn" else 0.2
+    if args.noise is None:
+        args.noise = 0.05 if args.model == "alrnn" else 0.0
     task = ChaoticSystemTask(args.system, n_steps=args.samples, dt=dt, noise=args.noise)
     log = (lambda *a: None) if args.quiet else print
     log(f"Integrating {args.system}: {args.samples} samples, dt {dt} ...")
