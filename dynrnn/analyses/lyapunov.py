@@ -171,7 +171,10 @@ def lyapunov_spectrum(
         burn_in: steps of the state alone before the tangent dynamics start.
         tangent_burn_in: steps of the tangent dynamics before accumulation starts.
         reortho_every: steps between QR re-orthonormalisations (1 is safest; larger values are
-            faster but may lose precision on strongly contracting directions).
+            faster but lose precision once the spread of the exponents times the interval
+            approaches float64's ~36 nats: measured on saturated tanh networks (gain 3, N <= 6)
+            the sum of the exponents matched the mean log|det J| to 3e-14 at 1, 1e-9 at 2,
+            7e-5 at 3 and 7e-2 at 4 (relative)).
         n_exponents: k leading exponents (default all N).
         h0_std: scale of the default random initial states.
         seed: seed or generator for h0 and the initial frame.
