@@ -12,3 +12,11 @@ torch.set_num_threads(1)
 # before triton.jit decorates the kernels, i.e. before dynrnn imports them).
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+# Hypothesis draws the same examples on every run (a CI outcome must be reproducible; explore
+# new examples locally with HYPOTHESIS_PROFILE=explore).
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("dynrnn", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dynrnn"))
