@@ -21,6 +21,7 @@ __all__ = [
     "to_numpy",
     "split_complex",
     "merge_complex",
+    "split_batch",
 ]
 
 _PROTOCOL = ("step", "jacobian", "step_drive", "input_drive", "prepare", "n_units", "n_networks")
@@ -157,6 +158,38 @@ def input_series(
             f"Got {x.shape[1]}."
         )
     return check_finite(x.expand(K, *x.shape[1:]), owner, "inputs"), True
+
+
+def split_batch(fn, *tensors: torch.Tensor, min_per_thread: int = 256):
+    """``fn(*tensors)`` with the leading (batch) dim split over torch's threads.
+
+    For batched LAPACK routines that torch runs one matrix after another on CPU (``eig``,
+    ``inv``): each thread takes a contiguous slice of the batch (torch releases the GIL
+    inside the call) and the results are concatenated along dim 0. ``fn`` must return a tensor
+    or a tuple of tensors, each with the same leading dim as its inputs. Results equal the
+    unsplit call (each matrix is processed by the same routine). On CUDA tensors, or when the
+    batch is smaller than ``2 * min_per_thread``, ``fn`` is called once.
+    """
+    n = tensors[0].shape[0]
+    n_threads = min(torch.get_num_threads(), n // max(1, min_per_thread))
+    if n_threads < 2 or tensors[0].device.type != "cpu":
+        return fn(*tensors)
+    from concurrent.futures import ThreadPoolExecutor
+
+    # A fresh pool per call, on purpose: a thread that has run a torch op keeps its own OpenMP
+    # team alive, and a persistent pool of such threads measured a 3x slowdown of later small
+    # torch ops in the same process (a 64-unit Adam loop: 1.2 -> 3.6 ms per iteration).
+    bounds = [n * i // n_threads for i in range(n_threads + 1)]
+    with ThreadPoolExecutor(n_threads, thread_name_prefix="dynrnn-split") as pool:
+        parts = list(
+            pool.map(
+                lambda i: fn(*(t[bounds[i] : bounds[i + 1]] for t in tensors)),
+                range(n_threads),
+            )
+        )
+    if isinstance(parts[0], torch.Tensor):
+        return torch.cat(parts)
+    return tuple(torch.cat(list(p)) for p in zip(*parts))
 
 
 def to_numpy(t: torch.Tensor) -> np.ndarray:

@@ -289,7 +289,8 @@ void rate_bwd(int64_t k0, int64_t k1, int64_t T, int64_t B, int64_t I, int64_t O
                 if (gYk)
                     for (int64_t o = 0; o < O; o++) {
                         const REAL gy = gYk[row * O + o];
-                        UNROLL for (int v = 0; v < NV; v++) gv[v] += gy * VLOAD(Wo + o * N + v * VW);
+                        UNROLL for (int v = 0; v < NV; v++)
+                            gv[v] += gy * VLOAD(Wo + o * N + v * VW);
                     }
                 REAL g[NP] __attribute__((aligned(64)));
                 UNROLL for (int v = 0; v < NV; v++) VSTORE(g + v * VW, gv[v]);
