@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dynrnn.analyses import find_fixed_points, sample_initial_states
+from dynrnn.analyses import find_fixed_points, sample_initial_states, speed
 from dynrnn.models import Ensemble, RateRNNConfig
 
 
@@ -266,13 +266,24 @@ def main(argv=None):
             max_d = math.nan
         same = matched_ref == len(ref_stable) == len(our_stable) == matched_ours
         agree.append(same)
+        extra = ""
+        if not same and len(ref_stable) and len(our_stable):
+            # a stable point one method found and the other missed: is it a true fixed point?
+            miss_ours = ref_stable[dist.min(1).values >= 1e-3]
+            miss_ref = our_stable[dist.min(0).values >= 1e-3]
+            q_a = speed(net.double(), miss_ours[None]) if len(miss_ours) else torch.zeros(1, 0)
+            q_b = speed(net.double(), miss_ref[None]) if len(miss_ref) else torch.zeros(1, 0)
+            extra = (f"\n    (found by the baseline only: {len(miss_ours)}, float64 q "
+                     f"{q_a.flatten().tolist()}; by dynrnn only: {len(miss_ref)}, float64 q "
+                     f"{q_b.flatten().tolist()}: different basins reached from the same "
+                     f"initial states)")
         n_unique[0] += int((res["q"] < 1e-12).sum())
         n_unique[1] += int((d.valid & d.converged).sum())
         print(f"  network {k}: {dt:6.1f}s, {res['iterations']} its, baseline max q "
               f"{float(res['final_q'].max()):.1e} (fraction q<1e-12: "
               f"{float((res['final_q'] < 1e-12).float().mean()):.2f}); stable points "
               f"baseline {len(ref_stable)} / dynrnn {len(our_stable)}, matched within 1e-3: "
-              f"{matched_ref}; max distance {max_d:.1e}; same set: {same}")
+              f"{matched_ref}; max distance {max_d:.1e}; same set: {same}{extra}")
     sub_model = model.select(subset)
     t0 = time.perf_counter()
     find_fixed_points(sub_model, u, initial_states=x0[subset])
