@@ -10,6 +10,8 @@ the tests compare it against; the CPU paths never import Triton.
 * :func:`izhikevich_fast` -- Izhikevich reservoir time loop (event-driven C loop with in-loop
   noise, or a torch loop), identical spikes to :func:`izhikevich_reference` in float64;
   :func:`esn_fast` -- echo-state reservoir loop with CSR weights.
+* :mod:`.linalg` -- batched LU factorisation and solves of many small matrices (the
+  fixed-point finder's Newton steps); C kernel split over threads, torch/LAPACK reference.
 """
 
 from ._workspace import clear_workspace
