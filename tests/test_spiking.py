@@ -185,6 +185,26 @@ def test_esn_fast_loop_matches_reference():
     torch.testing.assert_close(model.spectral_radius(), torch.full((2,), 0.9, dtype=F64))
 
 
+@pytest.mark.parametrize("dtype, n_units", [(F64, 301), (torch.float32, 120), (torch.float32, 301)])
+def test_esn_fast_loop_matches_reference_sell_tails(dtype, n_units):
+    # SELL-C slices of 8 (float64) / 16 (float32) rows: N = 301 leaves a partial last slice and
+    # (>= 256 units) splits the rows over threads
+    torch.set_num_threads(2)
+    model = EchoStateNetwork(
+        EchoStateConfig(n_units=n_units, n_inputs=1, n_outputs=1, density=0.07, leak=0.5),
+        n_networks=1, seed=3,
+    ).to(dtype)
+    x = torch.randn(1, 150, 1, generator=torch.Generator().manual_seed(1), dtype=dtype)
+    try:
+        with torch.no_grad():
+            S_ref, _ = run(model, x, backend="reference")
+            S, _ = run(model, x)
+    finally:
+        torch.set_num_threads(1)
+    tol = 1e-12 if dtype == F64 else 2e-5
+    torch.testing.assert_close(S, S_ref, rtol=tol, atol=tol)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

@@ -9,7 +9,7 @@ the tests compare it against; the CPU paths never import Triton.
   :func:`clear_workspace` frees their pooled output buffers.
 * :func:`izhikevich_fast` -- Izhikevich reservoir time loop (event-driven C loop with in-loop
   noise, or a torch loop), identical spikes to :func:`izhikevich_reference` in float64;
-  :func:`esn_fast` -- echo-state reservoir loop with CSR weights.
+  :func:`esn_fast` -- echo-state reservoir loop with SELL-C sparse weights.
 * :mod:`.linalg` -- batched LU factorisation and solves of many small matrices (the
   fixed-point finder's Newton steps); C kernel split over threads, torch/LAPACK reference.
 """

@@ -396,8 +396,9 @@ _ESN_SOURCE = r"""
 #include <stdlib.h>
 #include <string.h>
 
-/* Leaky tanh reservoir h <- h + leak (tanh(W h + W_in x_t + bias + noise_t) - h), W in CSR
-   (int32 columns); x [T, B, I], W_in [N, I], bias [N], noise [T, B, N] or NULL, h [B, N]
+/* Leaky tanh reservoir h <- h + leak (tanh(W h + W_in x_t + bias + noise_t) - h), W in
+   SELL-C format (see sell_slice; rowptr is W's CSR row pointer, used to split the rows over
+   threads by nonzeros); x [T, B, I], W_in [N, I], bias [N], noise [T, B, N] or NULL, h [B, N]
    (in-out), states [T, B, N]. Compiled with -ffast-math: the row dot products are
    reassociated (vectorised gathers) and tanh comes from libmvec, so results agree with the
    reference to rounding, not bitwise.
@@ -414,7 +415,7 @@ _ESN_SOURCE = r"""
 
 typedef struct {
   const REAL *x, *W_in, *bias, *noise, *val, *h0;
-  const int64_t* rowptr;
+  const int64_t *rowptr, *sptr;
   const int32_t* col;
   int64_t B, T, N, I, r0, r1;
   REAL leak;
@@ -435,52 +436,64 @@ static void esn_barrier(atomic_int* count, atomic_int* gen, int n) {
   }
 }
 
-/* sum_q val[q] h[col[q]] over row i. With AVX-512 (double): four independent 8-lane gather
-   accumulators, so the gathers of a row overlap instead of waiting on one FMA chain. */
-#if defined(__AVX512F__) && !defined(REAL_IS_FLOAT_ESN)
+/* The sparse product of C = 64 / sizeof(REAL) consecutive rows (one SELL-C slice: Kreutzer
+   et al. 2014, with sigma = 1): g-th nonzero of each of the C rows side by side, rows padded
+   with zeros to the slice's longest row. A vector gather per group of C nonzeros and no
+   horizontal sums or per-row tails: measured 1.6x faster than row-wise CSR dot products
+   (whose per-row reduction and tail cost as much as the gathers at ~100 nonzeros per row). */
+#define SELL_C (64 / (int64_t)sizeof(REAL))
+#if defined(__AVX512F__)
 #include <immintrin.h>
-static inline REAL sparse_row_dot(const esn_job* j, int64_t i, const REAL* hh) {
-  int64_t q = j->rowptr[i];
-  const int64_t e = j->rowptr[i + 1];
-  if (sizeof(REAL) == 8) {
-    __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
-    __m512d a2 = _mm512_setzero_pd(), a3 = _mm512_setzero_pd();
-    const double* v = (const double*)j->val;
-    const double* h = (const double*)hh;
-    for (; q + 32 <= e; q += 32) {
-      a0 = _mm512_fmadd_pd(_mm512_loadu_pd(v + q), _mm512_i32gather_pd(
-          _mm256_loadu_si256((const __m256i*)(j->col + q)), h, 8), a0);
-      a1 = _mm512_fmadd_pd(_mm512_loadu_pd(v + q + 8), _mm512_i32gather_pd(
-          _mm256_loadu_si256((const __m256i*)(j->col + q + 8)), h, 8), a1);
-      a2 = _mm512_fmadd_pd(_mm512_loadu_pd(v + q + 16), _mm512_i32gather_pd(
-          _mm256_loadu_si256((const __m256i*)(j->col + q + 16)), h, 8), a2);
-      a3 = _mm512_fmadd_pd(_mm512_loadu_pd(v + q + 24), _mm512_i32gather_pd(
-          _mm256_loadu_si256((const __m256i*)(j->col + q + 24)), h, 8), a3);
-    }
-    for (; q + 8 <= e; q += 8)
-      a0 = _mm512_fmadd_pd(_mm512_loadu_pd(v + q), _mm512_i32gather_pd(
-          _mm256_loadu_si256((const __m256i*)(j->col + q)), h, 8), a0);
-    double acc = _mm512_reduce_add_pd(_mm512_add_pd(_mm512_add_pd(a0, a1),
-                                                    _mm512_add_pd(a2, a3)));
-    for (; q < e; ++q) acc += v[q] * h[j->col[q]];
-    return (REAL)acc;
-  }
-  REAL acc = 0;
-  for (; q < e; ++q) acc += j->val[q] * hh[j->col[q]];
-  return acc;
-}
-#else
-static inline REAL sparse_row_dot(const esn_job* j, int64_t i, const REAL* hh) {
-  REAL acc = 0;
-  const int64_t e = j->rowptr[i + 1];
-  for (int64_t q = j->rowptr[i]; q < e; ++q) acc += j->val[q] * hh[j->col[q]];
-  return acc;
-}
 #endif
+static inline void sell_slice(const esn_job* j, int64_t s, const REAL* hh, REAL* out) {
+  const int64_t g0 = j->sptr[s], g1 = j->sptr[s + 1];
+  const REAL* v = j->val;
+  const int32_t* c = j->col;
+#if defined(__AVX512F__)
+  if (sizeof(REAL) == 8) {
+    const double* h = (const double*)hh;
+    __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
+    int64_t g = g0;
+    for (; g + 2 <= g1; g += 2) {
+      a0 = _mm512_fmadd_pd(_mm512_loadu_pd((const double*)v + g * 8), _mm512_i32gather_pd(
+          _mm256_loadu_si256((const __m256i*)(c + g * 8)), h, 8), a0);
+      a1 = _mm512_fmadd_pd(_mm512_loadu_pd((const double*)v + g * 8 + 8), _mm512_i32gather_pd(
+          _mm256_loadu_si256((const __m256i*)(c + g * 8 + 8)), h, 8), a1);
+    }
+    if (g < g1)
+      a0 = _mm512_fmadd_pd(_mm512_loadu_pd((const double*)v + g * 8), _mm512_i32gather_pd(
+          _mm256_loadu_si256((const __m256i*)(c + g * 8)), h, 8), a0);
+    _mm512_storeu_pd((double*)out, _mm512_add_pd(a0, a1));
+    return;
+  }
+  if (sizeof(REAL) == 4) {
+    const float* h = (const float*)hh;
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    int64_t g = g0;
+    for (; g + 2 <= g1; g += 2) {
+      a0 = _mm512_fmadd_ps(_mm512_loadu_ps((const float*)v + g * 16), _mm512_i32gather_ps(
+          _mm512_loadu_si512((const void*)(c + g * 16)), h, 4), a0);
+      a1 = _mm512_fmadd_ps(_mm512_loadu_ps((const float*)v + g * 16 + 16), _mm512_i32gather_ps(
+          _mm512_loadu_si512((const void*)(c + g * 16 + 16)), h, 4), a1);
+    }
+    if (g < g1)
+      a0 = _mm512_fmadd_ps(_mm512_loadu_ps((const float*)v + g * 16), _mm512_i32gather_ps(
+          _mm512_loadu_si512((const void*)(c + g * 16)), h, 4), a0);
+    _mm512_storeu_ps((float*)out, _mm512_add_ps(a0, a1));
+    return;
+  }
+#endif
+  REAL acc[SELL_C];
+  for (int64_t l = 0; l < SELL_C; ++l) acc[l] = 0;
+  for (int64_t g = g0; g < g1; ++g)
+    for (int64_t l = 0; l < SELL_C; ++l) acc[l] += v[g * SELL_C + l] * hh[c[g * SELL_C + l]];
+  for (int64_t l = 0; l < SELL_C; ++l) out[l] = acc[l];
+}
 
 static void esn_rows(const esn_job* j) {
   const int64_t B = j->B, T = j->T, N = j->N, I = j->I, r0 = j->r0, r1 = j->r1;
   REAL* pre = (REAL*)malloc((size_t)(r1 - r0 + 1) * sizeof(REAL));
+  REAL prod[SELL_C];
   for (int64_t bb = 0; bb < B; ++bb) {
     for (int64_t t = 0; t < T; ++t) {
       const REAL* hh = t ? j->states + ((t - 1) * B + bb) * N : j->h0 + bb * N;
@@ -497,7 +510,11 @@ static void esn_rows(const esn_job* j) {
         const REAL* nz = j->noise + (t * B + bb) * N;
         for (int64_t i = r0; i < r1; ++i) pre[i - r0] += nz[i];
       }
-      for (int64_t i = r0; i < r1; ++i) pre[i - r0] += sparse_row_dot(j, i, hh);
+      for (int64_t sl = r0 / SELL_C; sl * SELL_C < r1; ++sl) {  /* r0 is a multiple of 64 */
+        sell_slice(j, sl, hh, prod);
+        const int64_t i0 = sl * SELL_C, n = r1 - i0 < SELL_C ? r1 - i0 : SELL_C;
+        for (int64_t l = 0; l < n; ++l) pre[i0 + l - r0] += prod[l];
+      }
       const REAL leak = j->leak;
       for (int64_t i = r0; i < r1; ++i) out[i] = hh[i] + leak * (TANH(pre[i - r0]) - hh[i]);
       if (j->nthreads > 1) esn_barrier(j->count, j->gen, j->nthreads);
@@ -516,7 +533,8 @@ static void* esn_thread(void* arg) {
 }
 
 void esn_loop(REAL* h, const REAL* x, const REAL* W_in, const REAL* bias, const REAL* noise,
-              const int64_t* rowptr, const int32_t* col, const REAL* val, int64_t B, int64_t T,
+              const int64_t* rowptr, const int64_t* sptr, const int32_t* col, const REAL* val,
+              int64_t B, int64_t T,
               int64_t N, int64_t I, double leak_, REAL* states, int64_t nthreads) {
   if (nthreads < 1) nthreads = 1;
   if (nthreads > 64) nthreads = 64;
@@ -547,7 +565,7 @@ void esn_loop(REAL* h, const REAL* x, const REAL* W_in, const REAL* bias, const 
       r = (r + 63) / 64 * 64;
       if (r > N) r = N;
     }
-    jobs[k] = (esn_job){x, W_in, bias, noise, val, h, rowptr, col, B, T, N, I, r0, r,
+    jobs[k] = (esn_job){x, W_in, bias, noise, val, h, rowptr, sptr, col, B, T, N, I, r0, r,
                         (REAL)leak_, states, &count, &gen, n};
   }
   atomic_store_explicit(&gate, 1, memory_order_release);
@@ -752,6 +770,32 @@ def _esn_threads(n_units: int) -> int:
     return 1 if n_units < 256 else max(1, torch.get_num_threads())
 
 
+def _sell(W: torch.Tensor, dtype: torch.dtype):
+    """``W [N, N]`` in SELL-C (sigma = 1) with C = 64 bytes / element size, as the C loop reads
+    it: ``(rowptr [N+1] (CSR), slice_ptr [S+1], cols int32 [G, C], vals [G, C])``; slice s
+    holds rows ``s*C .. s*C+C-1``, its g-th group the g-th nonzero of each (zero-padded)."""
+    C = 64 // torch.empty(0, dtype=dtype).element_size()
+    N = W.shape[0]
+    rows, cols = W.nonzero(as_tuple=True)  # row-major order
+    counts = torch.bincount(rows, minlength=N)
+    crow = torch.zeros(N + 1, dtype=torch.int64)
+    crow[1:] = counts.cumsum(0)
+    S = -(-N // C)
+    slice_len = torch.zeros(S * C, dtype=torch.int64)
+    slice_len[:N] = counts
+    slice_len = slice_len.view(S, C).amax(1)
+    sptr = torch.zeros(S + 1, dtype=torch.int64)
+    sptr[1:] = slice_len.cumsum(0)
+    G = int(sptr[-1])
+    pos = torch.arange(len(rows)) - crow[rows]  # index of the nonzero within its row
+    flat = (sptr[rows // C] + pos) * C + rows % C
+    sval = torch.zeros(G * C, dtype=dtype)
+    scol = torch.zeros(G * C, dtype=torch.int32)
+    sval[flat] = W[rows, cols].to(dtype)
+    scol[flat] = cols.to(torch.int32)
+    return crow, sptr, scol, sval
+
+
 def esn_fast(h0, x, W_in, bias, W, leak, noise=None):
     """Leaky tanh reservoir ``h <- h + leak (tanh(W h + W_in x_t + bias + noise_t) - h)`` for
     one network, ``W`` in CSR (compiled C), over ``x [T, B, I]`` (``noise [T, B, N]`` or None);
@@ -761,11 +805,7 @@ def esn_fast(h0, x, W_in, bias, W, leak, noise=None):
     if lib is None:
         return None
     with torch.no_grad():
-        rows, cols = W.nonzero(as_tuple=True)  # row-major order
-        crow = torch.zeros(W.shape[0] + 1, dtype=torch.int64)
-        crow[1:] = torch.bincount(rows, minlength=W.shape[0]).cumsum(0)
-        vals = W[rows, cols].to(dtype).contiguous()
-        cols = cols.to(torch.int32).contiguous()
+        crow, sptr, cols, vals = _sell(W, dtype)
         h = h0.contiguous().clone()
         x = x.to(dtype).contiguous()
         W_in, bias = W_in.to(dtype).contiguous(), bias.to(dtype).contiguous()
@@ -776,7 +816,8 @@ def esn_fast(h0, x, W_in, bias, W, leak, noise=None):
         states = POOL.empty((T, B, N), dtype)  # no page faults on a reused 400 MB buffer
         i64 = ctypes.c_int64
         lib.esn_loop(
-            _ptr(h), _ptr(x), _ptr(W_in), _ptr(bias), _ptr(noise), _ptr(crow), _ptr(cols),
+            _ptr(h), _ptr(x), _ptr(W_in), _ptr(bias), _ptr(noise), _ptr(crow), _ptr(sptr),
+            _ptr(cols),
             _ptr(vals), i64(B), i64(T), i64(N), i64(I), ctypes.c_double(float(leak)),
             _ptr(states), i64(_esn_threads(N)),
         )  # fmt: skip

@@ -10,7 +10,7 @@ Map (Jaeger 2001; leaky integrator form of Jaeger et al. 2007)::
 the feedback scaling. ``W_out`` starts at zero and is set by the readout rules of
 :mod:`dynrnn.training.readouts` (ridge, FORCE, three-factor).
 
-Without feedback, :func:`dynrnn.models.run` uses a compiled C++ loop with ``W`` in CSR
+Without feedback, :func:`dynrnn.models.run` uses a compiled C loop with ``W`` in SELL-C
 (:func:`dynrnn.kernels.spiking.esn_fast`); it agrees with the reference loop to rounding
 (summation order and libm ``tanh``).
 """
@@ -159,7 +159,7 @@ class EchoStateNetwork(RecurrentModel):
         )
 
     def fused_loop(self, h0, x, noise):
-        """C loop with CSR ``W`` per network (:func:`dynrnn.kernels.spiking.esn_fast`); the
+        """C loop with sparse (SELL-C) ``W`` per network (:func:`dynrnn.kernels.spiking.esn_fast`); the
         input projection is done inside the loop, so no ``[K, T, B, N]`` drive is written."""
         from ..kernels.spiking import esn_fast
 
