@@ -23,7 +23,8 @@
    with the readout: **dynrnn** (compiled CSR loop, ``ridge_readout``) vs **reservoirpy**
    (``Reservoir >> Ridge``, ``fit`` then ``run``), both float64. Goal >= 5x.
 
-Run: ``OMP_NUM_THREADS=1 python benchmarks/spiking.py [--repeats 3] [--esn-steps 50000]``.
+Run: ``OMP_NUM_THREADS=1 python benchmarks/spiking.py [--repeats 3] [--esn-steps 50000]``
+(``--torch-compile`` adds a ``torch.compile``'d per-step loop, the other compiled option).
 Prints times and ratios; a peer that cannot be imported is reported and skipped.
 """
 
@@ -109,6 +110,52 @@ def naive_torch_izhikevich(repeats):
         return n_spikes / 1000 / (N_STEPS * dt * 1e-3)
 
     return median_time(sim, repeats)
+
+
+def compiled_torch_izhikevich(repeats):
+    """The measured alternative of a compiled whole step: ``torch.compile`` (inductor) of one
+    0.5 ms step -- both half-steps, reset, and dense propagation ``S @ fired`` (a fixed-shape
+    graph; the event-driven column gather has a data-dependent shape) -- called per step from
+    Python. Returns (median time, compile time of the first call)."""
+    g = torch.Generator().manual_seed(0)
+    ne, ni = 800, 200
+    re = torch.rand(ne, generator=g, dtype=torch.float64)
+    ri = torch.rand(ni, generator=g, dtype=torch.float64)
+    a = torch.cat([torch.full((ne,), 0.02, dtype=torch.float64), 0.02 + 0.08 * ri])
+    b = torch.cat([torch.full((ne,), 0.2, dtype=torch.float64), 0.25 - 0.05 * ri])
+    c = torch.cat([-65 + 15 * re**2, torch.full((ni,), -65.0, dtype=torch.float64)])
+    d = torch.cat([8 - 6 * re**2, torch.full((ni,), 2.0, dtype=torch.float64)])
+    S = torch.cat(
+        [0.5 * torch.rand(1000, ne, generator=g, dtype=torch.float64),
+         -torch.rand(1000, ni, generator=g, dtype=torch.float64)], 1
+    )  # fmt: skip
+    sigma = torch.cat([torch.full((ne,), 5.0), torch.full((ni,), 2.0)]).double()
+    dt = 0.5
+
+    def step(v, u, fired, z):
+        current = sigma * z / dt**0.5 + (S @ fired) / dt
+        v = v + 0.5 * dt * (0.04 * v * v + 5 * v + 140 - u + current)
+        v = v + 0.5 * dt * (0.04 * v * v + 5 * v + 140 - u + current)
+        u = u + dt * a * (b * v - u)
+        spk = v >= 30
+        return torch.where(spk, c, v), torch.where(spk, u + d, u), spk.to(torch.float64)
+
+    cstep = torch.compile(step, dynamic=False)
+
+    def sim():
+        v = torch.full((1000,), -65.0, dtype=torch.float64)
+        u, fired = b * v, torch.zeros(1000, dtype=torch.float64)
+        z = torch.randn(N_STEPS, 1000, generator=g, dtype=torch.float64)
+        n_spikes = torch.zeros((), dtype=torch.float64)
+        for t in range(N_STEPS):
+            v, u, fired = cstep(v, u, fired, z[t])
+            n_spikes += fired.sum()
+        return float(n_spikes) / 1000 / (N_STEPS * dt * 1e-3)
+
+    t0 = time.perf_counter()
+    sim()
+    t_compile = time.perf_counter() - t0
+    return median_time(sim, repeats), t_compile
 
 
 BRIAN2_SCRIPT = textwrap.dedent(
@@ -222,6 +269,8 @@ def main():
     p.add_argument("--esn-steps", type=int, default=50_000)
     p.add_argument("--skip-esn", action="store_true")
     p.add_argument("--skip-izhikevich", action="store_true")
+    p.add_argument("--torch-compile", action="store_true",
+                   help="also time a torch.compile'd step (first call compiles: ~20 s)")
     args = p.parse_args()
     cpu = platform.processor() or platform.machine()
     print(f"# {cpu}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
@@ -245,6 +294,11 @@ def main():
         print(f"naive torch loop          {tn:8.4f} s  rate {rn:5.1f} Hz  "
               f"{updates / tn / 1e6:8.1f} M neuron-updates/s")  # fmt: skip
         print(f"ratio naive torch / dynrnn (1 network): {tn / t1:6.1f}x")
+        if args.torch_compile:
+            (tc, rc), t_comp = compiled_torch_izhikevich(max(1, args.repeats - 1))
+            print(f"torch.compile'd step      {tc:8.4f} s  rate {rc:5.1f} Hz  "
+                  f"(compilation {t_comp:.1f} s excluded; dense propagation); "
+                  f"ratio to dynrnn {tc / t1:.1f}x")  # fmt: skip
         b2, why = brian2_izhikevich(args.repeats)
         if b2 is None:
             print(f"Brian2: not available ({why}); set BRIAN2_PYTHON to an interpreter with it")
