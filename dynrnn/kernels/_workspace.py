@@ -15,6 +15,7 @@ most ``max_bytes`` of idle buffers (default 2 GiB, least recently used dropped f
 from __future__ import annotations
 
 import math
+import threading
 from collections import OrderedDict
 
 import torch
@@ -31,6 +32,9 @@ class WorkspacePool:
     def __init__(self, max_bytes: int = 2 << 30):
         self.max_bytes = max_bytes
         self._buffers: OrderedDict[int, tuple[torch.Tensor, int]] = OrderedDict()
+        # finding an idle buffer and handing out its view must be one step: two threads (e.g.
+        # dask workers) must never both see the same buffer idle
+        self._lock = threading.Lock()
 
     def empty(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         """An uninitialised tensor of ``shape`` (a view of a pooled buffer where possible)."""
@@ -38,6 +42,10 @@ class WorkspacePool:
         nbytes = numel * torch.empty(0, dtype=dtype).element_size()
         if _storage_use_count is None or nbytes < MIN_BYTES:
             return torch.empty(shape, dtype=dtype)
+        with self._lock:
+            return self._empty_locked(shape, numel, dtype)
+
+    def _empty_locked(self, shape, numel, dtype) -> torch.Tensor:
         for key, (base, idle_uses) in self._buffers.items():
             if base.numel() == numel and base.dtype == dtype and _uses(base) <= idle_uses:
                 self._buffers.move_to_end(key)
@@ -58,7 +66,8 @@ class WorkspacePool:
                 del self._buffers[key]
 
     def clear(self) -> None:
-        self._buffers.clear()
+        with self._lock:
+            self._buffers.clear()
 
     @property
     def nbytes(self) -> int:
