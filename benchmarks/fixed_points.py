@@ -1,7 +1,8 @@
 """Benchmark: fixed points of many trained 3-bit flip-flop networks.
 
 dynrnn (``dynrnn.analyses.find_fixed_points``: all K networks x P initial states in one batched
-optimisation -- Adam, then float64 Levenberg--Marquardt) against a straightforward per-network
+optimisation -- Adam, then damped Newton / Levenberg--Marquardt with float64 residuals and the
+C batched LU of ``dynrnn.kernels.linalg``) against a straightforward per-network
 loop in the style of the well-known reference finder (FixedPointFinder, Golub & Sussillo 2018):
 Adam on the mean of q with initial learning rate 1.0 and plateau decay, gradient-norm clipping,
 stopping when every q < 1e-12 (or |dq| < 1e-20) or after 10,000 iterations; then deduplication,
