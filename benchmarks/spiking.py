@@ -73,14 +73,13 @@ def dynrnn_izhikevich(K, B, repeats, backend="auto"):
     return t, res.firing_rates().mean().item()
 
 
-def naive_torch_izhikevich(repeats):
-    """Izhikevich's 2003 MATLAB loop, one torch op at a time, 0.5 ms steps."""
+def izhikevich_2003_network():
+    """The 800E/200I network of Izhikevich (2003) in float64, for the plain torch loops:
+    ``(generator, a, b, c, d, S [post, pre], sigma)``; the generator then draws the noise."""
     g = torch.Generator().manual_seed(0)
     ne, ni = 800, 200
-    re, ri = (
-        torch.rand(ne, generator=g, dtype=torch.float64),
-        torch.rand(ni, generator=g, dtype=torch.float64),
-    )
+    re = torch.rand(ne, generator=g, dtype=torch.float64)
+    ri = torch.rand(ni, generator=g, dtype=torch.float64)
     a = torch.cat([torch.full((ne,), 0.02, dtype=torch.float64), 0.02 + 0.08 * ri])
     b = torch.cat([torch.full((ne,), 0.2, dtype=torch.float64), 0.25 - 0.05 * ri])
     c = torch.cat([-65 + 15 * re**2, torch.full((ni,), -65.0, dtype=torch.float64)])
@@ -90,6 +89,12 @@ def naive_torch_izhikevich(repeats):
          -torch.rand(1000, ni, generator=g, dtype=torch.float64)], 1
     )  # fmt: skip
     sigma = torch.cat([torch.full((ne,), 5.0), torch.full((ni,), 2.0)]).double()
+    return g, a, b, c, d, S, sigma
+
+
+def naive_torch_izhikevich(repeats):
+    """Izhikevich's 2003 MATLAB loop, one torch op at a time, 0.5 ms steps."""
+    g, a, b, c, d, S, sigma = izhikevich_2003_network()
     dt = 0.5
 
     def sim():
@@ -117,19 +122,7 @@ def compiled_torch_izhikevich(repeats):
     0.5 ms step -- both half-steps, reset, and dense propagation ``S @ fired`` (a fixed-shape
     graph; the event-driven column gather has a data-dependent shape) -- called per step from
     Python. Returns (median time, compile time of the first call)."""
-    g = torch.Generator().manual_seed(0)
-    ne, ni = 800, 200
-    re = torch.rand(ne, generator=g, dtype=torch.float64)
-    ri = torch.rand(ni, generator=g, dtype=torch.float64)
-    a = torch.cat([torch.full((ne,), 0.02, dtype=torch.float64), 0.02 + 0.08 * ri])
-    b = torch.cat([torch.full((ne,), 0.2, dtype=torch.float64), 0.25 - 0.05 * ri])
-    c = torch.cat([-65 + 15 * re**2, torch.full((ni,), -65.0, dtype=torch.float64)])
-    d = torch.cat([8 - 6 * re**2, torch.full((ni,), 2.0, dtype=torch.float64)])
-    S = torch.cat(
-        [0.5 * torch.rand(1000, ne, generator=g, dtype=torch.float64),
-         -torch.rand(1000, ni, generator=g, dtype=torch.float64)], 1
-    )  # fmt: skip
-    sigma = torch.cat([torch.full((ne,), 5.0), torch.full((ni,), 2.0)]).double()
+    g, a, b, c, d, S, sigma = izhikevich_2003_network()
     dt = 0.5
 
     def step(v, u, fired, z):
