@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import tempfile
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 _FLAGS_BASE = ["-O3", "-fPIC", "-std=c11"]
@@ -150,3 +151,38 @@ def load(source: str, defines: dict, math: list[str] = FAST_MATH) -> ctypes.CDLL
     if not enabled():
         return None
     return _load_cached(source, tuple(sorted(defines.items())), tuple(_FLAGS_BASE + math))
+
+
+_EXECUTOR: tuple[ThreadPoolExecutor, int] | None = None  # (pool, pid that made it)
+
+
+def parallel_ranges(fn, n_items: int, chunk_args=lambda i: (), min_per_thread: int = 1) -> None:
+    """Call ``fn(i0, i1, *chunk_args(i))`` on contiguous chunks ``i`` of ``range(n_items)``, one
+    per torch thread (at most ``n_items // min_per_thread`` chunks), and wait for all.
+
+    For the C kernels: ctypes releases the GIL, so the chunks run in parallel. The pool is
+    shared by all kernels and persists (its threads only call C; a pool whose threads run torch
+    ops would keep OpenMP teams alive and slow later torch ops). A process forked after the
+    pool was used makes a new one: the parent's worker threads do not exist in the child.
+    """
+    global _EXECUTOR
+    import torch
+
+    n = max(1, min(torch.get_num_threads(), n_items // max(1, min_per_thread)))
+    if n == 1:
+        fn(0, n_items, *chunk_args(0))
+        return
+    if _EXECUTOR is None or _EXECUTOR[1] != os.getpid() or _EXECUTOR[0]._max_workers < n:
+        _EXECUTOR = (
+            ThreadPoolExecutor(max_workers=n, thread_name_prefix="dynrnn-kernel"),
+            os.getpid(),
+        )
+    pool = _EXECUTOR[0]
+    bounds = [round(n_items * i / n) for i in range(n + 1)]
+    futures = [
+        pool.submit(fn, bounds[i], bounds[i + 1], *chunk_args(i))
+        for i in range(n)
+        if bounds[i + 1] > bounds[i]
+    ]
+    for f in futures:
+        f.result()

@@ -25,8 +25,6 @@ order); pivots are the same except between rows of exactly equal magnitude.
 from __future__ import annotations
 
 import ctypes
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -195,7 +193,6 @@ void lu_solve(int64_t b0, int64_t b1, int64_t N, const REAL *restrict LU,
 # IEEE semantics for NaN/inf (the pivot check), but sums may be reassociated (vector dots)
 _MATH = ["-fno-math-errno", "-fno-trapping-math", "-fno-signed-zeros", "-fassociative-math"]
 _LIBS: dict = {}
-_POOL: dict = {}
 
 
 def _lib(dtype: torch.dtype):
@@ -210,22 +207,6 @@ def _lib(dtype: torch.dtype):
             lib.lu_solve.restype = None
         _LIBS[dtype] = lib
     return _LIBS[dtype]
-
-
-def _split(n_items: int, call, min_per_thread: int = 64) -> None:
-    """``call(b0, b1)`` over contiguous ranges of ``n_items``, one per torch thread."""
-    n = min(torch.get_num_threads(), max(1, n_items // min_per_thread))
-    if n < 2:
-        call(0, n_items)
-        return
-    key = (os.getpid(), n)  # a pool inherited through fork has no threads: make a new one
-    pool = _POOL.get(key)
-    if pool is None:
-        _POOL.clear()
-        pool = _POOL[key] = ThreadPoolExecutor(n, thread_name_prefix="dynrnn-lu")
-    bounds = [n_items * i // n for i in range(n + 1)]
-    for f in [pool.submit(call, bounds[i], bounds[i + 1]) for i in range(n)]:
-        f.result()
 
 
 def _backend(backend: str, t: torch.Tensor) -> str:
@@ -267,7 +248,8 @@ def lu_factor(A: torch.Tensor, *, backend: str = "auto"):
     info = torch.empty(B, dtype=torch.int32)
     lib = _lib(A.dtype)
     pa, pl, pp, pi = A.data_ptr(), LU.data_ptr(), piv.data_ptr(), info.data_ptr()
-    _split(B, lambda b0, b1: lib.lu_factor(b0, b1, N, pa, pl, pp, pi))
+    _cbuild.parallel_ranges(lambda b0, b1: lib.lu_factor(b0, b1, N, pa, pl, pp, pi), B,
+                            min_per_thread=64)
     return LU, piv, info
 
 
@@ -301,5 +283,6 @@ def lu_solve(LU: torch.Tensor, pivots: torch.Tensor, y: torch.Tensor, index=None
     index = None if index is None else index.contiguous()
     pa, pp, px = LU.data_ptr(), pivots.data_ptr(), x.data_ptr()
     pidx = None if index is None else index.data_ptr()
-    _split(S, lambda b0, b1: lib.lu_solve(b0, b1, N, pa, pp, px, pidx), min_per_thread=256)
+    _cbuild.parallel_ranges(lambda b0, b1: lib.lu_solve(b0, b1, N, pa, pp, px, pidx), S,
+                            min_per_thread=256)
     return x

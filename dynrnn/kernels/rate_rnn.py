@@ -23,8 +23,6 @@ compare the two on random inputs (values and gradients) and with ``gradcheck``.
 from __future__ import annotations
 
 import ctypes
-import os
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -214,32 +212,10 @@ class _FusedRateRNN(torch.autograd.Function):
         )
 
 
-_EXECUTOR: tuple[ThreadPoolExecutor, int] | None = None  # (pool, pid that made it)
-
-
 def _parallel_over_networks(fn, K: int, chunk_args) -> None:
     """Call ``fn(k0, k1, *chunk_args(i))`` on contiguous chunks ``i`` of the K networks, one per
-    torch thread (ctypes releases the GIL, so the chunks run in parallel)."""
-    global _EXECUTOR
-    n = max(1, min(torch.get_num_threads(), K))
-    if n == 1:
-        fn(0, K, *chunk_args(0))
-        return
-    # a new pool after a fork: the parent's worker threads do not exist in the child
-    if _EXECUTOR is None or _EXECUTOR[1] != os.getpid() or _EXECUTOR[0]._max_workers < n:
-        _EXECUTOR = (
-            ThreadPoolExecutor(max_workers=n, thread_name_prefix="dynrnn-kernel"),
-            os.getpid(),
-        )
-    pool = _EXECUTOR[0]
-    bounds = [round(K * i / n) for i in range(n + 1)]
-    futures = [
-        pool.submit(fn, bounds[i], bounds[i + 1], *chunk_args(i))
-        for i in range(n)
-        if bounds[i + 1] > bounds[i]
-    ]
-    for f in futures:
-        f.result()
+    torch thread (:func:`._cbuild.parallel_ranges`)."""
+    _cbuild.parallel_ranges(fn, K, chunk_args)
 
 
 def _padded_units(n_units: int, dtype: torch.dtype) -> int:

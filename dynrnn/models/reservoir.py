@@ -159,8 +159,9 @@ class EchoStateNetwork(RecurrentModel):
         )
 
     def fused_loop(self, h0, x, noise):
-        """C loop with sparse (SELL-C) ``W`` per network (:func:`dynrnn.kernels.spiking.esn_fast`); the
-        input projection is done inside the loop, so no ``[K, T, B, N]`` drive is written."""
+        """C loop with sparse (SELL-C) ``W`` per network
+        (:func:`dynrnn.kernels.spiking.esn_fast`); the input projection is done inside the
+        loop, so no ``[K, T, B, N]`` drive is written."""
         from ..kernels.spiking import esn_fast
 
         K = self.n_networks
