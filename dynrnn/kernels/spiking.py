@@ -38,7 +38,6 @@ from __future__ import annotations
 import ctypes
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -673,15 +672,8 @@ def _cpp_loop(lib, state, p, cfg, n_steps, drive, noise, rng, record_rates):
 
     # independent networks run on torch's thread count (ctypes releases the GIL); the first,
     # empty call initialises the ziggurat tables before any thread can read them
-    n_threads = max(1, min(torch.get_num_threads(), K))
-    if n_threads == 1:
-        call(0, K)
-    else:
-        call(0, 0)
-        bounds = [round(K * i / n_threads) for i in range(n_threads + 1)]
-        with ThreadPoolExecutor(max_workers=n_threads) as pool:
-            for f in [pool.submit(call, bounds[i], bounds[i + 1]) for i in range(n_threads)]:
-                f.result()
+    call(0, 0)
+    _cbuild.parallel_ranges(call, K)
     return (v, u, r, x), spikes, rates
 
 
