@@ -104,6 +104,51 @@ def test_zoo_round_trip(tmp_path):
     assert m2.dt == 0.01
 
 
+def test_learned_initial_state():
+    """Identity observation, M > N: the first state is [x0; L x0] (trained L), else [x0; 0]."""
+    from dynrnn.analyses.dsr_metrics import generate
+
+    m = _perturb(ALRNN(ALRNNConfig(6, 2, n_pwl=2), n_networks=2))
+    assert "L_init" in dict(m.named_parameters())
+    assert m.L_init.shape == (2, 4, 2)
+    x0 = torch.randn(2, 5, 2)
+    z0 = m.latent_from_observation(x0, initial=True)
+    assert torch.allclose(z0, torch.cat([x0, x0 @ m.L_init.transpose(1, 2)], -1))
+    assert torch.equal(m.latent_from_observation(x0)[..., 2:], torch.zeros(2, 5, 4))
+    _, Z = generate(m, x0, 1)
+    assert torch.allclose(Z[:, :, 0], m.step(z0), atol=1e-6)
+    off = ALRNN(ALRNNConfig(6, 2, n_pwl=2, learn_initial_state=False))
+    assert "L_init" not in dict(off.named_parameters())
+    assert torch.equal(off.latent_from_observation(x0[:1], initial=True)[..., 2:],
+                       torch.zeros(1, 5, 4))
+    # nothing to infer when every unit is observed
+    assert "L_init" not in dict(ShallowPLRNN(ShallowPLRNNConfig(3, 3)).named_parameters())
+
+
+def test_file_saved_before_learned_initial_state_loads(tmp_path):
+    """A pair written before ``learn_initial_state``/``L_init`` existed loads with the
+    behaviour it was trained with (unobserved units start at 0)."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    m = _perturb(ALRNN(ALRNNConfig(5, 2, n_pwl=1, learn_initial_state=False), n_networks=2))
+    stem = save_model(m, tmp_path / "old")
+    weights, meta = stem.with_name("old.safetensors"), stem.with_name("old.json")
+    tensors = load_file(str(weights))
+    del tensors["L_init"]
+    save_file(tensors, str(weights))
+    header = json.loads(meta.read_text())
+    header.pop("weights_sha256", None)
+    for c in header["spec"]["configs"]:
+        del c["learn_initial_state"]
+    meta.write_text(json.dumps(header))
+    old, _ = load_model(tmp_path / "old")
+    assert old.config.learn_initial_state is False
+    x = torch.zeros(2, 7, 0)
+    assert torch.equal(run(m, x)[0], run(old, x)[0])
+
+
 @pytest.mark.parametrize(
     "bad, match",
     [

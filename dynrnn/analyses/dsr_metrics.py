@@ -231,7 +231,7 @@ def power_spectrum_distance(x_true: Any, x_gen: Any, *, sigma: float = 20.0) -> 
 def _latent_from_obs(model, x: torch.Tensor) -> torch.Tensor:
     from ..training.gtf import _pad_latent
 
-    return _pad_latent(model, x)
+    return _pad_latent(model, x, initial=True)
 
 
 @torch.no_grad()
@@ -241,7 +241,8 @@ def generate(model, x0: Any, n_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     Arguments:
         model: K-network model (PLRNN family or any model with ``n_outputs`` observations).
         x0: initial observations ``[N]``, ``[B, N]`` or ``[K, B, N]`` (latent state inferred by
-            inverting the observation model, unobserved units 0).
+            inverting the observation model; unobserved units ``L x0`` if the model learns its
+            initial state, else 0).
         n_steps: steps to generate (the first output is the state after one step).
 
     Returns:

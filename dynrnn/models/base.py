@@ -62,6 +62,12 @@ class RecurrentModel(nn.Module):
     structural_fields: ClassVar[tuple[str, ...]] = ()
     #: names of tensors from ``_init_network`` that are trained (the rest become buffers)
     trainable: ClassVar[tuple[str, ...]] = ()
+    #: config fields added after models of this class were first saved, with the value that
+    #: reproduces the behaviour of files written before the field existed (used when a stored
+    #: config lacks the field)
+    legacy_config_defaults: ClassVar[dict[str, Any]] = {}
+    #: state tensors added later: a stored file without them loads with their initial values
+    optional_state: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -375,6 +381,8 @@ def model_from_spec(spec: dict) -> RecurrentModel:
         kwargs = {
             k: (tuple(v) if isinstance(v, list) else v) for k, v in c.items() if k in field_names
         }
+        for k, v in cls.legacy_config_defaults.items():
+            kwargs.setdefault(k, v)
         configs.append(cls.config_class(**kwargs))
     return cls(configs, seeds=spec["seeds"])
 

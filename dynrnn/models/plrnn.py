@@ -46,7 +46,8 @@ __all__ = [
     "PiecewiseLinearRNN",
 ]
 
-_COMMON_STRUCTURAL = ("n_latent", "n_outputs", "n_inputs", "observation", "readout_bias")
+_COMMON_STRUCTURAL = ("n_latent", "n_outputs", "n_inputs", "observation", "readout_bias",
+                      "learn_initial_state")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,10 @@ class PLRNNConfig:
         observation: ``"identity"`` (first N latent units) or ``"affine"``.
         readout_bias: include ``b_out`` in the affine observation model.
         dt: the time step one map iteration stands for (for exponents per time unit).
+        learn_initial_state: identity observation with ``M > N``: infer the ``M - N``
+            unobserved units of a window's (or a free run's) first state from its first
+            observation with a trained matrix ``L [M-N, N]``, ``z_0 = [x_0; L x_0]`` (as the
+            lab's reference code does; ``L ~ U(+-1/sqrt(N))``). False: they start at 0.
     """
 
     n_latent: int
@@ -68,6 +73,7 @@ class PLRNNConfig:
     observation: str = "identity"
     readout_bias: bool = True
     dt: float = 1.0
+    learn_initial_state: bool = True
 
     def __post_init__(self):
         o = type(self).__name__
@@ -77,6 +83,7 @@ class PLRNNConfig:
         check_choice(o, "observation", self.observation, ("identity", "affine"))
         check_bool(o, "readout_bias", self.readout_bias)
         check_float(o, "dt", self.dt, 0.0, None, low_inclusive=False)
+        check_bool(o, "learn_initial_state", self.learn_initial_state)
         if self.observation == "identity" and self.n_outputs > self.n_latent:
             raise ValueError(
                 f"The 'n_outputs' parameter of {o} must be <= n_latent={self.n_latent} for the "
@@ -130,6 +137,10 @@ class PiecewiseLinearRNN(RecurrentModel):
     ``affine_pieces``; parameters have the network dim K first.
     """
 
+    # files saved before the learned initial state existed started the unobserved units at 0
+    legacy_config_defaults = {"learn_initial_state": False}
+    optional_state = ("L_init",)
+
     def trainable_names(self):
         names = list(self.core_trainable())
         if self.n_inputs > 0:
@@ -138,7 +149,13 @@ class PiecewiseLinearRNN(RecurrentModel):
             names.append("W_out")
             if self.config.readout_bias:
                 names.append("b_out")
+        elif self._learns_initial_state():
+            names.append("L_init")
         return tuple(names)
+
+    def _learns_initial_state(self) -> bool:
+        c = self.config
+        return bool(c.learn_initial_state) and c.n_latent > c.n_outputs
 
     def core_trainable(self) -> tuple[str, ...]:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -151,6 +168,7 @@ class PiecewiseLinearRNN(RecurrentModel):
         W_out[:, : min(N, M)] = torch.eye(N, min(N, M))
         params["W_out"] = W_out
         params["b_out"] = torch.zeros(N)
+        params["L_init"] = _uniform((max(M - N, 0), N), 1 / math.sqrt(N), g)
         return params
 
     @property
@@ -181,6 +199,30 @@ class PiecewiseLinearRNN(RecurrentModel):
         flat = x.reshape(x.shape[0], math.prod(lead), x.shape[-1])
         out = torch.matmul(flat, self.C.transpose(1, 2)) + bias[:, None, :]
         return out.reshape(K, *lead, M)
+
+    def latent_from_observation(self, x: torch.Tensor, initial: bool = False) -> torch.Tensor:
+        """The latent state inferred from observations ``x [K, *lead, N]`` -> ``[K, *lead, M]``.
+
+        Identity observation: ``[x; 0]``, or ``[x; L x]`` for a first state (``initial=True``)
+        when ``learn_initial_state`` (differentiable in ``L``); affine: the least-squares
+        solution ``W_out^+ (x - b_out)`` (not differentiated).
+        """
+        K, M, N = self.n_networks, self.n_latent, self.n_outputs
+        if self.config.observation == "identity":
+            if M == N:
+                return x
+            lead = x.shape[1:-1]
+            if initial and self._learns_initial_state():
+                flat = x.reshape(K, -1, N)
+                hidden = torch.bmm(flat, self.L_init.transpose(1, 2)).reshape(K, *lead, M - N)
+            else:
+                hidden = x.new_zeros(K, *lead, M - N)
+            return torch.cat([x, hidden], dim=-1)
+        W = self.W_out.detach()
+        b = self.b_out.detach() if self.config.readout_bias else torch.zeros_like(self.b_out)
+        pinv = torch.linalg.pinv(W)  # [K, M, N]
+        flat = (x - b.reshape(K, *([1] * (x.ndim - 2)), N)).reshape(K, -1, N)
+        return torch.bmm(flat, pinv.transpose(1, 2)).reshape(*x.shape[:-1], M)
 
     def readout(self, h: torch.Tensor) -> torch.Tensor:
         if self.config.observation == "identity":

@@ -28,7 +28,7 @@ def supports_fused(model) -> bool:
 
 class _ShallowRollout(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, zhat, weights, A, W1, W2, h1, h2, clipped):
+    def forward(ctx, zhat, weights, z0, A, W1, W2, h1, h2, clipped):
         K, S1, B, M = zhat.shape
         S, L = S1 - 1, W1.shape[-1]
         W1T, W2T = W1.transpose(1, 2), W2.transpose(1, 2)
@@ -39,7 +39,7 @@ class _ShallowRollout(torch.autograd.Function):
         R = torch.empty(S, K, B, L, dtype=zhat.dtype)  # relu outputs
         MA = torch.empty(S, K, B, L, dtype=zhat.dtype)  # relu'(W2 z + h2)
         D = torch.empty(S, K, B, L, dtype=zhat.dtype) if clipped else MA  # d r / d u
-        z = zhat[:, 0]
+        z = z0
         for t in range(S):
             if t > 0:
                 z = torch.lerp(z, zhat[:, t], weights[t])
@@ -74,13 +74,13 @@ class _ShallowRollout(torch.autograd.Function):
             gr = torch.bmm(gz, W1)  # [K, B, L]
             gd = gr * D[t]
             gzf = torch.baddbmm(gz * Ab, gd, W2)
-            g = gzf * keep[t]
+            g = gzf * keep[t] if t > 0 else gzf  # the first state is not forced
             gA.addcmul_(gz, ZF[t])
             gh1.add_(gz)
             gh2.addcmul_(gr, MA[t])
             gW1.baddbmm_(gz.transpose(1, 2), R[t])
             gW2.baddbmm_(gd.transpose(1, 2), ZF[t])
-        return None, None, gA.sum(1), gW1, gW2, gh1.sum(1), gh2.sum(1), None
+        return None, None, g, gA.sum(1), gW1, gW2, gh1.sum(1), gh2.sum(1), None
 
 
 class _DenseRollout(torch.autograd.Function):
@@ -88,14 +88,14 @@ class _DenseRollout(torch.autograd.Function):
     (``phi`` = ReLU on all units, W with masked diagonal): ``z' = A z + W phi(z) + h``."""
 
     @staticmethod
-    def forward(ctx, zhat, weights, A, W, h, n_linear):
+    def forward(ctx, zhat, weights, z0, A, W, h, n_linear):
         K, S1, B, M = zhat.shape
         S = S1 - 1
         WT = W.transpose(1, 2)
         Ab, hb = A[:, None, :], h[:, None, :]
         ZF = torch.empty(K, S, B, M, dtype=zhat.dtype)
         Z = torch.empty(K, S, B, M, dtype=zhat.dtype)
-        z = zhat[:, 0]
+        z = z0
         lin = n_linear
         for t in range(S):
             if t > 0:
@@ -129,32 +129,37 @@ class _DenseRollout(torch.autograd.Function):
             gz = gZ[:, t] + g
             GZ[:, t] = gz
             gzf = torch.addcmul(gz * Ab, torch.bmm(gz, W), mask[:, t])
-            if t > 0:
-                g = gzf - gzf * weights[t]
+            g = gzf - gzf * weights[t] if t > 0 else gzf  # at t = 0: dL/dz0
         zf = ZF.reshape(K, S * B, M)
         gz_flat = GZ.reshape(K, S * B, M)
         P = zf * mask.reshape(K, S * B, M)
         gA = (gz_flat * zf).sum(1)
         gW = torch.bmm(gz_flat.transpose(1, 2), P)
         gh = gz_flat.sum(1)
-        return None, None, gA, gW, gh, None
+        return None, None, g, gA, gW, gh, None
 
 
-def fused_rollout(model, zhat_tm: torch.Tensor, weights: torch.Tensor):
+def fused_rollout(model, zhat_tm: torch.Tensor, weights: torch.Tensor,
+                  z0: torch.Tensor | None = None):
     """Forced rollout of a PLRNN-family model: ``(Z, ZF)``, the states after each step and the
     forced states before it, both ``[K, S, B, M]`` (``ZF`` carries no gradient).
 
     Arguments:
         zhat_tm: data-inferred latent states ``[K, S+1, B, M]`` (time-major).
         weights: forcing weights ``[S, K, 1, M]`` (entry t applies before step t; t=0 unused).
+        z0: the first state ``[K, B, M]`` (default ``zhat_tm[:, 0]``); gradients flow into it
+            (e.g. to a learned map from the first observation to the unobserved units).
     """
+    if z0 is None:
+        z0 = zhat_tm[:, 0]
     name = model.model_name
     if name == "shplrnn":
-        return _ShallowRollout.apply(zhat_tm, weights, model.A, model.W1, model.W2, model.h1,
+        return _ShallowRollout.apply(zhat_tm, weights, z0, model.A, model.W1, model.W2, model.h1,
                                      model.h2, bool(model.config.clipped))
     if name == "alrnn":
-        return _DenseRollout.apply(zhat_tm, weights, model.A, model.W, model.h,
+        return _DenseRollout.apply(zhat_tm, weights, z0, model.A, model.W, model.h,
                                    model.n_latent - model.n_pwl)
     if name == "plrnn":
-        return _DenseRollout.apply(zhat_tm, weights, model.A, model.W * model.offdiag, model.h, 0)
+        return _DenseRollout.apply(zhat_tm, weights, z0, model.A, model.W * model.offdiag,
+                                   model.h, 0)
     raise ValueError(f"No fused rollout for model {name!r}.")

@@ -191,20 +191,17 @@ def sample_windows(data: torch.Tensor, K: int, B: int, length: int, gen: torch.G
     return data[r[:, None], idx].reshape(K, B, length, N)
 
 
-def _pad_latent(model, x: torch.Tensor) -> torch.Tensor:
-    """The data-inferred latent state ``zhat`` for observations ``x [..., N]`` -> ``[..., M]``
-    (identity: ``[x; 0]``; affine: least-squares inverse of the observation model)."""
+def _pad_latent(model, x: torch.Tensor, initial: bool = False) -> torch.Tensor:
+    """The data-inferred latent state ``zhat`` for observations ``x [K, ..., N]`` ->
+    ``[K, ..., M]`` (identity: ``[x; 0]``, or ``[x; L x]`` for a first state of a model that
+    learns its initial state; affine: least-squares inverse of the observation model)."""
+    infer = getattr(model, "latent_from_observation", None)
+    if infer is not None:
+        return infer(x, initial=initial)
     M, N = model.n_units, model.n_outputs
-    if getattr(model.config, "observation", "identity") == "identity":
-        if M == N:
-            return x
-        return torch.cat([x, x.new_zeros(*x.shape[:-1], M - N)], dim=-1)
-    W = model.W_out.detach()
-    b = model.b_out.detach() if model.config.readout_bias else torch.zeros_like(model.b_out)
-    pinv = torch.linalg.pinv(W)  # [K, M, N]
-    K = x.shape[0]
-    flat = (x - b.reshape(K, *([1] * (x.ndim - 2)), N)).reshape(K, -1, N)
-    return torch.bmm(flat, pinv.transpose(1, 2)).reshape(*x.shape[:-1], M)
+    if M == N:
+        return x
+    return torch.cat([x, x.new_zeros(*x.shape[:-1], M - N)], dim=-1)
 
 
 def _forcing_weights(model, alpha: torch.Tensor) -> torch.Tensor:
@@ -234,7 +231,7 @@ def gtf_loss(
 
     Arguments:
         model: a K-network model (PLRNN family, or any model with ``n_outputs`` observed units).
-        windows: data ``[K, B, S+1, N]``; step 0 initialises the state.
+        windows: data ``[K, B, S+1, N]``; step 0 (of ``teacher``) initialises the state.
         alpha: forcing strength, float or ``[K]``.
         forcing: ``"gtf"``/``"agtf"`` (every step with weight alpha), ``"stf"`` (weight 1 every
             ``tau`` steps), ``"none"`` (free run from the first state).
@@ -255,6 +252,7 @@ def gtf_loss(
     alpha = torch.as_tensor(alpha, dtype=windows.dtype).expand(K)
     check_choice("gtf_loss", "backend", backend, ("auto", "reference"))
     zhat = _pad_latent(model, teacher)  # [K, B, S+1, M]
+    z0 = _pad_latent(model, teacher[:, :, 0], initial=True)  # [K, B, M], may carry gradient
     if forcing == "stf":
         w = _forcing_weights(model, torch.ones_like(alpha))
     else:
@@ -266,11 +264,11 @@ def gtf_loss(
             weights[:] = w
         elif forcing == "stf":
             weights[:: max(int(tau), 1)] = w
-        Z, ZF = fused_rollout(model, zhat.transpose(1, 2).contiguous(), weights)
+        Z, ZF = fused_rollout(model, zhat.transpose(1, 2).contiguous(), weights, z0)
         Z, forced = Z.transpose(1, 2), ZF.transpose(1, 2)
     else:
         zhat_steps = zhat.unbind(2)
-        z = zhat_steps[0]
+        z = z0
         params = model.prepare()
         drive = model.input_drive(torch.zeros(1, windows.shape[1], model.n_inputs,
                                               dtype=windows.dtype))

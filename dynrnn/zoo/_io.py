@@ -33,7 +33,7 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -343,9 +343,12 @@ def check_layout(
     where: str,
     expected: Mapping[str, tuple[tuple[int, ...], torch.dtype]],
     actual: Mapping[str, tuple[tuple[int, ...], torch.dtype]],
+    optional: Collection[str] = (),
 ) -> None:
-    """Raise ValueError unless ``actual`` has exactly the tensors, shapes and kinds ``expected``."""
-    missing = sorted(set(expected) - set(actual))
+    """Raise ValueError unless ``actual`` has exactly the tensors, shapes and kinds ``expected``
+    (names in ``optional`` may be absent: tensors added to the model class after the file was
+    written)."""
+    missing = sorted(set(expected) - set(actual) - set(optional))
     extra = sorted(set(actual) - set(expected))
     problems = []
     if missing:
@@ -375,7 +378,13 @@ def assign_tensors(
     dtype: torch.dtype | None,
     device: torch.device | str | None,
 ) -> RecurrentModel:
-    """Put ``tensors`` into ``model``, keeping their stored dtypes (or casting floats)."""
+    """Put ``tensors`` into ``model``, keeping their stored dtypes (or casting floats); the
+    model's ``optional_state`` tensors that were not stored keep their initial values."""
+    tensors = dict(tensors)
+    fresh = model.state_dict()
+    for name in type(model).optional_state:
+        if name not in tensors and name in fresh:
+            tensors[name] = fresh[name].detach().clone()
     out = {}
     for name, t in tensors.items():
         if dtype is not None and t.is_floating_point():
@@ -395,7 +404,8 @@ def read_full(
     model = build_model(header["spec"], str(stem.with_name(stem.name + META_SUFFIX)))
     if not weights_path.exists():
         raise FileNotFoundError(f"Weights file {weights_path} does not exist.")
-    check_layout(str(weights_path), model_layout(model), weights_layout(weights_path))
+    check_layout(str(weights_path), model_layout(model), weights_layout(weights_path),
+                 type(model).optional_state)
     data = weights_path.read_bytes()
     if verify and header.get("weights_sha256") not in (None, hashlib.sha256(data).hexdigest()):
         raise ValueError(

@@ -592,9 +592,14 @@ class Zoo:
             if not path.exists():
                 raise FileNotFoundError(f"Weights file {path} of entry {entry!r} does not exist.")
             expected = {n: ((K, *shape), dt) for n, (shape, dt) in per_net.items()}
-            _io.check_layout(str(path), expected, _io.weights_layout(path))
+            stored = _io.weights_layout(path)
+            _io.check_layout(str(path), expected, stored, type(one).optional_state)
             with safe_open(str(path), framework="pt") as fh:
                 for n in per_net:
+                    if n not in stored:  # an optional tensor this file predates
+                        fresh = _io.build_model(entries[entry]["spec"], str(path)).state_dict()
+                        blocks[n].extend(fresh[n][a:b] for a, b in _runs(ks))
+                        continue
                     sl = fh.get_slice(n)
                     blocks[n].extend(sl[a:b] for a, b in _runs(ks))
             for j, k in enumerate(ks):
