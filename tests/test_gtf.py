@@ -159,6 +159,43 @@ def test_training_reduces_loss(lorenz):
     assert stf.tau is not None and stf.tau >= 1
 
 
+def test_stf_training_equals_plain_loop(lorenz):
+    """train_gtf with sparse TF follows, step for step, a plain autograd loop written from the
+    AL-RNN reference procedure (first state [x0; L x0]; the readout units replaced by the data
+    every tau steps; MSE of the readout units; torch RAdam with exponential decay)."""
+    from dynrnn._validation import resolve_generator
+
+    M, P, N, S, tau, its = 7, 2, 3, 40, 8, 60
+    data = lorenz[:2000].float()
+    m = ALRNN(ALRNNConfig(M, N, n_pwl=P), seed=5)
+    A, W, h, L = (getattr(m, n)[0].detach().clone().requires_grad_()
+                  for n in ("A", "W", "h", "L_init"))
+    opt = torch.optim.RAdam([A, W, h, L], lr=1e-2)
+    gen = resolve_generator(1)
+    decay = (1e-4 / 1e-2) ** (1.0 / (its - 1))
+    for it in range(its):
+        for group in opt.param_groups:
+            group["lr"] = 1e-2 * decay**it
+        win = sample_windows(data[None], 1, 4, S + 1, gen)[0]
+        x, y = win[:, :-1], win[:, 1:]
+        z, preds = torch.cat([x[:, 0], x[:, 0] @ L.T], 1), []
+        for t in range(S):
+            if t % tau == 0 and t > 0:
+                z = torch.cat([x[:, t], z[:, N:]], 1)
+            lin = torch.cat([z[:, : M - P], torch.relu(z[:, M - P:])], 1)
+            z = A * z + lin @ W.T + h
+            preds.append(z[:, :N])
+        loss = ((torch.stack(preds, 1) - y) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    hist = train_gtf(m, data, GTFConfig(n_iterations=its, seq_len=S, batch_size=4, forcing="stf",
+                                        tau=tau, lr=1e-2, lr_end=1e-4, grad_clip=None, seed=1))
+    assert hist.loss[-1][0] == pytest.approx(float(loss), rel=1e-4)
+    for name, ref in (("A", A), ("W", W), ("h", h), ("L_init", L)):
+        assert torch.allclose(getattr(m, name)[0].detach(), ref.detach(), atol=1e-5), name
+
+
 def test_callback_stops():
     m = PLRNN(PLRNNConfig(3, 3))
     hist = train_gtf(m, np.random.default_rng(0).standard_normal((100, 3)),
