@@ -41,6 +41,9 @@ def add_parser(sub) -> None:
                    help="relative observation noise of the data (default 0.05 for alrnn, 0 else;"
                         " with stronger forcing or clean data AL-RNN free runs collapsed to a "
                         "fixed point)")
+    r.add_argument("--keep-best-every", type=int, default=0,
+                   help="evaluate every N iterations and keep each network's best state by "
+                        "D_stsp (as the lab's AL-RNN tutorial does; 0: keep the last state)")
     r.add_argument("--lyapunov-steps", type=int, default=20000)
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--out", default="reconstruction")
@@ -78,7 +81,7 @@ def cmd_reconstruct(args) -> int:
 
     from dynrnn.analyses.dsr_metrics import evaluate_reconstruction, generate
     from dynrnn.tasks.chaotic import ChaoticSystemTask
-    from dynrnn.training.gtf import GTFConfig, train_gtf
+    from dynrnn.training.gtf import BestCheckpoint, GTFConfig, train_gtf
     from dynrnn.zoo import save_model
 
     out = Path(args.out)
@@ -100,11 +103,16 @@ def cmd_reconstruct(args) -> int:
                     seed=args.seed)
     log(f"Training {model.n_networks} {args.model} networks (M={model.n_units}) with "
         f"{args.forcing} for {args.iterations} iterations ...")
+    clean = trials.info.get("clean")
+    clean = data if clean is None else clean[0]
+    ckpt = BestCheckpoint(clean, every=args.keep_best_every) if args.keep_best_every else None
     t0 = time.perf_counter()
-    hist = train_gtf(model, data, cfg, progress=not args.quiet)
+    hist = train_gtf(model, data, cfg, progress=not args.quiet, callback=ckpt)
+    if ckpt is not None:
+        ckpt.restore(model)
     train_s = time.perf_counter() - t0
     true_lam = task.max_lyapunov  # per time unit; standardising does not change it
-    ds = evaluate_reconstruction(model, data, true_lyapunov=true_lam,
+    ds = evaluate_reconstruction(model, clean, true_lyapunov=true_lam,
                                  lyapunov_steps=args.lyapunov_steps)
     score = np.where(np.isfinite(ds.D_stsp.values), ds.D_stsp.values, np.inf)
     best = int(np.argmin(score))
@@ -125,6 +133,8 @@ def cmd_reconstruct(args) -> int:
         "final_alpha": hist.as_arrays()["alpha"][-1].tolist(),
         "tau": hist.tau,
     }
+    if ckpt is not None:
+        metrics["best_iteration"] = ckpt.best_iteration.tolist()
     hist_arr = hist.as_arrays()
     figs = _figures(out, model, data, hist_arr, best, generate, np)
     if args.model == "alrnn":

@@ -196,6 +196,27 @@ def test_stf_training_equals_plain_loop(lorenz):
         assert torch.allclose(getattr(m, name)[0].detach(), ref.detach(), atol=1e-5), name
 
 
+def test_best_checkpoint_restores_each_networks_best(lorenz):
+    from dynrnn.analyses.dsr_metrics import evaluate_reconstruction
+    from dynrnn.training import BestCheckpoint
+
+    m = ShallowPLRNN(ShallowPLRNNConfig(3, 3, n_hidden=16, clipped=True), n_networks=3)
+    ckpt = BestCheckpoint(lorenz, every=10, max_samples=1500)
+    train_gtf(m, lorenz, GTFConfig(n_iterations=40, seq_len=30, batch_size=4, lr=2e-2),
+              callback=ckpt)
+    assert [h[0] for h in ckpt.history] == [10, 20, 30, 40]
+    scores = np.stack([h[1] for h in ckpt.history])
+    assert np.allclose(ckpt.best_score, scores.min(0))
+    assert np.array_equal(ckpt.best_iteration, 10 * (scores.argmin(0) + 1))
+    assert ckpt.restore(m).all()
+    again = evaluate_reconstruction(m, lorenz[:1500], lyapunov=False, pe_steps=1)
+    assert np.allclose(again.D_stsp.values, ckpt.best_score)
+    with pytest.raises(ValueError, match="every"):
+        BestCheckpoint(lorenz, every=0)
+    with pytest.raises(ValueError, match="metric"):
+        BestCheckpoint(lorenz, metric="loss")
+
+
 def test_callback_stops():
     m = PLRNN(PLRNNConfig(3, 3))
     hist = train_gtf(m, np.random.default_rng(0).standard_normal((100, 3)),

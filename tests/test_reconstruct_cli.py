@@ -11,10 +11,11 @@ def test_reconstruct_cli(tmp_path, capsys):
     rc = main(["reconstruct", "--system", "lorenz63", "--model", "alrnn", "--pwl", "2",
                "--latent", "6", "--networks", "2", "--iterations", "5", "--seq-len", "20",
                "--batch-size", "4", "--samples", "1500", "--lyapunov-steps", "200",
-               "--out", str(out), "--quiet"])
+               "--keep-best-every", "5", "--out", str(out), "--quiet"])
     assert rc == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["D_stsp"]) == 2 and len(metrics["D_H"]) == 2
+    assert metrics["best_iteration"] == [5, 5]
     assert metrics["subregions_total"] == 4 and metrics["subregions_used"] <= 4
     for name in ("attractor.png", "loss.png", "symbolic_graph.png", "attractor_subregions.png"):
         assert (out / name).exists()

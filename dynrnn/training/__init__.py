@@ -2,7 +2,7 @@
 (GTF/aGTF/STF) for dynamical-systems reconstruction."""
 
 from .curriculum import Curriculum
-from .gtf import GTFConfig, GTFHistory, estimate_forcing_interval, train_gtf
+from .gtf import BestCheckpoint, GTFConfig, GTFHistory, estimate_forcing_interval, train_gtf
 from .hlop import (
     HLOP,
     MLP,
@@ -36,6 +36,7 @@ __all__ = [
     "train_continual",
     "principal_angles",
     "train_gtf",
+    "BestCheckpoint",
     "GTFConfig",
     "GTFHistory",
     "estimate_forcing_interval",

@@ -50,6 +50,7 @@ __all__ = [
     "estimate_forcing_interval",
     "check_dsr_data",
     "sample_windows",
+    "BestCheckpoint",
 ]
 
 FORCING = ("gtf", "agtf", "stf", "none")
@@ -460,3 +461,92 @@ def train_gtf(
             hist.stopped = True
             break
     return hist
+
+
+class BestCheckpoint:
+    """Keep each network's best parameters during :func:`train_gtf` (the lab's AL-RNN tutorial
+    returns its best model by D_stsp in the same way).
+
+    Every ``every`` iterations all K networks are evaluated with the DSR protocol
+    (:func:`~dynrnn.analyses.dsr_metrics.evaluate_reconstruction`: free run of 1.25 T steps
+    from the first observation, 25% transient dropped; no Lyapunov exponent) on ``data`` (its
+    first ``max_samples`` steps), and every network whose ``metric`` improved has its state
+    copied. :meth:`restore` loads the best state of each network into the model; networks
+    never evaluated, or never finite, keep their current state. DSR free runs can fall onto a
+    fixed point late in training while the loss still falls, so the last iterate is not
+    always the best reconstruction.
+
+    Use: ``ckpt = BestCheckpoint(clean_data, every=2000); train_gtf(model, data, cfg,
+    callback=ckpt); ckpt.restore(model)``. ``ckpt.history`` lists ``(iteration, D_stsp [K],
+    D_H [K])``; ``ckpt.best_score [K]`` and ``ckpt.best_iteration [K]`` (-1: none) the best.
+
+    Arguments:
+        data: observations ``[T, N]`` to evaluate against (e.g. the clean series).
+        every: iterations between evaluations (>= 1).
+        metric: ``"D_stsp"`` or ``"D_H"`` (lower is better).
+        max_samples: evaluate on the first ``max_samples`` steps only (None: all; the
+            tutorial used 10,000).
+        stop_below: optional ``(D_stsp, D_H)``: stop training once every network has reached
+            both (returns True to :func:`train_gtf`).
+    """
+
+    def __init__(self, data: Any, every: int = 1000, metric: str = "D_stsp",
+                 max_samples: int | None = None,
+                 stop_below: tuple[float, float] | None = None):
+        owner = "BestCheckpoint"
+        self.every = check_int(owner, "every", every, 1)
+        self.metric = check_choice(owner, "metric", metric, ("D_stsp", "D_H"))
+        x = check_dsr_data(data, None, owner)[0]
+        if max_samples is not None:
+            x = x[: check_int(owner, "max_samples", max_samples, 2)]
+        self.data = x
+        if stop_below is not None:
+            if len(stop_below) != 2:
+                raise ValueError(f"The 'stop_below' parameter of {owner} must be a pair "
+                                 f"(D_stsp, D_H). Got {stop_below!r}.")
+            stop_below = (float(stop_below[0]), float(stop_below[1]))
+        self.stop_below = stop_below
+        self.history: list[tuple[int, np.ndarray, np.ndarray]] = []
+        self.best_score: np.ndarray | None = None
+        self.best_iteration: np.ndarray | None = None
+        self._state: dict[str, torch.Tensor] | None = None
+
+    def __call__(self, iteration: int, model, history=None) -> bool:
+        if (iteration + 1) % self.every:
+            return False
+        from ..analyses.dsr_metrics import evaluate_reconstruction
+
+        ds = evaluate_reconstruction(model, self.data, lyapunov=False, pe_steps=1)
+        d_stsp, d_h = ds.D_stsp.values, ds.D_H.values
+        self.history.append((iteration + 1, d_stsp.copy(), d_h.copy()))
+        score = d_stsp if self.metric == "D_stsp" else d_h
+        score = np.where(np.isfinite(score), score, np.inf)
+        K = model.n_networks
+        if self._state is None:
+            self.best_score = np.full(K, np.inf)
+            self.best_iteration = np.full(K, -1)
+            self._state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        better = score < self.best_score
+        if better.any():
+            idx = torch.as_tensor(np.nonzero(better)[0])
+            for k, v in model.state_dict().items():
+                self._state[k][idx] = v.detach()[idx]
+            self.best_score[better] = score[better]
+            self.best_iteration[better] = iteration + 1
+        if self.stop_below is None:
+            return False
+        s_max, h_max = self.stop_below
+        return bool(np.all((d_stsp < s_max) & (d_h < h_max)))
+
+    @torch.no_grad()
+    def restore(self, model) -> np.ndarray:
+        """Load each network's best state into ``model``; returns the networks changed
+        ``[K]`` bool."""
+        if self._state is None:
+            return np.zeros(model.n_networks, dtype=bool)
+        took = self.best_iteration >= 0
+        idx = torch.as_tensor(np.nonzero(took)[0])
+        current = model.state_dict()
+        for k, v in current.items():
+            v[idx] = self._state[k][idx].to(v.dtype)
+        return took
