@@ -41,6 +41,11 @@ def add_parser(sub) -> None:
                    help="relative observation noise of the data (default 0.05 for alrnn, 0 else;"
                         " with stronger forcing or clean data AL-RNN free runs collapsed to a "
                         "fixed point)")
+    r.add_argument("--initial-state", choices=("learned", "zero"), default=None,
+                   help="first state of the unobserved latent units: learned from the first "
+                        "observation (z0 = [x0; L x0], the lab's reference) or 0 (default: "
+                        "zero for alrnn, whose free runs collapsed onto a fixed point more "
+                        "often with the learned one; learned else)")
     r.add_argument("--keep-best-every", type=int, default=0,
                    help="evaluate every N iterations and keep each network's best state by "
                         "D_stsp (as the lab's AL-RNN tutorial does; 0: keep the last state)")
@@ -61,14 +66,17 @@ def build_model(args, n_obs: int, dt: float):
         ShallowPLRNNConfig,
     )
 
+    initial = args.initial_state or ("zero" if args.model == "alrnn" else "learned")
+    learn = initial == "learned"
     if args.model == "alrnn":
         M = args.latent or 20
-        return ALRNN(ALRNNConfig(M, n_obs, n_pwl=args.pwl, dt=dt), n_networks=args.networks,
-                     seed=args.seed)
+        return ALRNN(ALRNNConfig(M, n_obs, n_pwl=args.pwl, dt=dt, learn_initial_state=learn),
+                     n_networks=args.networks, seed=args.seed)
     M = args.latent or n_obs
     if args.model == "plrnn":
-        return PLRNN(PLRNNConfig(M, n_obs, dt=dt), n_networks=args.networks, seed=args.seed)
-    cfg = ShallowPLRNNConfig(M, n_obs, n_hidden=args.hidden, dt=dt,
+        return PLRNN(PLRNNConfig(M, n_obs, dt=dt, learn_initial_state=learn),
+                     n_networks=args.networks, seed=args.seed)
+    cfg = ShallowPLRNNConfig(M, n_obs, n_hidden=args.hidden, dt=dt, learn_initial_state=learn,
                              clipped=args.model == "clipped-shplrnn")
     return ShallowPLRNN(cfg, n_networks=args.networks, seed=args.seed)
 
