@@ -22,13 +22,15 @@
    tau 16, clean data, learned first state, RAdam 1e-3 -> 1e-5, no clipping; fell onto C- by
    5,000 iterations), and ``train_gtf`` follows that procedure step for step
    (tests/test_gtf.py::test_stf_training_equals_plain_loop).
-3. **SCYFI vs brute force**: wall time to find all fixed points and 2-cycles of random PLRNNs
+3. The same for an AL-RNN with more ReLU units (M=30, P=10; GTF alpha 0.1, clean data),
+   which shows what the training reaches when the P=2 model's geometry problem is absent.
+4. **SCYFI vs brute force**: wall time to find all fixed points and 2-cycles of random PLRNNs
    as M grows (brute force enumerates 2^M regions for fixed points, 4^M for 2-cycles).
 
 Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/dsr.py                 # everything (tens of minutes)
-    OMP_NUM_THREADS=1 python benchmarks/dsr.py --parts scyfi   # only part 3
+    OMP_NUM_THREADS=1 python benchmarks/dsr.py --parts scyfi   # only part 4
 """
 
 from __future__ import annotations
@@ -112,13 +114,20 @@ def time_to_reconstruct(name, model, data, iterations, eval_every, cfg_kw, eval_
 
 
 def part_training(kind, K, iterations, eval_every, results):
-    tr = lorenz_data(noise=0.0 if kind == "shplrnn" else 0.05)
+    tr = lorenz_data(noise=0.05 if kind == "alrnn" else 0.0)
     data, clean = tr.targets[0], tr.info["clean"][0]
     cfg_kw = dict(seq_len=200, batch_size=16, alpha=0.2, lr=1e-3, lr_end=1e-5, grad_clip=10.0)
     if kind == "shplrnn":
         criteria = ("issue",)
         make = lambda k, s: ShallowPLRNN(  # noqa: E731
             ShallowPLRNNConfig(3, 3, n_hidden=100, clipped=True, dt=0.01), n_networks=k, seed=s)
+    elif kind == "alrnn-p10":
+        # more ReLU units (the lab also ships an M=30, P=10 Lorenz model): GTF alpha 0.1 on
+        # clean data, learned first state
+        criteria = ("issue", "alrnn_tutorial")
+        cfg_kw["alpha"] = 0.1
+        make = lambda k, s: ALRNN(ALRNNConfig(30, 3, n_pwl=10, dt=0.01),  # noqa: E731
+                                  n_networks=k, seed=s)
     else:
         criteria = ("issue", "alrnn_tutorial")
         cfg_kw["alpha"] = 0.05
@@ -208,8 +217,8 @@ def part_scyfi(max_m, results):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--parts", nargs="+", default=["shplrnn", "alrnn", "scyfi"],
-                   choices=["shplrnn", "alrnn", "scyfi"])
+    p.add_argument("--parts", nargs="+", default=["shplrnn", "alrnn", "alrnn-p10", "scyfi"],
+                   choices=["shplrnn", "alrnn", "alrnn-p10", "scyfi"])
     p.add_argument("--networks", type=int, default=4)
     p.add_argument("--iterations", type=int, default=15000)
     p.add_argument("--eval-every", type=int, default=1000)
