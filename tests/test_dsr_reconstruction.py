@@ -92,23 +92,28 @@ def test_lorenz_reconstruction_shplrnn():
 @pytest.mark.slow
 def test_lorenz_reconstruction_alrnn_p10():
     """AL-RNN with more ReLU units (M=30, P=10), 4 seeds at once, GTF alpha 0.1 on clean data,
-    20,000 iterations: at least one network reaches the lab's AL-RNN tutorial quality
-    (D_stsp < 3.52, D_H < 0.143) with lambda_max within 10% of 0.906.
+    40,000 iterations: at least one network meets the issue's criteria (D_stsp < 0.3,
+    D_H < 0.1, lambda_max within 10% of 0.906).
 
-    Measured (OMP_NUM_THREADS=1, 2 cores shared with another run): 291 s of training. Per
-    network D_stsp 0.41 / 2.24 / 1.80 / 1.98, D_H 0.095 / 0.195 / 0.222 / 0.194, lambda_max
-    0.881 / 0.874 / 0.973 / 0.915 per time unit. Network 0 also meets the issue's D_H < 0.1
-    but not its D_stsp < 0.3. The P=2 AL-RNN does not get there: its linear region around
-    each Lorenz focus ends up with |lambda| at or just below 1 (see benchmarks/dsr.py).
+    Measured with one thread (as here; 2 cores shared with another run): 582 s of training.
+    Per network D_stsp 0.084 / 0.549 / 1.816 / 1.505, D_H 0.073 / 0.114 / 0.173 / 0.148,
+    lambda_max 0.875 / 0.791 / 0.973 / 0.932 per time unit: network 0 meets all three (it
+    first did at 28,000 iterations). The P=2 AL-RNN does not get there: its linear region
+    around each Lorenz focus ends up with |lambda| at or just below 1 (benchmarks/dsr.py).
     """
     task = ChaoticSystemTask("lorenz63", n_steps=100_000, dt=0.01, noise=0.0)
     data = task.sample(1, seed=0).targets[0]
     model = ALRNN(ALRNNConfig(30, 3, n_pwl=10, dt=0.01), n_networks=4, seed=0)
-    train_gtf(model, data, GTFConfig(n_iterations=20000, alpha=0.1, lr_end=1e-5))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the measured run above; float sums may differ across threads
+    try:
+        train_gtf(model, data, GTFConfig(n_iterations=40000, alpha=0.1, lr_end=1e-5))
+    finally:
+        torch.set_num_threads(threads)
     ds = evaluate_reconstruction(model, data, true_lyapunov=MAX_LYAPUNOV["lorenz63"],
                                  lyapunov_steps=50000)
     lam_err = np.abs(ds.max_lyapunov.values - 0.906) / 0.906
-    good = (ds.D_stsp.values < 3.52) & (ds.D_H.values < 0.143) & (lam_err < 0.1)
+    good = (ds.D_stsp.values < 0.3) & (ds.D_H.values < 0.1) & (lam_err < 0.1)
     assert good.sum() >= 1, ds
 
 
