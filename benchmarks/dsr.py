@@ -21,9 +21,14 @@
    collapse happens with a plain re-implementation of the lab's tutorial procedure (sparse TF
    tau 16, clean data, learned first state, RAdam 1e-3 -> 1e-5, no clipping; fell onto C- by
    5,000 iterations), and ``train_gtf`` follows that procedure step for step
-   (tests/test_gtf.py::test_stf_training_equals_plain_loop).
-3. The same for an AL-RNN with more ReLU units (M=30, P=10; GTF alpha 0.1, clean data),
-   which shows what the training reaches when the P=2 model's geometry problem is absent.
+   (tests/test_gtf.py::test_stf_training_equals_plain_loop). The runs that do not collapse
+   settle on a symmetric limit cycle (one loop per wing): the wing regions' complex pair has
+   the right rotation (0.098-0.10 rad per step, Lorenz: 0.102) but |lambda| 0.998-1.0006.
+3. The same for an AL-RNN with more ReLU units (M=30, P=10; GTF alpha 0.1, clean data, the
+   lab also ships an M=30, P=10 Lorenz model). Measured: 1 of 4 seeds reached D_stsp < 0.2
+   and D_H < 0.1 after 334 s of training for the 4 seeds (83 s per seed-equivalent; the
+   plain prototype needs 345 s for the same 22,000 iterations); D_stsp 0.08, D_H 0.073 at
+   40,000 iterations.
 4. **SCYFI vs brute force**: wall time to find all fixed points and 2-cycles of random PLRNNs
    as M grows (brute force enumerates 2^M regions for fixed points, 4^M for 2-cycles).
 
