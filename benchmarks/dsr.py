@@ -17,18 +17,19 @@
    criterion above, the time to reach the quality of the lab's AL-RNN tutorial on Lorenz-63
    (D_stsp 3.52, D_H 0.143 after about 21 minutes, REFERENCES.md section 3) is reported.
    Measured (20,000 iterations, 2 threads): 4.1 ms per seed-iteration against 15.5 ms for the
-   plain prototype (3.8x). Until 7,000 iterations every free run fell onto a fixed point;
-   from 8,000-11,000 iterations on each network was a chaotic two-wing attractor using 3-4
+   plain prototype (3.8x). Until 7,000 iterations every free run fell onto a fixed point; from
+   8,000-11,000 iterations on each network was a chaotic two-wing attractor using 3-4
    subregions at most checkpoints (and on a fixed point again at some, e.g. two networks at
    19,000): best D_stsp 2.00-2.32, D_H 0.26-0.29; at 20,000 iterations D_stsp 2.06-2.79 and
-   lambda_max 0.70-1.02 (true 0.906). No network reached D_stsp < 0.2 nor the tutorial's D_H. What failed (4 seeds each,
-   20,000 iterations unless said): M=20 with the same recipe (3 of 4 free runs on a fixed point
-   at the end); the learned first state at M=40 (2 of 4); tau 8 (2 of 4 at best); the learning
-   rate decayed to 1e-6 instead of 1e-5 (all 4 collapsed); 400-step windows (no better,
-   1 collapsed); GTF alpha 0.05 at M=40 (best D_stsp 9.9-14.6); aGTF at M=20 on clean data
-   (all collapsed); 50,000 iterations (best 2.43-3.09, worse mid-run). The collapse happens
-   with a plain re-implementation of the lab's tutorial procedure at M=20 too (sparse TF tau
-   16, clean data, learned first state; onto C- by 5,000 iterations), and ``train_gtf``
+   lambda_max 0.70-1.02 (true 0.906). No network reached D_stsp < 0.2 nor the tutorial's D_H.
+   What did worse (4 seeds each, 20,000 iterations unless said; "on a fixed point" at the end):
+   M=20 with the same recipe (all 4; one was chaotic at 14,000 and 18,000 iterations); the
+   learned first state at M=40 (2 of 4); tau 8 (3 of 4); the learning rate decayed to 1e-6
+   instead of 1e-5 (all 4, at every checkpoint); 400-step windows (1 of 4, the others no
+   better); GTF alpha 0.05 at M=40 (best D_stsp 9.9-14.6); aGTF at M=20 on clean data (all 4 at
+   every checkpoint to 12,000); 50,000 iterations (best 2.43-3.09, worse mid-run). The collapse
+   happens with a plain re-implementation of the lab's tutorial procedure at M=20 too (sparse
+   TF tau 16, clean data, learned first state; onto C- by 5,000 iterations), and ``train_gtf``
    follows that procedure step for step
    (tests/test_gtf.py::test_stf_training_equals_plain_loop).
 3. The same for an AL-RNN with more ReLU units (M=30, P=10; GTF alpha 0.1, clean data, the

@@ -10,6 +10,8 @@ from pathlib import Path
 
 SYSTEM_DT = {"lorenz63": 0.01, "rossler": 0.05, "lorenz96": 0.02}
 MODEL_CHOICES = ("alrnn", "shplrnn", "clipped-shplrnn", "plrnn")
+# the lab's sparse-TF intervals for the AL-RNN (REFERENCES section 3)
+ALRNN_TAU = {"lorenz63": 16, "rossler": 8, "lorenz96": 20}
 
 
 def add_parser(sub) -> None:
@@ -22,25 +24,33 @@ def add_parser(sub) -> None:
     r.add_argument("--model", choices=MODEL_CHOICES, default="clipped-shplrnn")
     r.add_argument("--pwl", type=int, default=2, help="AL-RNN: number P of ReLU units")
     r.add_argument("--latent", type=int, default=None,
-                   help="latent dimension M (default: 20 for alrnn, the data dimension else)")
+                   help="latent dimension M (default: 40 for alrnn -- with the lab's 20 most "
+                        "P=2 Lorenz free runs collapsed onto a fixed point -- the data "
+                        "dimension else)")
     r.add_argument("--hidden", type=int, default=100, help="shPLRNN hidden width L")
     r.add_argument("--networks", type=int, default=4, help="seeds trained at once")
-    r.add_argument("--iterations", type=int, default=15000)
+    r.add_argument("--iterations", type=int, default=None,
+                   help="training iterations; the learning rate decays over them (default: "
+                        "20000 for alrnn, 15000 else)")
     r.add_argument("--seq-len", type=int, default=200)
     r.add_argument("--batch-size", type=int, default=16)
-    r.add_argument("--forcing", choices=("gtf", "agtf", "stf"), default="gtf")
-    r.add_argument("--alpha", type=float, default=None,
-                   help="GTF forcing strength (default 0.05 for alrnn, 0.2 else)")
-    r.add_argument("--tau", type=int, default=None, help="STF interval (default: estimated)")
+    r.add_argument("--forcing", choices=("gtf", "agtf", "stf"), default=None,
+                   help="teacher forcing (default: stf for alrnn, as the lab trains it; gtf "
+                        "else)")
+    r.add_argument("--alpha", type=float, default=0.2, help="GTF forcing strength")
+    r.add_argument("--tau", type=int, default=None,
+                   help=f"STF interval (default: the lab's for alrnn {ALRNN_TAU}, else "
+                        "estimated from the data)")
     r.add_argument("--lr", type=float, default=1e-3)
     r.add_argument("--lr-end", type=float, default=1e-5)
-    r.add_argument("--grad-clip", type=float, default=10.0)
+    r.add_argument("--grad-clip", type=float, default=None,
+                   help="gradient-norm clip per network (default: off for alrnn, as the lab "
+                        "trains it; 10 else; 0: off)")
     r.add_argument("--samples", type=int, default=100_000)
     r.add_argument("--dt", type=float, default=None)
     r.add_argument("--noise", type=float, default=None,
-                   help="relative observation noise of the data (default 0.05 for alrnn, 0 else;"
-                        " with stronger forcing or clean data AL-RNN free runs collapsed to a "
-                        "fixed point)")
+                   help="relative observation noise of the data (default 0.05 for alrnn, "
+                        "the lab's setting; 0 else)")
     r.add_argument("--initial-state", choices=("learned", "zero"), default=None,
                    help="first state of the unobserved latent units: learned from the first "
                         "observation (z0 = [x0; L x0], the lab's reference) or 0 (default: "
@@ -69,7 +79,7 @@ def build_model(args, n_obs: int, dt: float):
     initial = args.initial_state or ("zero" if args.model == "alrnn" else "learned")
     learn = initial == "learned"
     if args.model == "alrnn":
-        M = args.latent or 20
+        M = args.latent or 40
         return ALRNN(ALRNNConfig(M, n_obs, n_pwl=args.pwl, dt=dt, learn_initial_state=learn),
                      n_networks=args.networks, seed=args.seed)
     M = args.latent or n_obs
@@ -95,8 +105,15 @@ def cmd_reconstruct(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     dt = args.dt or SYSTEM_DT[args.system]
-    if args.alpha is None:
-        args.alpha = 0.05 if args.model == "alrnn" else 0.2
+    alrnn = args.model == "alrnn"
+    if args.forcing is None:
+        args.forcing = "stf" if alrnn else "gtf"
+    if args.tau is None and alrnn and args.forcing == "stf":
+        args.tau = ALRNN_TAU[args.system]
+    if args.iterations is None:
+        args.iterations = 20000 if alrnn else 15000
+    if args.grad_clip is None:
+        args.grad_clip = 0.0 if alrnn else 10.0
     if args.noise is None:
         args.noise = 0.05 if args.model == "alrnn" else 0.0
     task = ChaoticSystemTask(args.system, n_steps=args.samples, dt=dt, noise=args.noise)
@@ -107,7 +124,7 @@ def cmd_reconstruct(args) -> int:
     model = build_model(args, data.shape[-1], dt)
     cfg = GTFConfig(n_iterations=args.iterations, seq_len=args.seq_len,
                     batch_size=args.batch_size, forcing=args.forcing, alpha=args.alpha,
-                    tau=args.tau, lr=args.lr, lr_end=args.lr_end, grad_clip=args.grad_clip,
+                    tau=args.tau, lr=args.lr, lr_end=args.lr_end, grad_clip=args.grad_clip or None,
                     seed=args.seed)
     log(f"Training {model.n_networks} {args.model} networks (M={model.n_units}) with "
         f"{args.forcing} for {args.iterations} iterations ...")

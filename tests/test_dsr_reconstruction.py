@@ -115,32 +115,68 @@ def test_lorenz_reconstruction_alrnn_p10():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("system, P, dt, expected", [("lorenz63", 2, 0.01, (2, 4)),
-                                                      ("rossler", 1, 0.05, (2, 2))])
-def test_alrnn_symbolic_dynamics(system, P, dt, expected):
-    """AL-RNN (M=20) with P ReLUs: Lorenz uses at most 4 subregions with a connected symbolic
-    graph; Rossler with P=1 uses both of its 2 subregions.
+def test_lorenz_reconstruction_alrnn_p2():
+    """AL-RNN with P=2 (the topologically minimal PWL form of Lorenz), 4 seeds at once: the
+    lab's recipe (sparse TF tau 16, 5% observation noise, RAdam 1e-3 -> 1e-5, no gradient
+    clipping) with M=40 and the unobserved units starting at 0, 20,000 iterations.
 
-    Passes in ~460 s (both cases on 2 cores). What it shows is topology, not a good
-    reconstruction: the same settings through ``dynrnn reconstruct`` (100,000 samples, 2 seeds,
-    20,000 iterations, 230 s) gave a chaotic two-wing attractor using all 4 subregions, with
-    lambda_max 0.70 / 0.48 (true 0.906), D_H 0.76 / 0.46 and D_stsp 11.7 / 11.1 (the geometry is
-    still far from the data's; the shPLRNN test above meets the metric criteria)."""
-    # weak forcing (alpha 0.05) on data with 5% observation noise: with alpha 0.1-0.3 or
-    # sparse forcing and clean data every free run collapsed to a fixed point
-    # (unobserved units start at 0: with the learned first state the P=2 free runs fell onto a
-    # fixed point more often)
-    task = ChaoticSystemTask(system, n_steps=50_000, dt=dt, noise=0.05)
-    data = task.sample(1, seed=0).targets[0]
-    model = ALRNN(ALRNNConfig(20, 3, n_pwl=P, dt=dt, learn_initial_state=False), n_networks=2)
-    train_gtf(model, data, GTFConfig(n_iterations=20000, alpha=0.05, lr_end=1e-5))
-    ds = evaluate_reconstruction(model, data, lyapunov=False)
-    best = int(np.nanargmin(ds.D_stsp.values))
-    net = model.select(best)
-    _, Z = generate(net, data[0], 20000)
-    G = symbolic_graph(net, Z[0, 0, 5000:])
-    lo, hi = expected
-    assert lo <= G.number_of_nodes() <= hi
+    Asserted: at least 3 of 4 free runs are chaotic two-wing attractors (lambda_max > 0, at
+    most 4 subregions, at least 3 of them visited, strongly connected symbolic graph) as close
+    to the data as the lab's tutorial's D_stsp 3.52, and one network's lambda_max is within 10%
+    of 0.906. Measured (final states, D_stsp / D_H / lambda_max): model seed 0 2.32 / 0.27 /
+    1.02, 2.79 / 0.50 / 0.70, 2.06 / 0.31 / 0.81, 2.18 / 0.29 / 0.88; model seed 1 2.47 / 0.27 /
+    0.85, 3.46 / 0.63 / 0.44, 2.20 / 0.38 / 0.68, 2.76 / 0.39 / 0.55; all 8 use 4 subregions
+    with a connected graph. With M=20 the same recipe left all 4 free runs on a fixed point,
+    and no P=2 network got near the issue's D_stsp < 0.2 (benchmarks/dsr.py). Passed in 369 s
+    on one thread (2 cores shared with another test).
+    """
     import networkx as nx
 
-    assert nx.is_strongly_connected(G)
+    trials = ChaoticSystemTask("lorenz63", n_steps=100_000, dt=0.01, noise=0.05).sample(1, seed=0)
+    data, clean = trials.targets[0], trials.info["clean"][0]
+    model = ALRNN(ALRNNConfig(40, 3, n_pwl=2, dt=0.01, learn_initial_state=False),
+                  n_networks=4, seed=0)
+    train_gtf(model, data, GTFConfig(n_iterations=20000, forcing="stf", tau=16, grad_clip=None,
+                                     lr_end=1e-5))
+    ds = evaluate_reconstruction(model, clean, true_lyapunov=MAX_LYAPUNOV["lorenz63"],
+                                 lyapunov_steps=50000)
+    lam = ds.max_lyapunov.values
+    good = 0
+    for k in np.flatnonzero((ds.D_stsp.values < 3.52) & (lam > 0)):  # NaN (diverged): out
+        net = model.select(int(k))
+        _, Z = generate(net, clean[0], 20000)
+        G = symbolic_graph(net, Z[0, 0, 5000:])
+        good += 3 <= G.number_of_nodes() <= 4 and nx.is_strongly_connected(G)
+    assert good >= 3, ds
+    assert np.any(np.abs(lam - 0.906) / 0.906 < 0.1), ds
+
+
+@pytest.mark.slow
+def test_alrnn_rossler_p1():
+    """AL-RNN with P=1 on Rossler (100,000 samples, dt 0.05), 4 seeds, ``dynrnn reconstruct``'s
+    AL-RNN defaults (the lab's sparse TF with tau 8, 5% observation noise, no clipping; M=40,
+    unobserved units starting at 0; 20,000 iterations): at least 2 networks use both of the 2
+    subregions with a strongly connected symbolic graph, D_stsp < 3 and lambda_max within 25%
+    of Rossler's 0.071.
+
+    Measured once through the CLI (same data, seeds and settings): D_stsp 1.71 / 2.01 / 16.4 /
+    1.39, D_H 0.165 / 0.147 / 1.0 / 0.240, lambda_max 0.079 / 0.054 / NaN / 0.075 (network 2's
+    free run diverged; the others meet the criteria); 315 s of training on 2 threads. The test
+    passed in 394 s on one thread."""
+    import networkx as nx
+
+    trials = ChaoticSystemTask("rossler", n_steps=100_000, dt=0.05, noise=0.05).sample(1, seed=0)
+    data, clean = trials.targets[0], trials.info["clean"][0]
+    model = ALRNN(ALRNNConfig(40, 3, n_pwl=1, dt=0.05, learn_initial_state=False),
+                  n_networks=4, seed=0)
+    train_gtf(model, data, GTFConfig(n_iterations=20000, forcing="stf", tau=8, grad_clip=None,
+                                     lr_end=1e-5))
+    ds = evaluate_reconstruction(model, clean, true_lyapunov=MAX_LYAPUNOV["rossler"])
+    lam_err = np.abs(ds.max_lyapunov.values - MAX_LYAPUNOV["rossler"]) / MAX_LYAPUNOV["rossler"]
+    good = 0
+    for k in np.flatnonzero((ds.D_stsp.values < 3) & (lam_err < 0.25)):  # NaN (diverged): out
+        net = model.select(int(k))
+        _, Z = generate(net, clean[0], 20000)
+        G = symbolic_graph(net, Z[0, 0, 5000:])
+        good += G.number_of_nodes() == 2 and nx.is_strongly_connected(G)
+    assert good >= 2, ds

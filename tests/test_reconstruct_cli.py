@@ -16,6 +16,7 @@ def test_reconstruct_cli(tmp_path, capsys):
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["D_stsp"]) == 2 and len(metrics["D_H"]) == 2
     assert metrics["best_iteration"] == [5, 5]
+    assert metrics["tau"] == 16  # the AL-RNN defaults to the lab's sparse TF interval
     assert metrics["subregions_total"] == 4 and metrics["subregions_used"] <= 4
     for name in ("attractor.png", "loss.png", "symbolic_graph.png", "attractor_subregions.png"):
         assert (out / name).exists()
