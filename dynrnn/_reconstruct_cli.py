@@ -163,7 +163,9 @@ def cmd_reconstruct(args) -> int:
     hist_arr = hist.as_arrays()
     figs = _figures(out, model, data, hist_arr, best, generate, np)
     if args.model == "alrnn":
-        metrics.update(_symbolic(out, model.select(best), data, np))
+        symbolic = _symbolic(out, model.select(best), data, np)
+        figs += symbolic.pop("figures", [])
+        metrics.update(symbolic)
     metrics["figures"] = figs
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
     log(json.dumps({k: metrics[k] for k in ("D_stsp", "D_H", "max_lyapunov", "best_network",
@@ -227,9 +229,10 @@ def _symbolic(out, net, data, np):
         ax.figure.savefig(out / "symbolic_graph.png", dpi=120)
         plt.close(ax.figure)
         ax = plot_attractor_subregions(obs[0, 0, T // 4:].numpy(), sym)
-        ax.figure.savefig(out / "attractor_subregions.png", dpi=120)
+        ax.figure.savefig(out / "attractor_subregions.png", dpi=120, bbox_inches="tight")
         plt.close(ax.figure)
     return {
+        "figures": ["symbolic_graph.png", "attractor_subregions.png"],
         "subregions_used": G.number_of_nodes(),
         "subregions_total": G.graph["n_subregions"],
         "symbolic_graph_strongly_connected": bool(nx.is_strongly_connected(G)),

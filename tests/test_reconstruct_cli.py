@@ -18,7 +18,9 @@ def test_reconstruct_cli(tmp_path, capsys):
     assert metrics["best_iteration"] == [5, 5]
     assert metrics["tau"] == 16  # the AL-RNN defaults to the lab's sparse TF interval
     assert metrics["subregions_total"] == 4 and metrics["subregions_used"] <= 4
-    for name in ("attractor.png", "loss.png", "symbolic_graph.png", "attractor_subregions.png"):
+    names = ["attractor.png", "loss.png", "symbolic_graph.png", "attractor_subregions.png"]
+    assert metrics["figures"] == names
+    for name in names:
         assert (out / name).exists()
     model, meta = load_model(out / "model")
     assert model.n_networks == 2 and meta["system"] == "lorenz63"

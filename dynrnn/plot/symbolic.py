@@ -76,5 +76,7 @@ def plot_attractor_subregions(states: Any, symbols: Any, ax=None, dims=(0, 1, 2)
         sel = symbols == sym
         pts = states[sel][:, list(dims[: 3 if three else 2])]
         ax.scatter(*pts.T, s=s, color=_colour(sym), label=f"{int(sym)}", rasterized=True)
-    ax.legend(title="subregion", markerscale=6)
+    # outside the axes: inside, a 3D attractor leaves no free corner for it
+    ax.legend(title="subregion", markerscale=6, loc="upper left", bbox_to_anchor=(1.02, 1.0),
+              frameon=False)
     return ax
