@@ -159,10 +159,12 @@ def test_training_reduces_loss(lorenz):
     assert stf.tau is not None and stf.tau >= 1
 
 
-def test_stf_training_equals_plain_loop(lorenz):
+@pytest.mark.parametrize("noise", [0.0, 0.05])
+def test_stf_training_equals_plain_loop(lorenz, noise):
     """train_gtf with sparse TF follows, step for step, a plain autograd loop written from the
     AL-RNN reference procedure (first state [x0; L x0]; the readout units replaced by the data
-    every tau steps; MSE of the readout units; torch RAdam with exponential decay)."""
+    every tau steps; MSE of the readout units; torch RAdam with exponential decay; with noise,
+    fresh Gaussian noise added to each sampled batch, forcing signal and targets alike)."""
     from dynrnn._validation import resolve_generator
 
     M, P, N, S, tau, its = 7, 2, 3, 40, 8, 60
@@ -176,8 +178,10 @@ def test_stf_training_equals_plain_loop(lorenz):
     for it in range(its):
         for group in opt.param_groups:
             group["lr"] = 1e-2 * decay**it
-        win = sample_windows(data[None], 1, 4, S + 1, gen)[0]
-        x, y = win[:, :-1], win[:, 1:]
+        win = sample_windows(data[None], 1, 4, S + 1, gen)
+        if noise:
+            win = win + noise * torch.randn(win.shape, generator=gen, dtype=win.dtype)
+        x, y = win[0, :, :-1], win[0, :, 1:]
         z, preds = torch.cat([x[:, 0], x[:, 0] @ L.T], 1), []
         for t in range(S):
             if t % tau == 0 and t > 0:
@@ -190,7 +194,8 @@ def test_stf_training_equals_plain_loop(lorenz):
         loss.backward()
         opt.step()
     hist = train_gtf(m, data, GTFConfig(n_iterations=its, seq_len=S, batch_size=4, forcing="stf",
-                                        tau=tau, lr=1e-2, lr_end=1e-4, grad_clip=None, seed=1))
+                                        tau=tau, lr=1e-2, lr_end=1e-4, grad_clip=None, seed=1,
+                                        noise_std=noise, noise_on_targets=True))
     assert hist.loss[-1][0] == pytest.approx(float(loss), rel=1e-4)
     for name, ref in (("A", A), ("W", W), ("h", h), ("L_init", L)):
         assert torch.allclose(getattr(m, name)[0].detach(), ref.detach(), atol=1e-5), name
@@ -242,3 +247,5 @@ def test_bad_input(lorenz):
         GTFConfig(alpha=1.5)
     with pytest.raises(ValueError, match="forcing"):
         GTFConfig(forcing="teacher")
+    with pytest.raises(ValueError, match="noise_on_targets"):
+        GTFConfig(noise_on_targets="yes")

@@ -77,6 +77,9 @@ class GTFConfig:
         grad_clip: per-network gradient-norm clip (None or 0: off).
         noise_std: std of Gaussian noise added to the teacher signal (data used for forcing)
             each batch (regularisation; 0: off).
+        noise_on_targets: add that same noise to the loss targets too, i.e. to the whole
+            sampled batch, as the lab's reference code does (``add_gaussian_noise!`` on the
+            batch, which is both the forcing signal and the target).
         loss_burn_in: leading steps of each window excluded from the loss (lets unobserved
             latent units, which start at 0, settle under forcing; 0: off).
         seed: seed of window sampling and noise.
@@ -96,6 +99,7 @@ class GTFConfig:
     optimizer: str = "radam"
     grad_clip: float | None = 10.0
     noise_std: float = 0.0
+    noise_on_targets: bool = False
     loss_burn_in: int = 0
     seed: int = 0
 
@@ -117,6 +121,7 @@ class GTFConfig:
         if self.grad_clip is not None:
             check_float(o, "grad_clip", self.grad_clip, 0.0, None)
         check_float(o, "noise_std", self.noise_std, 0.0, None)
+        check_bool(o, "noise_on_targets", self.noise_on_targets)
         check_int(o, "loss_burn_in", self.loss_burn_in, 0, self.seq_len - 1)
         check_int(o, "seed", self.seed, 0)
 
@@ -432,6 +437,8 @@ def train_gtf(
         if config.noise_std > 0:
             teacher = win + config.noise_std * torch.randn(win.shape, generator=gen,
                                                            dtype=win.dtype)
+            if config.noise_on_targets:
+                win, teacher = teacher, None
         want_states = config.forcing == "agtf" and it % config.agtf_every == 0
         out = gtf_loss(model, win, alpha, forcing=config.forcing, tau=tau or 1,
                        teacher=teacher, return_states=want_states,
