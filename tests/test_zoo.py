@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import save_file
 
+from dynrnn.cli import main
 from dynrnn.models import (
     Ensemble,
     GRUConfig,
@@ -26,7 +29,16 @@ from dynrnn.models import (
     run,
 )
 from dynrnn.tasks import FlipFlopTask
-from dynrnn.zoo import UnknownNetworkError, Zoo, load_model, save_model
+from dynrnn.zoo import (
+    UnknownNetworkError,
+    Zoo,
+    ZooIntegrityError,
+    ZooIntegrityWarning,
+    ZooProblem,
+    load_model,
+    save_dataset,
+    save_model,
+)
 from dynrnn.zoo import _io as zoo_io
 
 RATE_VARIANTS = {
@@ -294,9 +306,8 @@ def test_add_idempotent_and_validation(tmp_path):
 
 
 def test_empty_zoo_and_listing_unknown_models(tmp_path):
-    with pytest.raises(FileNotFoundError):
-        Zoo(tmp_path / "absent", create=False)
-    zoo = Zoo(tmp_path / "z")
+    zoo = Zoo(tmp_path / "z", create=True)
+    assert (tmp_path / "z" / "entries").is_dir()
     assert len(zoo) == 0 and zoo.ids() == [] and zoo.query(n_units=3) == []
     assert list(zoo.networks().columns[:2]) == ["id", "entry"] and zoo.networks().empty
     ids = zoo.add(Ensemble(GATED["gru"], n_networks=2))
@@ -543,3 +554,350 @@ def test_roundtrip_property(kind, K, N, I, O, double, seed, data):
         _assert_bitwise_outputs(ref, sub, x)
         s_full, _ = _outputs(model, x)
         torch.testing.assert_close(_outputs(sub, x)[0], s_full[picks])
+
+
+# ----------------------------------------------------------------------------- integrity
+def _flip_tail(path, n=64):
+    """Invert the last ``n`` bytes of a file in place (same size: only a hash notices)."""
+    data = bytearray(Path(path).read_bytes())
+    data[-n:] = bytes(b ^ 0xFF for b in data[-n:])
+    Path(path).write_bytes(bytes(data))
+
+
+def _names(path):
+    """A regex matching the file ``path`` literally."""
+    return re.escape(str(path))
+
+
+def test_every_read_path_verifies_weights(tmp_path):
+    model = _perturbed(Ensemble(RATE_VARIANTS["train_tau"], n_networks=3, seed=1))
+    zoo = Zoo(tmp_path / "zoo")
+    ids = zoo.add(model)
+    other = zoo.add(Ensemble(RATE_VARIANTS["train_tau"], n_networks=2, seed=7))
+    entry = ids[0].split("/")[0]
+    weights = tmp_path / "zoo" / "entries" / f"{entry}.safetensors"
+    stem = save_model(model, tmp_path / "single" / "net")
+    single = tmp_path / "single" / "net.safetensors"
+    for path in (weights, single):
+        _flip_tail(path)
+
+    for read in (lambda: zoo.load(ids), lambda: zoo.load([ids[2]]), lambda: zoo.load(ids[0]),
+                 lambda: zoo.load([other[0], ids[1]]), lambda: zoo.load_entry(entry)):
+        with pytest.raises(ZooIntegrityError, match=_names(weights) + ".*sha256"):
+            read()
+    with pytest.raises(ValueError, match=_names(single) + ".*sha256"):
+        load_model(stem)
+    assert issubclass(ZooIntegrityError, ValueError)
+    assert zoo.load(other).n_networks == 2  # the other entry is untouched and loads
+
+    # verify=False reads the damaged bytes as they are (here they changed stored weights)
+    for loaded in (zoo.load(ids, verify=False), zoo.load_entry(entry, verify=False),
+                   load_model(stem, verify=False)[0]):
+        assert loaded.n_networks == 3
+        changed = [n for n, t in loaded.state_dict().items()
+                   if not torch.equal(t, model.state_dict()[n])]
+        assert changed  # what load would have returned silently before
+
+    _flip_tail(weights)  # flipped back: bitwise the stored network again
+    _assert_same_model(_reference_subset(model, [2, 0]), zoo.load([ids[2], ids[0]]))
+
+
+def test_complex_results_roundtrip_exactly(tmp_path):
+    special = np.array([1 + 2j, complex(np.nan, 1), complex(np.inf, -0.0),
+                        complex(-0.0, np.nan), complex(-np.inf, np.inf), 0j])
+    ds = xr.Dataset(
+        {
+            "eigenvalues": (("network", "eigen"), np.stack([special, -special[::-1]])),
+            "modes": (("network", "unit", "eigen"),
+                      (np.arange(36).reshape(2, 3, 6) * (1 - 0.5j)).astype(np.complex64)),
+            "scalar": ((), np.complex128(3 - 4j)),
+            "real": ("eigen", np.linspace(0, 1, 6)),
+            "name": ("network", np.array(["rate", "plrnn"])),
+        },
+        coords={"eigen": special + special, "network": [0, 1],
+                "pole": ("network", np.array([1j, -1j], dtype=np.complex64))},
+        attrs={"analysis": "test"},
+    )
+    ds["eigenvalues"].attrs = {"units": "1/step"}
+    zoo = Zoo(tmp_path)
+    back = zoo.load_result(zoo.save_result("complex", ds).stem)
+    xr.testing.assert_identical(back, ds)
+    assert back.indexes["eigen"].equals(ds.indexes["eigen"])
+    for name in ds.variables:
+        assert back[name].dtype == ds[name].dtype, name
+        assert back[name].dims == ds[name].dims, name
+        if ds[name].dtype.kind == "c":  # bitwise: NaN payloads, infinities, signed zeros
+            assert back[name].values.tobytes() == ds[name].values.tobytes(), name
+    assert "_dynrnn_complex" not in back.dims
+    with pytest.raises(ValueError, match="_dynrnn_complex"):
+        zoo.save_result("bad", xr.Dataset({"v": (("_dynrnn_complex",), [1.0, 2.0])}))
+
+
+def test_failed_save_leaves_no_file(tmp_path):
+    zoo = Zoo(tmp_path)
+    good = xr.Dataset({"v": ("x", np.arange(3.0))})
+    zoo.save_result("fp/net", good)
+    unstorable = {
+        "longdouble complex": xr.Dataset({"v": ("x", np.ones(2, dtype=np.clongdouble))}),
+        "int beyond int32": xr.Dataset({"v": ("x", np.array([2**40]))}),
+        "python objects": xr.Dataset({"v": ("x", np.array([{"a": 1}, None], dtype=object))}),
+        "attribute": xr.Dataset({"v": ("x", np.arange(2.0))}, attrs={"f": object()}),
+    }
+    for why, ds in unstorable.items():
+        for name in ("fp/new", "fp/net"):  # a new result and one replacing an existing file
+            with pytest.raises(ValueError):
+                zoo.save_result(name, ds)
+            assert not zoo.has_result("fp/new"), why
+            xr.testing.assert_identical(zoo.load_result("fp/net"), good)
+            leftovers = sorted(p.name for p in (tmp_path / "results").rglob("*"))
+            assert leftovers == ["fp", "net.nc"], (why, leftovers)
+    with pytest.raises(ValueError, match="'v'.*clongdouble|'v'.*complex256"):
+        save_dataset(unstorable["longdouble complex"], tmp_path / "direct.nc")
+    assert not (tmp_path / "direct.nc").exists()
+
+
+def _result_builders():
+    """Every kind of result the package returns, each from a small, fast model."""
+    from dynrnn import analyses as A
+    from dynrnn.models import (
+        ALRNN,
+        PLRNN,
+        ALRNNConfig,
+        IzhikevichConfig,
+        IzhikevichReservoir,
+        PLRNNConfig,
+        ShallowPLRNN,
+        ShallowPLRNNConfig,
+    )
+    from dynrnn.training import GTFConfig, TrainConfig, train, train_gtf
+
+    task = FlipFlopTask(n_bits=2, n_steps=20)
+
+    def rate(N=4, K=2, seed=0):
+        return Ensemble(RateRNNConfig(n_inputs=2, n_units=N, n_outputs=2), n_networks=K,
+                        seed=seed)
+
+    def states(K=2):
+        return run(rate(K=K), torch.zeros(1, 2, 40, 2), generator=1)[0]  # [K, B, T, N]
+
+    def plrnn():
+        return _perturbed(PLRNN(PLRNNConfig(3, 3, dt=0.01), n_networks=2, seed=2)).double()
+
+    def alrnn():
+        return ALRNN(ALRNNConfig(4, 3, n_pwl=2), n_networks=2, seed=3).double()
+
+    def series():
+        return np.cumsum(np.random.default_rng(0).normal(size=(300, 3)), 0) * 0.1
+
+    def gtf_history():
+        hist = train_gtf(ShallowPLRNN(ShallowPLRNNConfig(3, 3, n_hidden=8), n_networks=2),
+                         series().astype(np.float32),
+                         GTFConfig(n_iterations=3, seq_len=10, batch_size=2))
+        a = hist.as_arrays()
+        return xr.Dataset(
+            {"loss": (("iteration", "network"), a["loss"]),
+             "alpha": (("iteration", "network"), a["alpha"]),
+             "grad_norm": (("iteration", "network"), a["grad_norm"]),
+             "lr": ("iteration", a["lr"]), "wall_time": ("iteration", a["wall_time"])},
+            attrs={"tau": hist.tau, "stopped": hist.stopped},
+        )
+
+    def spiking():
+        cfg = IzhikevichConfig(n_excitatory=8, n_inhibitory=2, n_inputs=0, n_outputs=0)
+        return IzhikevichReservoir(cfg, seed=0).simulate(20, seed=0, record_rates=True)
+
+    def report():
+        return A.degeneracy_report(
+            [rate(), rate(N=5, K=1, seed=3)], task, group_by="n_units", n_trials=4,
+            n_dsa_trials=2, dsa_kwargs=dict(n_delays=2, rank=4, n_starts=1, max_iters=50),
+            weight_kwargs=dict(n_restarts=1), representations=True,
+        )
+
+    return {
+        "find_fixed_points": lambda: A.find_fixed_points(rate(), n_initial=8, seed=0),
+        "lyapunov_spectrum": lambda: A.lyapunov_spectrum(rate(), n_steps=50, burn_in=10,
+                                                         tangent_burn_in=10),
+        "max_lyapunov_two_trajectory": lambda: A.max_lyapunov_two_trajectory(
+            rate(), n_steps=50, burn_in=10, transient=10),
+        "linearise": lambda: A.linearise(rate(), torch.randn(2, 3, 4,
+                                                              generator=torch.Generator())),
+        "linearise_trajectory": lambda: A.linearise_trajectory(rate(), states()[:, :1, :10]),
+        "network_timescale": lambda: A.network_timescale(states(), rate(), kind="single"),
+        "network_timescale_per_unit": lambda: A.network_timescale(states(), rate(),
+                                                                  kind="single", per_unit=True),
+        "dsa": lambda: A.dsa(states(K=3)[:, 0], n_delays=2, rank=4, n_starts=1, max_iters=50),
+        "procrustes_distance": lambda: A.procrustes_distance(states()[:, 0]),
+        "cca_distance": lambda: A.cca_distance(states()[:, 0]),
+        "cka": lambda: A.cka(states()[:, 0]),
+        "weight_distance": lambda: A.weight_distance(rate(), n_restarts=1,
+                                                     return_permutations=True),
+        "behavioural_degeneracy": lambda: A.behavioural_degeneracy(rate(), task, n_trials=4),
+        "degeneracy_report": report,
+        "degeneracy_summary": lambda: A.degeneracy_summary(report()),
+        "evaluate_reconstruction": lambda: A.evaluate_reconstruction(plrnn(), series(),
+                                                                     lyapunov=False, pe_steps=3),
+        "find_cycles": lambda: A.find_cycles(plrnn(), 2, n_restarts=16, n_rounds=1,
+                                             max_inner=10),
+        "brute_force_cycles": lambda: A.brute_force_cycles(plrnn(), 1),
+        "subregion_fixed_points": lambda: A.subregion_fixed_points(alrnn()),
+        "train_history": lambda: train(rate(), task, TrainConfig(n_steps=4, batch_size=4,
+                                                                 eval_every=2),
+                                       seed=0).to_xarray(),
+        "train_gtf_history": gtf_history,
+        "trials": lambda: task.sample(3, seed=0).to_xarray(),
+        "spiking": lambda: spiking().to_xarray(),
+    }
+
+
+@pytest.mark.parametrize("name", list(_result_builders()))
+def test_every_analysis_result_roundtrips(tmp_path, name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. untrained networks' fits
+        ds = _result_builders()[name]()
+    assert isinstance(ds, xr.Dataset)
+    zoo = Zoo(tmp_path / "zoo")
+    zoo.save_result(f"{name}/abc", ds)
+    back = Zoo(tmp_path / "zoo").load_result(f"{name}/abc")
+    xr.testing.assert_identical(back, ds)
+    for var in ds.variables:
+        assert back[var].dtype == ds[var].dtype, var
+        assert back[var].dims == ds[var].dims, var
+    assert set(back.coords) == set(ds.coords) and set(back.indexes) == set(ds.indexes)
+
+
+def test_reads_of_a_missing_zoo_name_the_path(tmp_path, capsys):
+    path = tmp_path / "typo" / "zoo"
+    zoo = Zoo(path)
+    assert not (tmp_path / "typo").exists()  # constructing creates nothing
+    reads = {
+        "ids": zoo.ids, "entries": zoo.entries, "networks": zoo.networks,
+        "query": lambda: zoo.query(n_units=4), "len": lambda: len(zoo),
+        "iter": lambda: list(zoo), "contains": lambda: "abc/0" in zoo,
+        "load": lambda: zoo.load(["abc/0"]), "load_entry": lambda: zoo.load_entry("abc"),
+        "metadata": lambda: zoo.metadata("abc/0"), "entry_info": lambda: zoo.entry_info("abc"),
+        "load_result": lambda: zoo.load_result("x"), "has_result": lambda: zoo.has_result("x"),
+        "results": zoo.results, "check": zoo.check,
+    }
+    for what, read in reads.items():
+        with pytest.raises(FileNotFoundError, match=_names(path)):
+            read()
+        assert not (tmp_path / "typo").exists(), what
+    assert main(["zoo", "check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and str(path) in err
+
+    model = Ensemble(RATE_VARIANTS["vanilla"], n_networks=2)
+    ids = zoo.add(model)  # writing creates the directory (README: Zoo("zoo").add(...))
+    assert zoo.ids() == ids and Zoo(path).load(ids).n_networks == 2
+    other = Zoo(tmp_path / "results_only")
+    other.save_result("r", xr.Dataset({"v": ("x", [1.0])}))
+    assert other.results() == ["r"] and other.ids() == []
+    made = Zoo(tmp_path / "made", create=True)
+    assert (tmp_path / "made" / "entries").is_dir() and made.ids() == [] and made.check() == []
+    (tmp_path / "plain").mkdir()  # an existing directory without entries/ is an empty zoo
+    assert len(Zoo(tmp_path / "plain")) == 0
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="not a directory"):
+        Zoo(tmp_path / "file")
+
+
+def _three_entry_zoo(path):
+    zoo = Zoo(path)
+    models = [_perturbed(Ensemble(RATE_VARIANTS["vanilla"], n_networks=2, seed=s), seed=s)
+              for s in (0, 10, 20)]
+    ids = [zoo.add(m, outcome={"final_loss": [0.1 * s, 0.2]}, tags="t")
+           for s, m in enumerate(models)]
+    entries = [i[0].split("/")[0] for i in ids]
+    return zoo, models, ids, entries
+
+
+def test_damaged_entries_are_skipped_refused_and_reported(tmp_path, capsys):
+    zoo, models, (ids_a, ids_b, ids_c), (a, b, c) = _three_entry_zoo(tmp_path)
+    entries = tmp_path / "entries"
+    b_json, c_weights = entries / f"{b}.json", entries / f"{c}.safetensors"
+    good_json = b_json.read_bytes()
+    b_json.write_bytes(good_json[: len(good_json) // 2])  # truncated (a crash mid-copy)
+    _flip_tail(c_weights)  # damaged weights, intact JSON
+
+    with pytest.warns(ZooIntegrityWarning, match=rf"{b}.*{_names(b_json)}"):
+        assert zoo.ids() == ids_a + ids_c  # c's JSON is fine, so it is listed
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ZooIntegrityWarning)
+        assert zoo.query(tags="t") == ids_a + ids_c and len(zoo) == 4
+        assert list(zoo.networks()["id"]) == ids_a + ids_c
+        assert ids_b[0] not in zoo and zoo.entries() == [a, c]
+        assert Zoo(tmp_path).query(final_loss=0.0) == [ids_a[0]]  # a fresh reader too
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # loading good networks neither fails nor warns
+        _assert_same_model(models[0], zoo.load(ids_a))
+        _assert_same_model(models[0], zoo.load_entry(a))
+        assert zoo.metadata(ids_a[1])[0]["final_loss"] == 0.2
+
+    for read in (lambda: zoo.load(ids_b), lambda: zoo.load([ids_a[0], ids_b[1]]),
+                 lambda: zoo.load_entry(b), lambda: zoo.entry_info(b),
+                 lambda: zoo.metadata(ids_b[0])):
+        with pytest.raises(ZooIntegrityError, match=_names(b_json)):
+            read()
+    for read in (lambda: zoo.load(ids_c), lambda: zoo.load([ids_a[0], ids_c[1]]),
+                 lambda: zoo.load_entry(c)):
+        with pytest.raises(ZooIntegrityError, match=_names(c_weights) + ".*sha256"):
+            read()
+
+    problems = {p.entry: p for p in zoo.check()}
+    assert len(zoo.check()) == 2 and all(isinstance(p, ZooProblem) for p in problems.values())
+    assert (problems[b].path, problems[b].kind) == (b_json, "json")
+    assert (problems[c].path, problems[c].kind) == (c_weights, "weights")
+    assert "JSON" in problems[b].description and "sha256" in problems[c].description
+    assert str(problems[c]).startswith(f"{c_weights}: weights (entry {c}): ")
+
+    assert main(["zoo", "check", str(tmp_path)]) == 1
+    out = capsys.readouterr()
+    lines = sorted(out.out.strip().splitlines())
+    assert lines == sorted([str(problems[b]), str(problems[c])])
+    assert str(b_json) in " ".join(lines) and str(c_weights) in " ".join(lines)
+    assert "2 problems" in out.err
+
+    b_json.write_bytes(good_json)  # repaired: listed again (the index did not keep it out)
+    _flip_tail(c_weights)
+    assert zoo.ids() == ids_a + ids_b + ids_c and zoo.check() == []
+    assert main(["zoo", "check", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == f"{tmp_path}: ok (3 entries, 6 networks, 0 results)"
+
+
+def test_check_lists_every_kind_of_problem(tmp_path, capsys):
+    zoo, models, ids, (a, b, c) = _three_entry_zoo(tmp_path)
+    zoo.save_result("fine", xr.Dataset({"v": ("x", [1.0, 2.0])}))
+    bad_result = zoo.save_result("lyapunov/broken", xr.Dataset({"v": ("x", np.arange(50.0))}))
+    assert zoo.check() == [] and zoo.check(verify=False) == []
+    entries = tmp_path / "entries"
+    (entries / f"{a}.safetensors").unlink()  # weights missing
+    state = {k: v.clone() for k, v in models[1].state_dict().items()}
+    save_file(dict(state, W_rec=torch.zeros(2, 7, 7)), str(entries / f"{b}.safetensors"))
+    header = json.loads((entries / f"{c}.json").read_text())
+    del header["format"]  # valid JSON, but not a dynrnn entry
+    (entries / f"{c}.json").write_text(json.dumps(header))
+    extra = Ensemble(RATE_VARIANTS["dale"], n_networks=1)
+    orphan = Zoo(tmp_path / "other").add(extra)[0].split("/")[0]
+    os.replace(tmp_path / "other" / "entries" / f"{orphan}.safetensors",
+               entries / f"{orphan}.safetensors")  # an add killed before its JSON
+    bad_result.write_bytes(bad_result.read_bytes()[:40])  # truncated netCDF
+    (entries / ".x.json.0123.tmp").write_text("{")  # a write in progress is no problem
+
+    found = {(p.entry, p.path.name, p.kind) for p in zoo.check()}
+    assert found == {
+        (a, f"{a}.safetensors", "weights"),
+        (b, f"{b}.safetensors", "weights"),
+        (c, f"{c}.json", "json"),
+        (orphan, f"{orphan}.safetensors", "orphan"),
+        (None, "broken.nc", "result"),
+    }
+    by_entry = {p.entry: p.description for p in zoo.check()}
+    assert "missing" in by_entry[a]
+    assert "'W_rec' is [2, 7, 7] float32, recorded [2, 6, 6] float32" in by_entry[b]
+    assert "format" in by_entry[c] and "JSON" in by_entry[orphan]
+    assert main(["zoo", "check", str(tmp_path), "--no-verify"]) == 1
+    assert len(capsys.readouterr().out.strip().splitlines()) == 5
+    with pytest.raises(ValueError, match=_names(bad_result)):
+        zoo.load_result("lyapunov/broken")
+    with pytest.warns(ZooIntegrityWarning, match=c):
+        assert zoo.ids() == ids[0] + ids[1]  # listing needs only the JSONs

@@ -2,24 +2,37 @@
 
 Nothing here unpickles or calls ``torch.load``: weights are safetensors (a JSON header plus raw
 bytes), metadata is JSON, results are netCDF-3 via xarray's ``"scipy"`` engine. Every write is
-atomic (temporary file in the same directory + ``os.replace``).
+atomic (temporary file in the same directory + ``os.replace``), so a failed or interrupted write
+never leaves a partial file at its target.
 
 * :class:`Zoo` -- a directory of entries (the K networks of one ``add``) with per-network
-  metadata, queries, loading of any subset of networks as one stacked model, and results storage
-  (``save_result`` / ``load_result`` / ``has_result``) for resumable batch analyses.
+  metadata, queries, loading of any subset of networks as one stacked model, results storage
+  (``save_result`` / ``load_result`` / ``has_result``) for resumable batch analyses, and
+  :meth:`Zoo.check` listing damaged files as :class:`ZooProblem` (also ``dynrnn zoo check``).
+  ``Zoo(path)`` creates nothing: reads of a missing path raise FileNotFoundError naming it;
+  ``add`` / ``save_result`` (or ``Zoo(path, create=True)``) create the directory.
+* Integrity: :meth:`Zoo.load`, :meth:`Zoo.load_entry` and :func:`load_model` verify the weights
+  against the sha256 recorded in the JSON by default (``verify=False`` skips it) and raise
+  :class:`ZooIntegrityError` (a ValueError naming the file) for damaged files. A damaged entry
+  JSON is skipped by listings with a :class:`ZooIntegrityWarning`; the rest of the zoo stays
+  usable.
 * :func:`save_model` / :func:`load_model` -- one model as ``<path>.safetensors`` + ``<path>.json``.
 * :func:`save_dataset` / :func:`load_dataset` -- one ``xarray.Dataset`` as a netCDF file with
-  bool / int64 variables and non-netCDF attributes round-tripped.
+  bool / int64 / float16 / complex64 / complex128 variables and coordinates, unicode strings and
+  non-netCDF attributes restored exactly on load.
 """
 
-from ._io import load_model, save_model
+from ._io import ZooIntegrityError, load_model, save_model
 from ._results import load_dataset, save_dataset
-from .zoo import UnknownNetworkError, Zoo, ZooKeyError
+from .zoo import UnknownNetworkError, Zoo, ZooIntegrityWarning, ZooKeyError, ZooProblem
 
 __all__ = [
     "Zoo",
     "ZooKeyError",
     "UnknownNetworkError",
+    "ZooIntegrityError",
+    "ZooIntegrityWarning",
+    "ZooProblem",
     "save_model",
     "load_model",
     "save_dataset",

@@ -41,7 +41,7 @@ import torch
 
 from ..models.base import MODEL_REGISTRY, RecurrentModel, model_from_spec
 
-__all__ = ["save_model", "load_model"]
+__all__ = ["save_model", "load_model", "ZooIntegrityError"]
 
 FORMAT = "dynrnn.weights"
 FORMAT_VERSION = 1
@@ -55,6 +55,12 @@ _ST_DTYPES = {
     "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
     "U8": torch.uint8, "BOOL": torch.bool,
 }
+
+
+class ZooIntegrityError(ValueError):
+    """A stored file is damaged: unreadable or invalid JSON, a weights file that is not valid
+    safetensors, disagrees with its spec, or does not match the sha256 recorded in its JSON.
+    A ValueError; the message names the file."""
 
 
 # --------------------------------------------------------------------------- small helpers
@@ -248,29 +254,38 @@ def read_header(json_path: Path) -> dict:
 
     Raises:
         FileNotFoundError: the file does not exist.
-        ValueError: not valid JSON, not a dynrnn weights header, a newer format version, or a
-            malformed ``spec`` (the message names the file and the problem).
+        ZooIntegrityError (a ValueError): not valid JSON, not a dynrnn weights header, or a
+            malformed ``spec`` / ``tensors`` / ``dtype`` (the message names the file).
+        ValueError: a newer format version.
     """
     json_path = Path(json_path)
     try:
         with open(json_path, encoding="utf-8") as fh:
             header = json.load(fh)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{json_path}: not valid JSON ({err}).") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ZooIntegrityError(f"{json_path}: not valid JSON ({err}).") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise ValueError(f"{json_path}: not a dynrnn weights file (missing 'format': {FORMAT!r}).")
+        raise ZooIntegrityError(
+            f"{json_path}: not a dynrnn weights file (missing 'format': {FORMAT!r})."
+        )
     version = header.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise ValueError(
             f"{json_path}: format_version {version!r} is not supported by this dynrnn "
             f"(supports <= {FORMAT_VERSION}); upgrade dynrnn."
         )
-    check_spec(header.get("spec"), str(json_path), require_known=False)
+    try:
+        check_spec(header.get("spec"), str(json_path), require_known=False)
+    except ValueError as err:
+        raise ZooIntegrityError(str(err)) from None
     tensors = header.get("tensors")
     if not isinstance(tensors, dict):
-        raise ValueError(f"{json_path}: 'tensors' must be a dict of name -> shape/dtype.")
+        raise ZooIntegrityError(f"{json_path}: 'tensors' must be a dict of name -> shape/dtype.")
     if not isinstance(header.get("dtype"), str):
-        raise ValueError(f"{json_path}: 'dtype' must be a string such as 'float32'.")
+        raise ZooIntegrityError(f"{json_path}: 'dtype' must be a string such as 'float32'.")
+    sha = header.get("weights_sha256")
+    if sha is not None and not isinstance(sha, str):
+        raise ZooIntegrityError(f"{json_path}: 'weights_sha256' must be a hex string.")
     return header
 
 
@@ -324,7 +339,7 @@ def weights_layout(weights_path: Path) -> dict[str, tuple[tuple[int, ...], torch
                 sl = fh.get_slice(name)
                 code = sl.get_dtype()
                 if code not in _ST_DTYPES:
-                    raise ValueError(
+                    raise ZooIntegrityError(
                         f"{weights_path}: tensor {name!r} has unsupported dtype {code}."
                     )
                 out[name] = (tuple(sl.get_shape()), _ST_DTYPES[code])
@@ -336,7 +351,51 @@ def weights_layout(weights_path: Path) -> dict[str, tuple[tuple[int, ...], torch
     except Exception as err:  # safetensors' own error type for a corrupt header
         if not weights_path.exists():
             raise FileNotFoundError(f"Weights file {weights_path} does not exist.") from None
-        raise ValueError(f"{weights_path}: not a valid safetensors file ({err}).") from None
+        raise ZooIntegrityError(
+            f"{weights_path}: not a valid safetensors file ({err})."
+        ) from None
+
+
+def stored_layout(
+    header: Mapping[str, Any], where: str
+) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    """The layout recorded in a pair's JSON (``header["tensors"]``), for comparing with the file."""
+    out = {}
+    for name, info in header["tensors"].items():
+        if not (isinstance(info, dict) and isinstance(info.get("shape"), list)):
+            raise ZooIntegrityError(f"{where}: tensor {name!r} has no 'shape' list in the JSON.")
+        try:
+            dtype = _dtype_from_name(info.get("dtype"), f"{where}: tensor {name!r}")
+        except ValueError as err:
+            raise ZooIntegrityError(str(err)) from None
+        out[name] = (tuple(info["shape"]), dtype)
+    return out
+
+
+def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
+    """sha256 of a file, read sequentially in chunks (constant memory)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verify_weights(
+    weights_path: Path, header: Mapping[str, Any], data: bytes | None = None
+) -> None:
+    """Raise ZooIntegrityError unless the weights file (or its already-read ``data``) has the
+    sha256 recorded in the JSON ``header`` (a header without one is accepted)."""
+    expected = header.get("weights_sha256")
+    if expected is None:
+        return
+    actual = hashlib.sha256(data).hexdigest() if data is not None else sha256_file(weights_path)
+    if actual != expected:
+        raise ZooIntegrityError(
+            f"{weights_path}: content does not match the sha256 recorded in its JSON (the file "
+            "was modified or damaged, or a save was interrupted while overwriting it); pass "
+            "verify=False to load it anyway."
+        )
 
 
 def check_layout(
@@ -365,7 +424,9 @@ def check_layout(
                 f"{_kind(edtype)} tensor"
             )
     if problems:
-        raise ValueError(f"{where}: stored tensors disagree with the spec: " + "; ".join(problems))
+        raise ZooIntegrityError(
+            f"{where}: stored tensors disagree with the spec: " + "; ".join(problems)
+        )
 
 
 def model_layout(model: RecurrentModel) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
@@ -407,15 +468,14 @@ def read_full(
     check_layout(str(weights_path), model_layout(model), weights_layout(weights_path),
                  type(model).optional_state)
     data = weights_path.read_bytes()
-    if verify and header.get("weights_sha256") not in (None, hashlib.sha256(data).hexdigest()):
-        raise ValueError(
-            f"{weights_path}: content does not match the sha256 recorded in its JSON (the pair "
-            "was modified, or a save was interrupted while overwriting it)."
-        )
+    if verify:
+        verify_weights(weights_path, header, data)
     try:
         tensors = load(data)
     except Exception as err:  # pragma: no cover - the layout check above parsed the header
-        raise ValueError(f"{weights_path}: not a valid safetensors file ({err}).") from None
+        raise ZooIntegrityError(
+            f"{weights_path}: not a valid safetensors file ({err})."
+        ) from None
     return assign_tensors(model, tensors, _resolve_dtype(dtype), device)
 
 
@@ -466,7 +526,9 @@ def load_model(
         path: the stem (``.safetensors`` / ``.json`` suffixes are accepted).
         dtype: cast floating tensors to this dtype; default: keep the stored dtypes.
         device: device of the returned model (default CPU).
-        verify: check the weights file against the sha256 recorded in the JSON.
+        verify: check the weights file against the sha256 recorded in the JSON (default; the
+            file is read whole anyway). ``verify=False`` loads a file whose sha256 differs
+            (names, shapes and kinds are still checked).
 
     Returns:
         ``(model, metadata)``: the model with the stored K networks (``run`` gives bitwise the
@@ -474,8 +536,10 @@ def load_model(
 
     Raises:
         FileNotFoundError: a file of the pair is missing.
-        ValueError: the JSON is invalid or names an unknown model; tensors disagree in name,
-            shape or kind with the spec; the weights do not match the recorded sha256.
+        ZooIntegrityError (a ValueError naming the file): the JSON is invalid; tensors
+            disagree in name, shape or kind with the spec; the weights do not match the
+            recorded sha256.
+        ValueError: the JSON names an unknown model.
     """
     stem = stem_of(path)
     header = read_header(stem.with_name(stem.name + META_SUFFIX))

@@ -5,8 +5,8 @@ Layout of a zoo directory::
     <root>/
       entries/<entry>.safetensors   weights of one added model: state_dict tensors [K, ...]
       entries/<entry>.json          its metadata (the source of truth): model spec, task,
-                                    per-network outcome, tags, created, versions, dtype
-                                    (see ``dynrnn.zoo._io`` for every key)
+                                    per-network outcome, tags, created, versions, dtype,
+                                    sha256 of the weights file (see ``dynrnn.zoo._io``)
       index.json                    optional cache of all entry JSONs; rebuilt when missing,
                                     corrupt or stale (an entry JSON was added/removed/changed)
       results/<name>.nc             analysis results (``save_result``); ``name`` may contain
@@ -18,15 +18,33 @@ task, outcome, tags, dtype), so concurrent writers never collide and adding iden
 twice is idempotent (the existing ids are returned). Every file is written to a hidden temporary
 file in the same directory and moved into place with ``os.replace``; the entry JSON is written
 last, so a reader never sees a half-written entry. Nothing in a zoo is unpickled or executed.
+
+Opening and creating: ``Zoo(path)`` touches nothing on disk. Every read (listing, queries,
+loading, results) of a path that does not exist raises FileNotFoundError naming the path, so a
+mistyped path is never taken for an empty zoo; an existing directory without ``entries/`` is an
+empty zoo. Directories are created only by writing (:meth:`Zoo.add`, :meth:`Zoo.save_result`)
+or explicitly with ``Zoo(path, create=True)``.
+
+Integrity: every load verifies the weights against the sha256 in the entry JSON by default
+(``verify=False`` skips it), so damaged weights raise :class:`ZooIntegrityError` (a ValueError
+naming the file) instead of loading silently wrong networks. The check hashes each weights file
+involved in one sequential read, also when :meth:`Zoo.load` takes only some of its networks.
+An entry whose JSON cannot be read (truncated, invalid) is skipped by listings and queries with
+a :class:`ZooIntegrityWarning` naming its id and file; every other entry stays usable, and
+loading the damaged entry raises :class:`ZooIntegrityError`. :meth:`Zoo.check` (and
+``dynrnn zoo check PATH``) lists every problem as a :class:`ZooProblem`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
 import re
+import sys
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,9 +53,17 @@ import torch
 
 from ..models.base import MODEL_REGISTRY, RecurrentModel
 from . import _io
+from ._io import ZooIntegrityError
 from ._results import load_dataset, save_dataset
 
-__all__ = ["Zoo", "ZooKeyError", "UnknownNetworkError"]
+__all__ = [
+    "Zoo",
+    "ZooKeyError",
+    "UnknownNetworkError",
+    "ZooIntegrityError",
+    "ZooIntegrityWarning",
+    "ZooProblem",
+]
 
 ENTRIES_DIR = "entries"
 RESULTS_DIR = "results"
@@ -62,6 +88,64 @@ class ZooKeyError(KeyError, ValueError):
 
 class UnknownNetworkError(ZooKeyError):
     """A network or entry id that is not in the zoo."""
+
+
+class ZooIntegrityWarning(UserWarning):
+    """A damaged zoo entry was skipped while listing the zoo (the message names its id and file)."""
+
+
+#: the kinds of :class:`ZooProblem`
+PROBLEM_KINDS = ("json", "weights", "orphan", "result")
+
+
+@dataclasses.dataclass(frozen=True)
+class ZooProblem:
+    """One problem found by :meth:`Zoo.check`.
+
+    Attributes:
+        entry: the entry id the problem belongs to (None for a result file).
+        path: the damaged (or missing) file.
+        kind: ``"json"`` (entry JSON unreadable or invalid), ``"weights"`` (weights file
+            missing, not valid safetensors, layout disagreeing with the JSON or the model spec,
+            sha256 mismatch), ``"orphan"`` (weights file without an entry JSON) or ``"result"``
+            (a result file that cannot be read).
+        description: what is wrong, in words.
+    """
+
+    entry: str | None
+    path: Path
+    kind: str
+    description: str
+
+    def __str__(self) -> str:
+        where = f" (entry {self.entry})" if self.entry is not None else ""
+        return f"{self.path}: {self.kind}{where}: {self.description}"
+
+
+def _check_entry_header(header: dict, path: Path) -> None:
+    """Raise ZooIntegrityError unless the zoo-specific keys of an entry JSON are well formed
+    (``read_header`` has checked the weights-file keys)."""
+    K = len(header["spec"]["seeds"])
+    outcome = header.get("outcome")
+    if outcome is not None and not (
+        isinstance(outcome, dict)
+        and all(isinstance(v, list) and len(v) == K for v in outcome.values())
+    ):
+        raise ZooIntegrityError(
+            f"{path}: 'outcome' must be a dict of field -> list of {K} values."
+        )
+    tags = header.get("tags")
+    if tags is not None and not (isinstance(tags, list) and all(isinstance(t, str) for t in tags)):
+        raise ZooIntegrityError(f"{path}: 'tags' must be a list of strings.")
+    task = header.get("task")
+    if task is not None and not isinstance(task, dict):
+        raise ZooIntegrityError(f"{path}: 'task' must be a dict or null.")
+
+
+def _read_entry_header(path: Path) -> dict:
+    header = _io.read_header(path)
+    _check_entry_header(header, path)
+    return header
 
 
 def _as_id_list(ids: str | Iterable[str], argname: str = "ids") -> list[str]:
@@ -182,27 +266,31 @@ class Zoo:
     """A directory of trained networks and analysis results (see the module docstring).
 
     Arguments:
-        path: the zoo directory; created (with parents) if it does not exist and ``create``.
-        create: create a missing directory (default True); else FileNotFoundError.
+        path: the zoo directory. Constructing a Zoo touches nothing on disk; reading a path
+            that does not exist raises FileNotFoundError naming it; :meth:`add` and
+            :meth:`save_result` create the directory (with parents) when needed.
+        create: create the (empty) zoo directory now, with parents, if it does not exist
+            (default False).
+
+    Raises:
+        ValueError: ``path`` exists and is not a directory.
 
     Example::
 
-        zoo = Zoo("runs/zoo")
+        zoo = Zoo("runs/zoo")                     # or Zoo("runs/zoo", create=True)
         ids = zoo.add(model, task=task, outcome={"reached": reached, "final_loss": loss})
         good = zoo.query(n_units=64, reached=True)
         model = zoo.load(good)                    # one RecurrentModel with len(good) networks
         df = zoo.networks()                       # pandas DataFrame, one row per network
+        problems = zoo.check()                    # [] when every file is intact
     """
 
-    def __init__(self, path: str | os.PathLike, *, create: bool = True):
+    def __init__(self, path: str | os.PathLike, *, create: bool = False):
         self.path = Path(path)
         if self.path.exists() and not self.path.is_dir():
             raise ValueError(f"The zoo path {self.path} exists and is not a directory.")
-        if not self.path.exists():
-            if not create:
-                raise FileNotFoundError(f"No zoo at {self.path} (pass create=True to make one).")
-            self.path.mkdir(parents=True, exist_ok=True)
-        (self.path / ENTRIES_DIR).mkdir(exist_ok=True)
+        if create:
+            (self.path / ENTRIES_DIR).mkdir(parents=True, exist_ok=True)
 
     def __repr__(self) -> str:
         return f"Zoo({str(self.path)!r})"
@@ -220,6 +308,16 @@ class Zoo:
 
     def _json_path(self, entry: str) -> Path:
         return self._entries_dir / (entry + _io.META_SUFFIX)
+
+    def _require(self) -> None:
+        """Raise FileNotFoundError (naming the path) unless the zoo directory exists."""
+        if not self.path.is_dir():
+            if self.path.exists():
+                raise ValueError(f"The zoo path {self.path} exists and is not a directory.")
+            raise FileNotFoundError(
+                f"No zoo at {self.path}: the directory does not exist (Zoo(path, create=True) "
+                "makes an empty zoo; add() and save_result() create it when writing)."
+            )
 
     # ----------------------------------------------------------------- writing
     def add(
@@ -268,18 +366,39 @@ class Zoo:
         return ids
 
     # ----------------------------------------------------------------- the index
-    def _scan(self) -> dict[str, dict]:
-        """``{entry: header}`` for every committed entry, using/refreshing the index cache."""
+    def _scan(self, *, warn: bool = True) -> dict[str, dict]:
+        """``{entry: header}`` of every readable entry (damaged ones skipped with a warning)."""
+        entries, bad = self._scan_all()
+        if warn:
+            for entry, (path, message) in sorted(bad.items()):
+                warnings.warn(
+                    f"Skipping the damaged zoo entry {entry!r} ({path}): "
+                    f"{_strip_path(message, path)} (Zoo.check() or `dynrnn zoo check` lists "
+                    "every problem).",
+                    ZooIntegrityWarning,
+                    stacklevel=_caller_stacklevel(),
+                )
+        return entries
+
+    def _scan_all(self) -> tuple[dict[str, dict], dict[str, tuple[Path, str]]]:
+        """``({entry: header}, {entry: (json path, problem)})`` for every committed entry,
+        using/refreshing the index cache; raises FileNotFoundError for a missing zoo."""
+        self._require()
         index_path = self.path / INDEX_FILE
         cached: dict = {}
-        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError, KeyError):
             raw = json.loads(index_path.read_text(encoding="utf-8"))
             if raw.get("format") == INDEX_FORMAT and raw.get("format_version") == INDEX_VERSION:
                 cached = dict(raw["entries"])
         entries: dict[str, dict] = {}
+        bad: dict[str, tuple[Path, str]] = {}
         fresh: dict[str, dict] = {}
         changed = False
-        with os.scandir(self._entries_dir) as it:
+        try:
+            it = os.scandir(self._entries_dir)
+        except FileNotFoundError:  # an existing directory without entries/: an empty zoo
+            return {}, {}
+        with it:
             for de in it:
                 name = de.name
                 if name.startswith(".") or not name.endswith(_io.META_SUFFIX):
@@ -294,13 +413,25 @@ class Zoo:
                 if isinstance(hit, dict) and hit.get("stamp") == stamp and "header" in hit:
                     header = hit["header"]
                 else:
-                    header = _io.read_header(Path(de.path))
                     changed = True
+                    try:
+                        header = _read_entry_header(Path(de.path))
+                    except FileNotFoundError:  # removed while scanning
+                        continue
+                    except (OSError, ValueError) as err:
+                        bad[entry] = (Path(de.path), str(err))
+                        continue
                 entries[entry] = header
                 fresh[entry] = {"stamp": stamp, "header": header}
         if changed or set(fresh) != set(cached):
             self._write_index(fresh)
-        return entries
+        return entries, bad
+
+    def _damaged(self, entry: str, bad: dict) -> ZooIntegrityError:
+        path, message = bad[entry]
+        if str(path) not in message:
+            message = f"{path}: {message}"
+        return ZooIntegrityError(f"The zoo entry {entry!r} in {self} is damaged: {message}")
 
     def _write_index(self, entries: dict) -> None:
         payload = {"format": INDEX_FORMAT, "format_version": INDEX_VERSION, "entries": entries}
@@ -337,6 +468,8 @@ class Zoo:
         return [row for entry, hdr in self._sorted_entries() for row in self._rows(entry, hdr)]
 
     # ----------------------------------------------------------------- listing
+    # Every listing (entries, ids, len, iteration, ``in``, networks, query) raises
+    # FileNotFoundError for a missing zoo and skips damaged entries with a ZooIntegrityWarning.
     def entries(self) -> list[str]:
         """Entry ids, oldest first."""
         return [entry for entry, _ in self._sorted_entries()]
@@ -353,7 +486,10 @@ class Zoo:
         return iter(self.ids())
 
     def __contains__(self, ids) -> bool:
-        """``"<entry>/<k>" in zoo``, ``"<entry>" in zoo``, or ``[id, ...] in zoo`` (all)."""
+        """``"<entry>/<k>" in zoo``, ``"<entry>" in zoo``, or ``[id, ...] in zoo`` (all).
+
+        False for the ids of a damaged entry (they are not listed); FileNotFoundError if the
+        zoo does not exist."""
         try:
             wanted = _as_id_list(ids)
         except ValueError:
@@ -376,8 +512,13 @@ class Zoo:
         ``created`` (UTC ISO time), ``dtype``. Fields a network lacks (e.g. ``tau_init`` of a
         GRU) are NaN in the DataFrame and absent from the dicts.
 
+        Damaged entries (unreadable JSON) are left out with a :class:`ZooIntegrityWarning`.
+
         Arguments:
             as_frame: return a ``pandas.DataFrame`` (default) or a list of dicts.
+
+        Raises:
+            FileNotFoundError: the zoo directory does not exist.
         """
         sorted_entries = self._sorted_entries()
         rows = [row for entry, hdr in sorted_entries for row in self._rows(entry, hdr)]
@@ -410,6 +551,7 @@ class Zoo:
 
         Raises:
             ValueError: a condition names a field no network has (likely a typo).
+            FileNotFoundError: the zoo directory does not exist.
         """
         for p in predicates:
             if not callable(p):
@@ -431,14 +573,17 @@ class Zoo:
         ]
 
     def _resolve(self, ids: str | Iterable[str]):
-        """``(ids as a list, [(entry, k), ...], {entry: header})``; unknown ids raise."""
+        """``(ids as a list, [(entry, k), ...], {entry: header})``; unknown ids raise
+        UnknownNetworkError, ids of a damaged entry ZooIntegrityError."""
         wanted = _as_id_list(ids)
         if not wanted:
             raise ValueError("The 'ids' argument must name at least one network.")
-        entries = self._scan()
+        entries, bad = self._scan_all()
         out = []
         for i in wanted:
             entry, sep, k = i.partition("/")
+            if entry in bad:
+                raise self._damaged(entry, bad)
             if entry not in entries:
                 raise UnknownNetworkError(
                     f"Unknown network id {i!r}: no entry {entry!r} in {self}."
@@ -468,8 +613,15 @@ class Zoo:
         return out
 
     def entry_info(self, entry: str) -> dict:
-        """The full JSON metadata of one entry (spec, task, outcome, tags, versions, ...)."""
-        entries = self._scan()
+        """The full JSON metadata of one entry (spec, task, outcome, tags, versions, ...).
+
+        Raises:
+            UnknownNetworkError: no such entry.
+            ZooIntegrityError (a ValueError naming the file): the entry's JSON is damaged.
+        """
+        entries, bad = self._scan_all()
+        if entry in bad:
+            raise self._damaged(entry, bad)
         if entry not in entries:
             raise UnknownNetworkError(f"Unknown entry {entry!r} in {self}.")
         return entries[entry]
@@ -497,10 +649,18 @@ class Zoo:
             entry: an entry id (a network id ``"<entry>/<k>"`` is accepted and names its entry).
             dtype: cast floating tensors to this dtype; default the stored dtypes.
             device: device of the returned model (default CPU).
-            verify: check the weights file against the sha256 recorded in the JSON.
+            verify: check the weights file against the sha256 recorded in the JSON (default;
+                the file is read whole anyway, so this costs only the hashing).
 
         Returns:
             A :class:`~dynrnn.models.RecurrentModel` equal (bitwise) to the model added.
+
+        Raises:
+            UnknownNetworkError (KeyError and ValueError): no such entry.
+            FileNotFoundError: the zoo or the entry's weights file does not exist.
+            ZooIntegrityError (a ValueError naming the file): the entry JSON is damaged, the
+                weights are not valid safetensors, disagree with the spec or (with ``verify``)
+                do not match the recorded sha256.
         """
         entry = entry.partition("/")[0]
         header = self.entry_info(entry)
@@ -512,26 +672,36 @@ class Zoo:
         *,
         dtype: torch.dtype | str | None = None,
         device: torch.device | str | None = None,
+        verify: bool = True,
     ) -> RecurrentModel:
         """Stack the networks ``ids`` (from any entries) into one model, in the given order.
 
-        Only the rows of the requested networks are read from each weights file. Network ``j``
-        of the result is bitwise the stored network ``ids[j]``.
+        Only the rows of the requested networks are read into memory from each weights file.
+        With ``verify`` (the default) each weights file involved is first checked against the
+        sha256 recorded in its entry JSON, so network ``j`` of the result is bitwise the
+        stored network ``ids[j]`` or an error is raised. The check hashes the whole file in
+        one sequential pass with constant memory (a file holds all K networks of its entry,
+        so loading one network of a large entry reads the entry once); ``verify=False``
+        skips it and reads only the requested rows.
 
         Arguments:
             ids: network ids ``"<entry>/<k>"`` (e.g. the result of :meth:`query`).
             dtype: cast floating tensors to this dtype; required when the entries were stored
                 in different dtypes. Default: the stored dtype.
             device: device of the returned model (default CPU).
+            verify: check every weights file read against its recorded sha256 (default True).
 
         Returns:
             A :class:`~dynrnn.models.RecurrentModel` with ``len(ids)`` networks.
 
         Raises:
             UnknownNetworkError (KeyError and ValueError): an id is not in the zoo.
+            FileNotFoundError: the zoo or a weights file does not exist.
+            ZooIntegrityError (a ValueError naming the file): an entry JSON is damaged; a
+                weights file is not valid safetensors, disagrees with its spec or (with
+                ``verify``) does not match its recorded sha256.
             ValueError: the networks are of different model types, disagree in a structural
-                config field (named, with two ids that differ) or in dtype; a weights file
-                disagrees with its spec.
+                config field (named, with two ids that differ) or in dtype.
         """
         from safetensors import safe_open
 
@@ -594,6 +764,8 @@ class Zoo:
             expected = {n: ((K, *shape), dt) for n, (shape, dt) in per_net.items()}
             stored = _io.weights_layout(path)
             _io.check_layout(str(path), expected, stored, type(one).optional_state)
+            if verify:
+                _io.verify_weights(path, entries[entry])
             with safe_open(str(path), framework="pt") as fh:
                 for n in per_net:
                     if n not in stored:  # an optional tensor this file predates
@@ -637,10 +809,15 @@ class Zoo:
     def save_result(self, name: str, dataset) -> Path:
         """Store an analysis result as ``results/<name>.nc`` (netCDF-3, atomic; replaces).
 
+        Creates the zoo directory if needed. A save that fails (e.g. a variable of a dtype that
+        cannot be stored) leaves no file at the target and keeps an existing one unchanged.
+
         Arguments:
             name: e.g. ``"lyapunov"`` or ``"fixed_points/<entry>"`` ('/' makes subdirectories).
-            dataset: an ``xarray.Dataset``; bool / int64 variables and non-netCDF attributes
-                (bool, None, dicts, lists) are encoded so that :meth:`load_result` restores them.
+            dataset: an ``xarray.Dataset``; bool / int64 / float16 / complex64 / complex128
+                variables and coordinates and non-netCDF attributes (bool, None, dicts, lists)
+                are encoded so that :meth:`load_result` restores them exactly (see
+                :func:`dynrnn.zoo.save_dataset`).
 
         Returns:
             The path of the file written.
@@ -648,18 +825,32 @@ class Zoo:
         return save_dataset(dataset, self._result_path(name))
 
     def load_result(self, name: str):
-        """The ``xarray.Dataset`` stored by :meth:`save_result` (loaded into memory)."""
+        """The ``xarray.Dataset`` stored by :meth:`save_result` (loaded into memory).
+
+        Raises:
+            FileNotFoundError: the zoo does not exist.
+            ZooKeyError (KeyError and ValueError): no result ``name``.
+            ValueError: the result file is damaged (the message names it).
+        """
         path = self._result_path(name)
+        self._require()
         if not path.exists():
             raise ZooKeyError(f"No result {name!r} in {self} (expected {path}).")
         return load_dataset(path)
 
     def has_result(self, name: str) -> bool:
-        """Whether :meth:`save_result` completed for ``name`` (for resuming batch jobs)."""
-        return self._result_path(name).exists()
+        """Whether :meth:`save_result` completed for ``name`` (for resuming batch jobs).
+
+        Raises FileNotFoundError when the zoo does not exist (a mistyped path would otherwise
+        look like a zoo with nothing done yet).
+        """
+        path = self._result_path(name)
+        self._require()
+        return path.exists()
 
     def results(self) -> list[str]:
-        """Names of all stored results, sorted."""
+        """Names of all stored results, sorted (FileNotFoundError if the zoo does not exist)."""
+        self._require()
         root = self.path / RESULTS_DIR
         if not root.exists():
             return []
@@ -668,3 +859,139 @@ class Zoo:
             for p in root.rglob("*" + RESULT_SUFFIX)
             if not p.name.startswith(".")
         )
+
+    # ----------------------------------------------------------------- integrity
+    def check(self, *, verify: bool = True) -> list[ZooProblem]:
+        """Every problem with the zoo's files, without raising or warning for them.
+
+        Checks each entry JSON (readable, valid), its weights file (present, valid
+        safetensors, names/shapes/dtypes equal to those recorded in the JSON and to what the
+        model spec needs, sha256 equal to the recorded one), weights files without an entry
+        JSON, and that every result file can be read. An entry of a model this dynrnn does not
+        know is checked against its JSON only. Hidden temporary files of writes in progress
+        are ignored; a weights file whose JSON is still being written by a concurrent
+        :meth:`add` shows up as an orphan.
+
+        Arguments:
+            verify: also hash every weights file to compare with its recorded sha256 (default
+                True: one sequential read of all weights; False reads only file headers).
+
+        Returns:
+            A list of :class:`ZooProblem` (entry id, file, kind, description), sorted by
+            file; empty when everything is intact.
+
+        Raises:
+            FileNotFoundError: the zoo directory does not exist.
+        """
+        self._require()
+        problems: list[ZooProblem] = []
+        json_stems: set[str] = set()
+        weight_stems: set[str] = set()
+        if self._entries_dir.is_dir():
+            for p in self._entries_dir.iterdir():
+                if p.name.startswith(".") or not p.is_file():
+                    continue
+                if p.name.endswith(_io.META_SUFFIX):
+                    json_stems.add(p.name[: -len(_io.META_SUFFIX)])
+                elif p.name.endswith(_io.WEIGHTS_SUFFIX):
+                    weight_stems.add(p.name[: -len(_io.WEIGHTS_SUFFIX)])
+        for entry in sorted(json_stems):
+            problems.extend(self._check_entry(entry, verify))
+        for entry in sorted(weight_stems - json_stems):
+            problems.append(ZooProblem(
+                entry, self._weights_path(entry), "orphan",
+                f"weights file without the entry JSON {self._json_path(entry).name} (an add "
+                "that was interrupted, or one still writing)",
+            ))
+        root = self.path / RESULTS_DIR
+        if root.is_dir():
+            for p in sorted(root.rglob("*" + RESULT_SUFFIX)):
+                if p.name.startswith(".") or not p.is_file():
+                    continue
+                try:
+                    load_dataset(p)
+                except Exception as err:  # noqa: BLE001 - every failure is a problem to report
+                    problems.append(ZooProblem(None, p, "result", _strip_path(str(err), p)))
+        return sorted(problems, key=lambda q: (str(q.path), q.kind, q.description))
+
+    def _check_entry(self, entry: str, verify: bool) -> list[ZooProblem]:
+        json_path, weights_path = self._json_path(entry), self._weights_path(entry)
+        try:
+            header = _read_entry_header(json_path)
+        except FileNotFoundError:  # removed while checking
+            return []
+        except (OSError, ValueError) as err:
+            return [ZooProblem(entry, json_path, "json", _strip_path(str(err), json_path))]
+
+        def problem(description: str, path: Path = weights_path, kind: str = "weights"):
+            return ZooProblem(entry, path, kind, _strip_path(description, path))
+
+        if not weights_path.is_file():
+            return [problem("weights file is missing")]
+        try:
+            stored = _io.weights_layout(weights_path)
+            recorded = _io.stored_layout(header, str(json_path))
+        except FileNotFoundError:
+            return [problem("weights file is missing")]
+        except ValueError as err:
+            return [problem(str(err))]
+        out = []
+        if stored != recorded:
+            out.append(problem(
+                f"stored tensors disagree with the layout recorded in {json_path.name}: "
+                + "; ".join(_layout_diff(stored, recorded))
+            ))
+        elif header["spec"]["model"] in MODEL_REGISTRY:
+            try:
+                model = _io.build_model(header["spec"], str(json_path))
+            except ValueError as err:
+                out.append(problem(str(err), json_path, "json"))
+            else:
+                try:
+                    _io.check_layout(str(weights_path), _io.model_layout(model), stored,
+                                     type(model).optional_state)
+                except ValueError as err:
+                    out.append(problem(str(err)))
+        if verify:
+            try:
+                _io.verify_weights(weights_path, header)
+            except OSError as err:
+                out.append(problem(f"cannot be read ({err})"))
+            except ValueError:
+                out.append(problem(
+                    f"content does not match the sha256 recorded in {json_path.name}"
+                ))
+        return out
+
+
+def _layout_diff(stored: dict, recorded: dict) -> list[str]:
+    """What differs between a weights file's layout and the one its JSON records."""
+    def fmt(layout):
+        shape, dtype = layout
+        return f"{list(shape)} {_io._dtype_name(dtype)}"
+
+    out = []
+    for name in sorted(set(stored) | set(recorded)):
+        if name not in stored:
+            out.append(f"{name!r} is missing")
+        elif name not in recorded:
+            out.append(f"{name!r} is not recorded")
+        elif stored[name] != recorded[name]:
+            out.append(f"{name!r} is {fmt(stored[name])}, recorded {fmt(recorded[name])}")
+    return out
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` of the first frame outside this package, for ``warnings.warn``
+    called from the function that calls this one."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1  # the function calling warnings.warn
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == here:
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _strip_path(message: str, path: Path) -> str:
+    """``message`` without a leading ``"<path>: "`` (ZooProblem carries the path itself)."""
+    prefix = f"{path}: "
+    return message[len(prefix):] if message.startswith(prefix) else message
