@@ -8,62 +8,156 @@ import json
 import time
 from pathlib import Path
 
+from .cli import check_range, check_writable, reject_given
+
 SYSTEM_DT = {"lorenz63": 0.01, "rossler": 0.05, "lorenz96": 0.02}
+#: dimension of each system's data (``ChaoticSystemTask(system).n_outputs``, which a test
+#: compares with this copy; kept here so that the options are checked before torch is imported)
+SYSTEM_DIM = {"lorenz63": 3, "rossler": 3, "lorenz96": 20}
 MODEL_CHOICES = ("alrnn", "shplrnn", "clipped-shplrnn", "plrnn")
-# the lab's sparse-TF intervals for the AL-RNN (REFERENCES section 3)
+#: sparse-teacher-forcing intervals of the AL-RNN per system, as in Brenner et al. 2024's
+#: AL-RNN training
 ALRNN_TAU = {"lorenz63": 16, "rossler": 8, "lorenz96": 20}
+
+#: config parameters -> options, to name the option in a library error
+RECONSTRUCT_OPTIONS = {
+    "n_latent": "--latent", "n_pwl": "--pwl", "n_hidden": "--hidden", "n_networks": "--networks",
+    "n_iterations": "--iterations", "seq_len": "--seq-len", "batch_size": "--batch-size",
+    "forcing": "--forcing", "alpha": "--alpha", "tau": "--tau", "lr": "--lr",
+    "lr_end": "--lr-end", "grad_clip": "--grad-clip", "ChaoticSystemTask.n_steps": "--samples",
+    "dt": "--dt", "noise": "--noise", "every": "--keep-best-every",
+    "lyapunov_steps": "--lyapunov-steps", "seed": "--seed",
+}
+
+
+def _per_system(values: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in values.items())
 
 
 def add_parser(sub) -> None:
     r = sub.add_parser(
         "reconstruct",
         help="dynamical-systems reconstruction of a chaotic system (PLRNN family + GTF)",
-        description=__doc__,
+        description=__doc__.replace("``", ""),
     )
-    r.add_argument("--system", choices=tuple(SYSTEM_DT), default="lorenz63")
-    r.add_argument("--model", choices=MODEL_CHOICES, default="clipped-shplrnn")
-    r.add_argument("--pwl", type=int, default=2, help="AL-RNN: number P of ReLU units")
+    r.add_argument("--system", choices=tuple(SYSTEM_DT), default="lorenz63",
+                   help="the chaotic system whose trajectory is reconstructed")
+    r.add_argument("--model", choices=MODEL_CHOICES, default="clipped-shplrnn",
+                   help="AL-RNN, shallow PLRNN, clipped shallow PLRNN or PLRNN")
+    r.add_argument("--pwl", type=int, default=2,
+                   help="alrnn: number P of piecewise-linear (ReLU) units, 0 to --latent")
     r.add_argument("--latent", type=int, default=None,
-                   help="latent dimension M (default: 40 for alrnn -- with the lab's 20 most "
-                        "P=2 Lorenz free runs collapsed onto a fixed point -- the data "
-                        "dimension else)")
-    r.add_argument("--hidden", type=int, default=100, help="shPLRNN hidden width L")
+                   help="latent dimension M, at least the data dimension (default: 40 for "
+                        "alrnn -- with M=20, as in Brenner et al. 2024, most P=2 Lorenz free "
+                        "runs collapsed onto a fixed point -- the data dimension else)")
+    r.add_argument("--hidden", type=int, default=100,
+                   help="shplrnn and clipped-shplrnn: hidden width L")
     r.add_argument("--networks", type=int, default=4, help="seeds trained at once")
     r.add_argument("--iterations", type=int, default=None,
                    help="training iterations; the learning rate decays over them (default: "
                         "20000 for alrnn, 15000 else)")
-    r.add_argument("--seq-len", type=int, default=200)
-    r.add_argument("--batch-size", type=int, default=16)
+    r.add_argument("--seq-len", type=int, default=200, help="length of the training windows")
+    r.add_argument("--batch-size", type=int, default=16, help="windows per network and iteration")
     r.add_argument("--forcing", choices=("gtf", "agtf", "stf"), default=None,
-                   help="teacher forcing (default: stf for alrnn, as the lab trains it; gtf "
-                        "else)")
-    r.add_argument("--alpha", type=float, default=0.2, help="GTF forcing strength")
+                   help="teacher forcing: generalized (fixed --alpha), adaptive generalized, or "
+                        "sparse (every --tau steps) (default: stf for alrnn, as in Brenner et "
+                        "al. 2024's AL-RNN training; gtf else)")
+    r.add_argument("--alpha", type=float, default=0.2,
+                   help="--forcing gtf: forcing strength in [0, 1]")
     r.add_argument("--tau", type=int, default=None,
-                   help=f"STF interval (default: the lab's for alrnn {ALRNN_TAU}, else "
-                        "estimated from the data)")
-    r.add_argument("--lr", type=float, default=1e-3)
-    r.add_argument("--lr-end", type=float, default=1e-5)
+                   help="--forcing stf: forcing interval (default: for alrnn the interval of "
+                        f"Brenner et al. 2024's AL-RNN training, {_per_system(ALRNN_TAU)}; "
+                        "else estimated from the data)")
+    r.add_argument("--lr", type=float, default=1e-3, help="initial learning rate (RAdam)")
+    r.add_argument("--lr-end", type=float, default=1e-5,
+                   help="learning rate at the last iteration (exponential decay), at most --lr")
     r.add_argument("--grad-clip", type=float, default=None,
-                   help="gradient-norm clip per network (default: off for alrnn, as the lab "
-                        "trains it; 10 else; 0: off)")
-    r.add_argument("--samples", type=int, default=100_000)
-    r.add_argument("--dt", type=float, default=None)
+                   help="gradient-norm clip per network, 0: off (default: off for alrnn, as in "
+                        "Brenner et al. 2024's AL-RNN training; 10 else)")
+    r.add_argument("--samples", type=int, default=100_000,
+                   help="time steps of the integrated trajectory (more than --seq-len)")
+    r.add_argument("--dt", type=float, default=None,
+                   help=f"sampling interval of the trajectory (default: "
+                        f"{_per_system(SYSTEM_DT)})")
     r.add_argument("--noise", type=float, default=None,
-                   help="relative observation noise of the data (default 0.05 for alrnn, "
-                        "the lab's setting; 0 else)")
+                   help="relative observation noise of the data (default: 0.05 for alrnn, as "
+                        "in Brenner et al. 2024's AL-RNN training; 0 else)")
     r.add_argument("--initial-state", choices=("learned", "zero"), default=None,
-                   help="first state of the unobserved latent units: learned from the first "
-                        "observation (z0 = [x0; L x0], the lab's reference) or 0 (default: "
-                        "zero for alrnn, whose free runs collapsed onto a fixed point more "
-                        "often with the learned one; learned else)")
+                   help="--latent above the data dimension: first state of the unobserved "
+                        "latent units, learned from the first observation (z0 = [x0; L x0], as "
+                        "the reference code of Brenner et al. 2024 does) or 0 (default: zero "
+                        "for alrnn, whose free runs collapsed onto a fixed point more often "
+                        "with the learned one; learned else)")
     r.add_argument("--keep-best-every", type=int, default=0,
-                   help="evaluate every N iterations and keep each network's best state by "
-                        "D_stsp (as the lab's AL-RNN tutorial does; 0: keep the last state)")
-    r.add_argument("--lyapunov-steps", type=int, default=20000)
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--out", default="reconstruction")
-    r.add_argument("--quiet", action="store_true")
-    r.set_defaults(func=cmd_reconstruct)
+                   help="evaluate every N iterations (N at most --iterations) and keep each "
+                        "network's best state by D_stsp, as the AL-RNN tutorial of Brenner et "
+                        "al. 2024 does; 0: keep the last state")
+    r.add_argument("--lyapunov-steps", type=int, default=20000,
+                   help="steps of the maximal-Lyapunov-exponent estimate")
+    r.add_argument("--seed", type=int, default=0, help="seed of the data, weights and windows")
+    r.add_argument("--out", default="reconstruction",
+                   help="output directory (model, metrics.json, figures)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar or messages")
+    r.set_defaults(func=cmd_reconstruct, validate=check_reconstruct,
+                   option_names=RECONSTRUCT_OPTIONS)
+
+
+def check_reconstruct(args) -> None:
+    """The options of ``dynrnn reconstruct``: fills the defaults that depend on the model and
+    system, then checks that each option applies and is in range and that ``--out`` is
+    writable -- before the trajectory is integrated."""
+    alrnn = args.model == "alrnn"
+    n_obs = SYSTEM_DIM[args.system]
+    if args.dt is None:
+        args.dt = SYSTEM_DT[args.system]
+    default_note = {}
+    if args.forcing is None:
+        args.forcing = "stf" if alrnn else "gtf"
+        default_note["forcing"] = f" (the default for --model {args.model})"
+    if args.tau is None and alrnn and args.forcing == "stf":
+        args.tau = ALRNN_TAU[args.system]
+    if args.iterations is None:
+        args.iterations = 20000 if alrnn else 15000
+    if args.grad_clip is None:
+        args.grad_clip = 0.0 if alrnn else 10.0
+    if args.noise is None:
+        args.noise = 0.05 if alrnn else 0.0
+    if args.latent is None:
+        args.latent = 40 if alrnn else n_obs
+    if args.initial_state is None:
+        args.initial_state = "zero" if alrnn else "learned"
+
+    this_model = f"not to --model {args.model}"
+    this_forcing = f"not to --forcing {args.forcing}{default_note.get('forcing', '')}"
+    if not alrnn:
+        reject_given(args, ["pwl"], f"only to --model alrnn, {this_model}")
+    if args.model not in ("shplrnn", "clipped-shplrnn"):
+        reject_given(args, ["hidden"], f"only to --model shplrnn and clipped-shplrnn, {this_model}")
+    if args.forcing != "gtf":
+        reject_given(args, ["alpha"], f"only to --forcing gtf, {this_forcing}")
+    if args.forcing != "stf":
+        reject_given(args, ["tau"], f"only to --forcing stf, {this_forcing}")
+    check_range(args, "latent", n_obs,
+                why=f" (the {args.system} data have {n_obs} dimensions, observed by the first "
+                    "latent units)")
+    if args.latent == n_obs:
+        reject_given(args, ["initial_state"], f"only to --latent above the data dimension "
+                     f"({n_obs} for {args.system}): there are no unobserved units")
+    check_range(args, "pwl", 0, args.latent, why=" (0 to --latent)")
+    for dest in ("hidden", "networks", "iterations", "seq_len", "batch_size", "tau",
+                 "lyapunov_steps"):
+        check_range(args, dest, 1)
+    check_range(args, "alpha", 0.0, 1.0)
+    check_range(args, "lr", 0.0, low_open=True)
+    check_range(args, "lr_end", 0.0, args.lr, low_open=True, why=" (at most --lr)")
+    check_range(args, "grad_clip", 0.0)
+    check_range(args, "samples", args.seq_len + 1,
+                why=" (the training windows need --seq-len + 1 time steps)")
+    check_range(args, "dt", 0.0, low_open=True)
+    check_range(args, "noise", 0.0)
+    check_range(args, "keep_best_every", 0, args.iterations, why=" (0 to --iterations)")
+    check_range(args, "seed", 0)
+    check_writable(args.out)
 
 
 def build_model(args, n_obs: int, dt: float):
@@ -76,13 +170,11 @@ def build_model(args, n_obs: int, dt: float):
         ShallowPLRNNConfig,
     )
 
-    initial = args.initial_state or ("zero" if args.model == "alrnn" else "learned")
-    learn = initial == "learned"
+    learn = args.initial_state == "learned"  # check_reconstruct filled the defaults
+    M = args.latent
     if args.model == "alrnn":
-        M = args.latent or 40
         return ALRNN(ALRNNConfig(M, n_obs, n_pwl=args.pwl, dt=dt, learn_initial_state=learn),
                      n_networks=args.networks, seed=args.seed)
-    M = args.latent or n_obs
     if args.model == "plrnn":
         return PLRNN(PLRNNConfig(M, n_obs, dt=dt, learn_initial_state=learn),
                      n_networks=args.networks, seed=args.seed)
@@ -102,20 +194,8 @@ def cmd_reconstruct(args) -> int:
     from dynrnn.training.gtf import BestCheckpoint, GTFConfig, train_gtf
     from dynrnn.zoo import save_model
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    dt = args.dt or SYSTEM_DT[args.system]
-    alrnn = args.model == "alrnn"
-    if args.forcing is None:
-        args.forcing = "stf" if alrnn else "gtf"
-    if args.tau is None and alrnn and args.forcing == "stf":
-        args.tau = ALRNN_TAU[args.system]
-    if args.iterations is None:
-        args.iterations = 20000 if alrnn else 15000
-    if args.grad_clip is None:
-        args.grad_clip = 0.0 if alrnn else 10.0
-    if args.noise is None:
-        args.noise = 0.05 if args.model == "alrnn" else 0.0
+    out = Path(args.out)  # main ran check_reconstruct: the defaults are filled in
+    dt = args.dt
     task = ChaoticSystemTask(args.system, n_steps=args.samples, dt=dt, noise=args.noise)
     log = (lambda *a: None) if args.quiet else print
     log(f"Integrating {args.system}: {args.samples} samples, dt {dt} ...")
@@ -141,6 +221,7 @@ def cmd_reconstruct(args) -> int:
                                  lyapunov_steps=args.lyapunov_steps)
     score = np.where(np.isfinite(ds.D_stsp.values), ds.D_stsp.values, np.inf)
     best = int(np.argmin(score))
+    out.mkdir(parents=True, exist_ok=True)  # only now: a failed run leaves no directory
     save_model(model, out / "model", metadata={"system": args.system, "best_network": best,
                                                "gtf": dataclasses.asdict(cfg)})
     metrics = {
