@@ -5,6 +5,9 @@ import torch
 
 matplotlib.use("Agg")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Long loops show tqdm bars by default; in the test logs they would only be noise (dynrnn reads
+# TQDM_DISABLE when it makes a bar; tests/test_progress.py unsets it to check the bars).
+os.environ.setdefault("TQDM_DISABLE", "1")
 # Tests check correctness, not speed: one intra-op thread per test process keeps results
 # reproducible and avoids thread oversubscription when pytest-xdist runs several workers.
 torch.set_num_threads(1)

@@ -67,6 +67,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from .._progress import progress_bar
 from .._validation import check_bool, check_choice, check_float, check_int, resolve_generator
 from ._common import as_tensor, check_finite, to_numpy
 
@@ -307,6 +308,7 @@ def _optimise_c(
     max_iters: int,
     tol: float,
     gtol: float = 1e-6,
+    on_finished=None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Maximise ``<X, C Y C^T>`` over orthogonal C for a batch ``X, Y, C0 [P, n, n]``.
 
@@ -317,6 +319,8 @@ def _optimise_c(
     connected component (determinant sign) of ``C0``. A problem stops when the Riemannian
     gradient norm ``||W||_F`` falls below ``gtol`` (times ``|X| |Y|``) or the objective changes by
     less than ``tol`` (relative) twice in a row. Returns ``(C, f, iterations)``.
+    ``on_finished(rows)``, if given, is called with the indices of the problems that have just
+    stopped (for progress reporting).
     """
     P, n, _ = X.shape
     eye = torch.eye(n, dtype=X.dtype)
@@ -380,10 +384,41 @@ def _optimise_c(
         small[idx] = torch.where(tiny, small[idx] + 1, torch.zeros_like(small[idx]))
         done = grad_small | (small[idx] >= 2)
         if bool(done.any()):
+            if on_finished is not None:
+                on_finished(idx[done])
             keep = ~done
             idx = idx[keep]
             Xs, Ys = Xs[keep], Ys[keep]
     return C, f, iters
+
+
+class _PairCounter:
+    """Advances ``bar`` by the pairs of a chunk whose ``per_pair`` problems (the rows
+    ``pair * per_pair`` to ``pair * per_pair + per_pair - 1``) have all stopped; :meth:`close`
+    counts the pairs left at the iteration cap."""
+
+    def __init__(self, bar, n_pairs: int, per_pair: int):
+        self.bar, self.per_pair, self.n_pairs, self.done = bar, per_pair, n_pairs, 0
+        self.left = torch.full((n_pairs,), per_pair, dtype=torch.long)
+
+    def __call__(self, rows: torch.Tensor) -> None:
+        if self.bar.disable:
+            return
+        pairs = rows // self.per_pair
+        self.left.index_add_(0, pairs, torch.full_like(pairs, -1))
+        n = int((self.left[torch.unique(pairs)] == 0).sum())
+        self.done += n
+        self.bar.update(n)
+
+    def close(self) -> None:
+        self.bar.update(self.n_pairs - self.done)
+        self.done = self.n_pairs
+
+
+def _phase(bar, name: str) -> None:
+    """Name the stage of the loop on its progress bar."""
+    if not bar.disable:
+        bar.set_postfix_str(name, refresh=True)
 
 
 def _skew(G, C):
@@ -412,6 +447,7 @@ def procrustes_vector_fields(
     explore_iters: int = 40,
     chunk_size: int = 512,
     return_transforms: bool = False,
+    progress: bool = True,
 ) -> xr.Dataset:
     """Pairwise Procrustes analysis over vector fields (the DSA distance) between linear maps.
 
@@ -434,6 +470,8 @@ def procrustes_vector_fields(
         chunk_size: pairs optimised together (memory ~ ``chunk_size * n_starts * n^2`` floats).
         return_transforms: also return the optimal ``C [network, network_b, n, n]`` (only when
             comparing fewer than ~500 maps).
+        progress: show a tqdm progress bar on stderr over the pairs (a pair counts once all of
+            its refined starts have converged; the postfix names the stage of the chunk).
 
     Returns:
         ``xarray.Dataset`` with ``angular [network, network_b]`` (radians, in [0, pi]),
@@ -469,6 +507,7 @@ def procrustes_vector_fields(
     n_keep = check_int(owner, "n_keep", n_keep, 1)
     explore_iters = check_int(owner, "explore_iters", explore_iters, 1)
     check_bool(owner, "return_transforms", return_transforms)
+    check_bool(owner, "progress", progress)
     gen = resolve_generator(seed)
     K, n = Ax.shape[0], Ax.shape[-1]
     L = None if Ay is None else Ay.shape[0]
@@ -489,34 +528,43 @@ def procrustes_vector_fields(
     det = np.empty(P)
     its = np.empty(P, dtype=np.int64)
     C_best = np.empty((P, n, n)) if return_transforms else None
-    for s in range(0, P, chunk_size):
-        ii = torch.as_tensor(i[s : s + chunk_size])
-        jj = torch.as_tensor(j[s : s + chunk_size])
-        p = len(ii)
-        X = Xn[ii].repeat_interleave(S, 0)
-        Y = Yn[jj].repeat_interleave(S, 0)
-        s1, s2 = _spectral_starts(Xn[ii], Yn[jj])
-        C0 = torch.cat([s1[:, None], s2[:, None], fixed[None].expand(p, -1, -1, -1)], 1)
-        C0 = C0[:, :S].reshape(p * S, n, n)
-        if S > n_keep:
-            # explore: every start for a few iterations, then refine the n_keep best per pair
-            C, f, it = _optimise_c(X, Y, C0, min(explore_iters, max_iters), tol)
-            top = f.reshape(p, S).topk(n_keep, dim=1).indices
-            rows = (torch.arange(p)[:, None] * S + top).reshape(-1)
-            C, f2, it2 = _optimise_c(X[rows], Y[rows], C[rows], max_iters, tol)
-            f = torch.full((p * S,), -math.inf, dtype=f.dtype).index_put_((rows,), f2)
-            it = it.index_put_((rows,), it[rows] + it2)
-            C = torch.zeros_like(X).index_put_((rows,), C)
-        else:
-            C, f, it = _optimise_c(X, Y, C0, max_iters, tol)
-        f = f.reshape(p, S)
-        best = f.argmax(1)
-        rows = torch.arange(p) * S + best
-        cos[s : s + p] = to_numpy(f.max(1).values)
-        det[s : s + p] = to_numpy(torch.sign(torch.linalg.det(C[rows])))
-        its[s : s + p] = to_numpy(it[rows])
-        if return_transforms:
-            C_best[s : s + p] = to_numpy(C[rows])
+    with progress_bar(progress, total=P, desc="procrustes_vector_fields", unit="pair") as bar:
+        for s in range(0, P, chunk_size):
+            ii = torch.as_tensor(i[s : s + chunk_size])
+            jj = torch.as_tensor(j[s : s + chunk_size])
+            p = len(ii)
+            X = Xn[ii].repeat_interleave(S, 0)
+            Y = Yn[jj].repeat_interleave(S, 0)
+            s1, s2 = _spectral_starts(Xn[ii], Yn[jj])
+            C0 = torch.cat([s1[:, None], s2[:, None], fixed[None].expand(p, -1, -1, -1)], 1)
+            C0 = C0[:, :S].reshape(p * S, n, n)
+            if S > n_keep:
+                # explore: every start for a few iterations, then refine the n_keep best per pair
+                _phase(bar, "exploring starts")
+                C, f, it = _optimise_c(X, Y, C0, min(explore_iters, max_iters), tol)
+                top = f.reshape(p, S).topk(n_keep, dim=1).indices
+                rows = (torch.arange(p)[:, None] * S + top).reshape(-1)
+                _phase(bar, "refining the best starts")
+                counter = _PairCounter(bar, p, n_keep)
+                C, f2, it2 = _optimise_c(X[rows], Y[rows], C[rows], max_iters, tol,
+                                         on_finished=counter)
+                f = torch.full((p * S,), -math.inf, dtype=f.dtype).index_put_((rows,), f2)
+                it = it.index_put_((rows,), it[rows] + it2)
+                C = torch.zeros_like(X).index_put_((rows,), C)
+            else:
+                _phase(bar, "optimising")
+                counter = _PairCounter(bar, p, S)
+                C, f, it = _optimise_c(X, Y, C0, max_iters, tol, on_finished=counter)
+            counter.close()
+            f = f.reshape(p, S)
+            best = f.argmax(1)
+            rows = torch.arange(p) * S + best
+            cos[s : s + p] = to_numpy(f.max(1).values)
+            det[s : s + p] = to_numpy(torch.sign(torch.linalg.det(C[rows])))
+            its[s : s + p] = to_numpy(it[rows])
+            if return_transforms:
+                C_best[s : s + p] = to_numpy(C[rows])
+        _phase(bar, "")
     cos = np.clip(cos, -1.0, 1.0)
     ang = np.arccos(cos)
     a, b = to_numpy(nx)[i], to_numpy(ny)[j]
@@ -552,7 +600,7 @@ def procrustes_vector_fields(
     return ds
 
 
-def eigenvalue_wasserstein(A: Any, B: Any = None) -> xr.Dataset:
+def eigenvalue_wasserstein(A: Any, B: Any = None, *, progress: bool = True) -> xr.Dataset:
     """2-Wasserstein distance between the eigenvalue spectra of linear maps (uniform weights).
 
     The eigenvalues of each map are points in the complex plane; with equal numbers of points and
@@ -563,6 +611,7 @@ def eigenvalue_wasserstein(A: Any, B: Any = None) -> xr.Dataset:
 
     Arguments:
         A: ``[K, n, n]``; B: ``[L, n, n]`` or None (A against itself).
+        progress: show a tqdm progress bar on stderr over the pairs (one assignment each).
 
     Returns:
         ``xarray.Dataset`` with ``wasserstein [network, network_b]`` and ``eigenvalues_real``,
@@ -571,6 +620,7 @@ def eigenvalue_wasserstein(A: Any, B: Any = None) -> xr.Dataset:
     from scipy.optimize import linear_sum_assignment
 
     owner = "eigenvalue_wasserstein"
+    check_bool(owner, "progress", progress)
     Ax = check_finite(as_tensor(A, owner, "A"), owner, "A")
     if Ax.ndim != 3 or Ax.shape[-1] != Ax.shape[-2]:
         raise ValueError(
@@ -590,10 +640,12 @@ def eigenvalue_wasserstein(A: Any, B: Any = None) -> xr.Dataset:
     K = ex.shape[0]
     i, j = _pair_index(K, L)
     vals = np.empty(len(i))
-    for p, (a, b) in enumerate(zip(i, j)):
-        cost = np.abs(ex[a][:, None] - ey[b][None, :]) ** 2
-        r, c = linear_sum_assignment(cost)
-        vals[p] = math.sqrt(cost[r, c].mean())
+    with progress_bar(progress, total=len(i), desc="eigenvalue_wasserstein", unit="pair") as bar:
+        for p, (a, b) in enumerate(zip(i, j)):
+            cost = np.abs(ex[a][:, None] - ey[b][None, :]) ** 2
+            r, c = linear_sum_assignment(cost)
+            vals[p] = math.sqrt(cost[r, c].mean())
+            bar.update(1)
     ds = _matrix_dataset(
         {"wasserstein": _fill(K, L, i, j, vals)},
         K,
@@ -619,6 +671,7 @@ def dsa(
     tol: float = 1e-10,
     seed: int = 0,
     wasserstein: bool = True,
+    progress: bool = True,
 ) -> xr.Dataset:
     """Dynamical Similarity Analysis between all pairs of networks (Ostrow et al. 2023).
 
@@ -630,6 +683,9 @@ def dsa(
         n_delays, delay_interval, rank, lamb, method: the DMD (see :func:`fit_dmd`).
         n_starts, max_iters, tol, seed: the optimiser (see :func:`procrustes_vector_fields`).
         wasserstein: also compute the eigenvalue-Wasserstein variant.
+        progress: show tqdm progress bars on stderr over the pairs (the optimisation of C,
+            then the Wasserstein variant); the DMD fits are batched SVDs and ridge solves of
+            all networks at once, with no loop to report on.
 
     Returns:
         ``xarray.Dataset`` with ``dsa`` (angular, radians) and ``dsa_euclidean``
@@ -639,10 +695,11 @@ def dsa(
     kw = dict(n_delays=n_delays, delay_interval=delay_interval, rank=rank, lamb=lamb, method=method)
     A = fit_dmd(states, **kw)
     Bm = None if states_b is None else fit_dmd(states_b, **kw)
-    pv = procrustes_vector_fields(A, Bm, n_starts=n_starts, max_iters=max_iters, tol=tol, seed=seed)
+    pv = procrustes_vector_fields(A, Bm, n_starts=n_starts, max_iters=max_iters, tol=tol, seed=seed,
+                                  progress=progress)
     ds = pv.rename({"angular": "dsa", "euclidean": "dsa_euclidean"})
     if wasserstein:
-        ds["wasserstein"] = eigenvalue_wasserstein(A, Bm)["wasserstein"]
+        ds["wasserstein"] = eigenvalue_wasserstein(A, Bm, progress=progress)["wasserstein"]
     ds["dmd"] = (("network", "mode", "mode_from"), to_numpy(A))
     ds.attrs.update(analysis="dsa", **kw)
     return ds
@@ -932,6 +989,7 @@ def weight_distance(
     n_restarts: int = 2,
     seed: int = 0,
     return_permutations: bool = False,
+    progress: bool = True,
 ) -> xr.Dataset:
     """Permutation-invariant weight distance (Huang et al. 2025), pairwise.
 
@@ -951,6 +1009,7 @@ def weight_distance(
         seed: seeds the randomised starts.
         return_permutations: also return ``permutation [network, network_b, unit]`` (unit i of
             network a is matched with unit ``permutation[a, b, i]`` of network b).
+        progress: show a tqdm progress bar on stderr over the pairs (one graph matching each).
 
     Returns:
         ``xarray.Dataset`` with ``weight_distance [network, network_b]`` (normalised),
@@ -960,6 +1019,7 @@ def weight_distance(
     check_int(owner, "n_restarts", n_restarts, 0)
     check_int(owner, "seed", seed, 0)
     check_bool(owner, "return_permutations", return_permutations)
+    check_bool(owner, "progress", progress)
     nets = _network_weights(model, owner)
     nets_b = nets if model_b is None else _network_weights(model_b, owner)
     keys = set(nets[0])
@@ -977,10 +1037,12 @@ def weight_distance(
     i, j = _pair_index(K, L)
     vals = np.empty(len(i))
     perms = np.empty((len(i), shapes["W"][0]), dtype=np.int64)
-    for p, (a, b) in enumerate(zip(i, j)):
-        perm, sq = _match_pair(nets[a], nets_b[b], n_restarts, rng)
-        vals[p] = math.sqrt(max(sq, 0.0))
-        perms[p] = perm
+    with progress_bar(progress, total=len(i), desc="weight_distance", unit="pair") as bar:
+        for p, (a, b) in enumerate(zip(i, j)):
+            perm, sq = _match_pair(nets[a], nets_b[b], n_restarts, rng)
+            vals[p] = math.sqrt(max(sq, 0.0))
+            perms[p] = perm
+            bar.update(1)
     ds = _matrix_dataset(
         {
             "weight_distance": _fill(K, L, i, j, vals / n_params),

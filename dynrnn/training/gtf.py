@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._progress import finish_early, progress_bar, stage
 from .._validation import check_bool, check_choice, check_float, check_int, resolve_generator
 from ._gtf_kernels import fused_rollout, supports_fused
 from .optim import EnsembleOptimizer, per_network_grad_norm
@@ -380,7 +381,7 @@ def train_gtf(
     config: GTFConfig | None = None,
     *,
     callback: Callable[[int, Any, GTFHistory], bool | None] | None = None,
-    progress: bool = False,
+    progress: bool = True,
 ) -> GTFHistory:
     """Train the K networks of ``model`` on observed time series with teacher forcing.
 
@@ -392,7 +393,9 @@ def train_gtf(
         config: a :class:`GTFConfig` (defaults: GTF alpha 0.2, RAdam 1e-3 -> 1e-6, clip 10).
         callback: called as ``callback(iteration, model, history)`` after each iteration;
             returning True stops training (e.g. when DSR metrics are reached).
-        progress: show a tqdm progress bar.
+        progress: show a tqdm progress bar on stderr over the iterations; evaluations of a
+            :class:`BestCheckpoint` callback show on it as ``evaluating``. When the callback
+            stops training the bar's total becomes the iterations run.
 
     Returns:
         :class:`GTFHistory` with per-iteration ``loss [K]``, ``alpha [K]``, ``grad_norm [K]``,
@@ -423,50 +426,49 @@ def train_gtf(
     n = config.n_iterations
     decay = (config.lr_end / config.lr) ** (1.0 / max(n - 1, 1))
     active = torch.ones(K, dtype=torch.bool)
-    iterator = range(n)
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(iterator, desc="train_gtf")
     t0 = time.perf_counter()
-    for it in iterator:
-        lr = config.lr * decay**it
-        opt.lr.fill_(lr)
-        win = sample_windows(x, K, config.batch_size, config.seq_len + 1, gen)
-        teacher = None
-        if config.noise_std > 0:
-            teacher = win + config.noise_std * torch.randn(win.shape, generator=gen,
-                                                           dtype=win.dtype)
-            if config.noise_on_targets:
-                win, teacher = teacher, None
-        want_states = config.forcing == "agtf" and it % config.agtf_every == 0
-        out = gtf_loss(model, win, alpha, forcing=config.forcing, tau=tau or 1,
-                       teacher=teacher, return_states=want_states,
-                       loss_burn_in=config.loss_burn_in)
-        loss, forced = out if want_states else (out, None)
-        opt.zero_grad()
-        loss.sum().backward()
-        gnorm = per_network_grad_norm(opt.params)
-        finite = torch.isfinite(gnorm) & torch.isfinite(loss.detach())
-        scale = None
-        if config.grad_clip:
-            scale = (config.grad_clip / gnorm.clamp_min(1e-12)).clamp(max=1.0)
-            scale = torch.where(finite, scale, torch.zeros_like(scale))
-        opt.step(active & finite, scale)
-        if hasattr(model, "project_"):
-            model.project_()
-        if forced is not None:
-            est = estimate_alpha(model, forced)
-            alpha = torch.where(est > alpha, est,
-                                config.agtf_decay * alpha + (1 - config.agtf_decay) * est)
-        hist.loss.append(loss.detach().numpy().copy())
-        hist.alpha.append(alpha.numpy().copy())
-        hist.grad_norm.append(gnorm.numpy().copy())
-        hist.lr.append(lr)
-        hist.wall_time.append(time.perf_counter() - t0)
-        if callback is not None and callback(it, model, hist):
-            hist.stopped = True
-            break
+    with progress_bar(progress, total=n, desc="train_gtf") as bar:
+        for it in range(n):
+            lr = config.lr * decay**it
+            opt.lr.fill_(lr)
+            win = sample_windows(x, K, config.batch_size, config.seq_len + 1, gen)
+            teacher = None
+            if config.noise_std > 0:
+                teacher = win + config.noise_std * torch.randn(win.shape, generator=gen,
+                                                               dtype=win.dtype)
+                if config.noise_on_targets:
+                    win, teacher = teacher, None
+            want_states = config.forcing == "agtf" and it % config.agtf_every == 0
+            out = gtf_loss(model, win, alpha, forcing=config.forcing, tau=tau or 1,
+                           teacher=teacher, return_states=want_states,
+                           loss_burn_in=config.loss_burn_in)
+            loss, forced = out if want_states else (out, None)
+            opt.zero_grad()
+            loss.sum().backward()
+            gnorm = per_network_grad_norm(opt.params)
+            finite = torch.isfinite(gnorm) & torch.isfinite(loss.detach())
+            scale = None
+            if config.grad_clip:
+                scale = (config.grad_clip / gnorm.clamp_min(1e-12)).clamp(max=1.0)
+                scale = torch.where(finite, scale, torch.zeros_like(scale))
+            opt.step(active & finite, scale)
+            if hasattr(model, "project_"):
+                model.project_()
+            if forced is not None:
+                est = estimate_alpha(model, forced)
+                alpha = torch.where(est > alpha, est,
+                                    config.agtf_decay * alpha + (1 - config.agtf_decay) * est)
+            hist.loss.append(loss.detach().numpy().copy())
+            hist.alpha.append(alpha.numpy().copy())
+            hist.grad_norm.append(gnorm.numpy().copy())
+            hist.lr.append(lr)
+            hist.wall_time.append(time.perf_counter() - t0)
+            bar.update(1)
+            if callback is not None and callback(it, model, hist):
+                hist.stopped = True
+                if it + 1 < n:
+                    finish_early(bar, "stopped by the callback")
+                break
     return hist
 
 
@@ -481,7 +483,8 @@ class BestCheckpoint:
     copied. :meth:`restore` loads the best state of each network into the model; networks
     never evaluated, or never finite, keep their current state. DSR free runs can fall onto a
     fixed point late in training while the loss still falls, so the last iterate is not
-    always the best reconstruction.
+    always the best reconstruction. While it evaluates, the progress bar of
+    :func:`train_gtf` shows ``evaluating``.
 
     Use: ``ckpt = BestCheckpoint(clean_data, every=2000); train_gtf(model, data, cfg,
     callback=ckpt); ckpt.restore(model)``. ``ckpt.history`` lists ``(iteration, D_stsp [K],
@@ -523,7 +526,8 @@ class BestCheckpoint:
             return False
         from ..analyses.dsr_metrics import evaluate_reconstruction
 
-        ds = evaluate_reconstruction(model, self.data, lyapunov=False, pe_steps=1)
+        with stage("evaluating"):  # on the bar of train_gtf, if one is running
+            ds = evaluate_reconstruction(model, self.data, lyapunov=False, pe_steps=1)
         d_stsp, d_h = ds.D_stsp.values, ds.D_H.values
         self.history.append((iteration + 1, d_stsp.copy(), d_h.copy()))
         score = d_stsp if self.metric == "D_stsp" else d_h

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .._validation import check_choice, check_float, check_int, resolve_generator
+from .._progress import progress_bar
+from .._validation import check_bool, check_choice, check_float, check_int, resolve_generator
 from ..kernels.hebbian import three_factor_online
 from ..models.base import RecurrentModel, run
 
@@ -46,16 +47,21 @@ def reservoir_features(
     h0: torch.Tensor | None = None,
     seed: int | torch.Generator | None = 0,
     noise: bool | None = None,
+    progress: bool = True,
 ) -> torch.Tensor:
     """The readout features ``[K, B, T, F]``: ESN states, or Izhikevich filtered rates.
 
     ``noise`` defaults to False for rate reservoirs and True for spiking ones (their
-    thalamic noise)."""
+    thalamic noise). ``progress``: show the tqdm progress bar of
+    :meth:`~dynrnn.models.IzhikevichReservoir.simulate` (spiking reservoirs; an ESN runs
+    through :func:`~dynrnn.models.run`, which has no bar -- see
+    :mod:`dynrnn.models.reservoir`)."""
     x = x.to(model.dtype)
     with torch.no_grad():
         if _is_spiking(model):
             res = model.simulate(
-                x=x, h0=h0, seed=seed, noise=True if noise is None else noise, record_rates=True
+                x=x, h0=h0, seed=seed, noise=True if noise is None else noise, record_rates=True,
+                progress=progress,
             )
             return res.rates
         S, _ = run(model, x, h0, noise=bool(noise), generator=seed)
@@ -72,6 +78,7 @@ def ridge_readout(
     washout: int = 0,
     mask: torch.Tensor | None = None,
     seed: int | torch.Generator | None = 0,
+    progress: bool = True,
 ) -> torch.Tensor:
     """Fit ``W_out`` (and ``b_out`` if the model has a readout bias) by ridge regression.
 
@@ -83,6 +90,10 @@ def ridge_readout(
         alpha: ridge penalty (>= 0) on the weights (not on the bias).
         washout: first steps excluded.
         mask: ``[B, T]`` bool, steps used (after washout).
+        seed: seed of the reservoir's noise (when the features are computed here).
+        progress: show a tqdm progress bar on stderr while the features of a spiking
+            reservoir are simulated (see :func:`reservoir_features`); the fit itself is a few
+            batched matrix products and solves.
 
     Returns:
         Per-network training MSE ``[K]``. The weights are written into the model.
@@ -95,7 +106,7 @@ def ridge_readout(
     if features is None:
         if x is None:
             raise ValueError("ridge_readout needs 'x' or 'features'.")
-        features = reservoir_features(model, x, seed=seed)
+        features = reservoir_features(model, x, seed=seed, progress=progress)
     K, B, T, F = features.shape
     Y = targets if targets.ndim == 4 else targets.unsqueeze(0)
     if Y.shape[1:3] != (B, T) or Y.shape[0] not in (1, K) or Y.shape[-1] != model.n_outputs:
@@ -181,6 +192,7 @@ def force_train(
     P0: torch.Tensor | None = None,
     noise: bool | None = None,
     seed: int | torch.Generator | None = 0,
+    progress: bool = True,
 ) -> ForceResult:
     """FORCE-train the readout ``W_out`` of each of the K networks (one trial each) in place.
 
@@ -199,6 +211,7 @@ def force_train(
         P0: initial ``P [K, F, F]`` (e.g. from a previous call) instead of ``I / alpha``.
         noise: per-step noise (default: True for spiking reservoirs, False for rate ones).
         seed: seed of the noise.
+        progress: show a tqdm progress bar on stderr over the T steps.
 
     Returns:
         :class:`ForceResult`.
@@ -207,6 +220,7 @@ def force_train(
     alpha = check_float(owner, "alpha", alpha, 0.0, math.inf, low_inclusive=False)
     update_every = check_int(owner, "update_every", update_every, 1)
     washout = check_int(owner, "washout", washout, 0)
+    check_bool(owner, "progress", progress)
     K = model.n_networks
     f = targets if targets.ndim == 3 else targets.unsqueeze(0)
     if f.ndim != 3 or f.shape[0] not in (1, K) or f.shape[-1] != model.n_outputs:
@@ -233,7 +247,8 @@ def force_train(
     gen = resolve_generator(seed)
     h = model.init_state(1, gen) if h0 is None else model._check_state(h0).to(dtype)
     h = h.expand(K, -1, -1).clone()
-    with torch.no_grad():
+    bar_cm = progress_bar(progress, total=T, desc="force_train", unit="step")
+    with torch.no_grad(), bar_cm as bar:
         if spiking:
             params = model.prepare_simulation()
             drive = model.input_drive(x.transpose(1, 2))  # [K, T, 1, N]
@@ -262,6 +277,7 @@ def force_train(
                 P.sub_(c[:, None, None] * k.unsqueeze(-1) * k.unsqueeze(-2))
                 e = z - f[:, t]
                 W.sub_(c[:, None, None] * e.unsqueeze(-1) * k.unsqueeze(-2))
+            bar.update(1)
     errors = ((outs - f) ** 2).sum(-1)
     return ForceResult(outputs=outs, errors=errors, P=P, final_state=h)
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .._progress import finish_early, progress_bar, stage
 from .._validation import check_bool, check_choice, check_float, check_int, resolve_generator
 from ..models.base import RecurrentModel, run
 from .curriculum import Curriculum
@@ -53,7 +54,8 @@ class TrainConfig:
         early_stop: freeze networks that reach the criterion.
         noise: use the model's recurrent/input noise during training.
         divergence_threshold: a loss above this (or non-finite) marks the network failed.
-        progress: show a tqdm progress bar.
+        progress: show a progress bar (tqdm, on stderr) over the optimiser steps; the default
+            of :func:`train`'s ``progress`` argument.
     """
 
     n_steps: int = 2000
@@ -72,7 +74,7 @@ class TrainConfig:
     early_stop: bool = True
     noise: bool = True
     divergence_threshold: float = 1e6
-    progress: bool = False
+    progress: bool = True
 
     def __post_init__(self):
         o = type(self).__name__
@@ -192,6 +194,7 @@ def train(
     *,
     seed: int = 0,
     curriculum: Curriculum | str | None = None,
+    progress: bool | None = None,
 ) -> History:
     """Train the K networks of ``model`` on ``task`` in place; return the :class:`History`.
 
@@ -204,11 +207,18 @@ def train(
             result).
         curriculum: for classification tasks with several heads: a :class:`Curriculum` or its
             kind (``"single"``, ``"multi"``, ``"sliding"``); None trains all heads at once.
+        progress: show a tqdm progress bar on stderr over the optimiser steps (the held-out
+            evaluations show as ``evaluating``, then the number of networks that reached the
+            criterion); None (default) takes ``config.progress`` (True unless set). When every
+            network has stopped early the bar's total becomes the steps run.
 
     Returns:
         :class:`History` with per-network losses, evaluations, curriculum levels and taus.
     """
     config = config or TrainConfig()
+    if progress is None:
+        progress = config.progress
+    check_bool("train", "progress", progress)
     if not isinstance(model, RecurrentModel):
         raise ValueError(f"The 'model' parameter of train must be a RecurrentModel. Got {model!r}.")
     if model.n_inputs != task.n_inputs:
@@ -315,50 +325,55 @@ def train(
         if config.early_stop:
             active[torch.as_tensor(done_np, device=device)] = False
 
-    iterator = range(config.n_steps)
-    if config.progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(iterator, desc="train", leave=False)
-    for step in iterator:
-        trials = task.sample(config.batch_size, data_gen).to(device, dtype)
-        _, outputs = run(
-            model, trials.inputs, noise=config.noise, generator=noise_gen, return_states=False
-        )
-        per_net = loss_fn(outputs, trials, head_map if classification else None)
-        total_per_net = per_net + config.l1 * _l1_penalty(model) if config.l1 else per_net
-        bad = ~torch.isfinite(per_net) | (per_net.detach() > config.divergence_threshold)
-        if bool(bad.any()):
-            newly_failed = bad.cpu().numpy() & ~failed
-            failed[newly_failed] = True
-            active &= ~bad
-        losses[:, step] = np.where(
-            active.cpu().numpy(), per_net.detach().double().cpu().numpy(), np.nan
-        )
-        if not bool(active.any()):
-            break
-        opt.zero_grad()
-        total_per_net[active].sum().backward()
-        scale = None
-        if config.grad_clip > 0:
-            norm = per_network_grad_norm(opt.params)
-            finite = torch.isfinite(norm)
-            scale = torch.where(
-                finite, (config.grad_clip / (norm + 1e-6)).clamp(max=1.0), torch.zeros_like(norm)
+    with progress_bar(progress, total=config.n_steps, desc="train", unit="step") as bar:
+        for step in range(config.n_steps):
+            trials = task.sample(config.batch_size, data_gen).to(device, dtype)
+            _, outputs = run(
+                model, trials.inputs, noise=config.noise, generator=noise_gen, return_states=False
             )
-        opt.step(active, scale)
-        model.project_()
-        params_ok = _finite_per_network(model)
-        if not bool(params_ok.all()):
-            failed |= ~params_ok.cpu().numpy()
-            active &= params_ok
-        if (step + 1) % config.eval_every == 0 or step == config.n_steps - 1:
-            evaluate(step + 1)
+            per_net = loss_fn(outputs, trials, head_map if classification else None)
+            total_per_net = per_net + config.l1 * _l1_penalty(model) if config.l1 else per_net
+            bad = ~torch.isfinite(per_net) | (per_net.detach() > config.divergence_threshold)
+            if bool(bad.any()):
+                newly_failed = bad.cpu().numpy() & ~failed
+                failed[newly_failed] = True
+                active &= ~bad
+            losses[:, step] = np.where(
+                active.cpu().numpy(), per_net.detach().double().cpu().numpy(), np.nan
+            )
             if not bool(active.any()):
+                bar.update(1)
                 break
+            opt.zero_grad()
+            total_per_net[active].sum().backward()
+            scale = None
+            if config.grad_clip > 0:
+                norm = per_network_grad_norm(opt.params)
+                finite = torch.isfinite(norm)
+                scale = torch.where(
+                    finite,
+                    (config.grad_clip / (norm + 1e-6)).clamp(max=1.0),
+                    torch.zeros_like(norm),
+                )
+            opt.step(active, scale)
+            model.project_()
+            params_ok = _finite_per_network(model)
+            if not bool(params_ok.all()):
+                failed |= ~params_ok.cpu().numpy()
+                active &= params_ok
+            bar.update(1)
+            if (step + 1) % config.eval_every == 0 or step == config.n_steps - 1:
+                with stage("evaluating", bar):
+                    evaluate(step + 1)
+                bar.set_postfix_str(_outcome(reached, failed), refresh=False)
+                if not bool(active.any()):
+                    break
 
-    if not ev_step or ev_step[-1] != step + 1:
-        evaluate(step + 1)
+        if not ev_step or ev_step[-1] != step + 1:
+            with stage("evaluating", bar):
+                evaluate(step + 1)
+        if step + 1 < config.n_steps:
+            finish_early(bar, "stopped: " + _outcome(reached, failed))
     reached &= ~failed
     last = step + 1
     return History(
@@ -374,6 +389,13 @@ def train(
         network_metadata=model.network_metadata(),
         n_values=tuple(getattr(task, "n_values", ())) or None,
     )
+
+
+def _outcome(reached: np.ndarray, failed: np.ndarray) -> str:
+    """The bar's postfix: how many networks reached the criterion (and failed)."""
+    K = len(reached)
+    text = f"reached {int((reached & ~failed).sum())}/{K}"
+    return text + f", failed {int(failed.sum())}" if failed.any() else text
 
 
 def _finite_per_network(model: RecurrentModel) -> torch.Tensor:
