@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from _flipflop import flipflop_outcome, train_flipflop_ensemble
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import brentq
@@ -33,6 +35,7 @@ from dynrnn.analyses import (
 )
 from dynrnn.models import GRU, Ensemble, GRUConfig, RateRNNConfig
 from dynrnn.models.base import RecurrentModel
+from dynrnn.zoo import load_model
 
 
 # --------------------------------------------------------------------------- helpers
@@ -450,117 +453,58 @@ def test_classify_eigenvalues_conventions():
 
 
 # --------------------------------------------------------------------------- trained networks
-def _flipflop_batch(batch, T, n_bits, p, gen):
-    occ = torch.rand(batch, T, n_bits, generator=gen) < p
-    sign = torch.where(torch.rand(batch, T, n_bits, generator=gen) < 0.5, 1.0, -1.0)
-    pulses = occ.float() * sign
-    steps = torch.arange(T).view(1, T, 1).expand(batch, T, n_bits)
-    last = torch.where(occ, steps, torch.full_like(steps, -1)).cummax(1).values
-    seen = last >= 0
-    targets = torch.where(seen, pulses.gather(1, last.clamp(min=0)), 0.0)
-    return pulses, targets, seen.float()
+# Fast tier: networks trained once by the package's own ``train`` (tests/_flipflop.py, written
+# by tests/data/make_flipflop_fixtures.py) and stored in float64; analysed in float64, so the
+# outcome does not depend on the CPU. Slow tier: a fresh ensemble of 16, trained here.
+FLIPFLOP_DATA = Path(__file__).parent / "data"
 
 
-def _simulate(model, x, noise=0.0, gen=None):
-    """The protocol loop (unbinding the drive over time keeps the backward pass linear)."""
-    params = model.prepare()
-    drive = model.input_drive(x[None]).expand(model.n_networks, -1, -1, -1)
-    h = model.init_state(x.shape[0])
-    states = []
-    for d in drive.unbind(2):
-        h = model.step_drive(h, d, params)
-        if noise:
-            h = h + noise * torch.randn(h.shape, generator=gen)
-        states.append(h)
-    S = torch.stack(states, 2)
-    return S, model.readout(S)
-
-
-def train_flipflop(n_bits, n_units, n_networks, max_iters, seed=0, T=60, lr=0.02, batch=32):
-    """Train K tanh RNNs on the n-bit flip-flop (Adam, state noise 0.05 so that memories are
-    robust fixed points); stop when every network's noise-free masked MSE < 1e-3."""
-    model = Ensemble(RateRNNConfig(n_bits, n_units, n_bits), n_networks=n_networks, seed=seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(seed)
-    test = _flipflop_batch(128, 2 * T, n_bits, 0.05, torch.Generator().manual_seed(999))
-    mse = None
-    for it in range(max_iters):
-        x, y, m = _flipflop_batch(batch, T, n_bits, 0.05, gen)
-        _, out = _simulate(model, x, 0.05, gen)
-        loss = (((out - y) ** 2 * m).sum((1, 2, 3)) / m.sum()).sum()
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-        opt.step()
-        if it % 100 == 99 or it == max_iters - 1:
-            with torch.no_grad():
-                _, out = _simulate(model, test[0])
-                mse = ((out - test[1]) ** 2 * test[2]).sum((1, 2, 3)) / test[2].sum()
-            if bool((mse < 1e-3).all()):
-                break
-    with torch.no_grad():
-        S, _ = _simulate(model, test[0])
-    return model, S, mse
-
-
-@pytest.fixture(scope="session")
-def flipflop2():
-    return train_flipflop(n_bits=2, n_units=24, n_networks=3, max_iters=2500)
-
-
-@pytest.fixture(scope="session")
-def flipflop3():
-    return train_flipflop(n_bits=3, n_units=64, n_networks=4, max_iters=3000, T=100, lr=0.01,
-                          batch=64)
-
-
-def _settled_end_states(model, n_bits, n_free=400):
-    """Pulse the network, then let it run free: end states [K, B, N] and whether they are
-    stationary (a network may also hold memories on limit cycles, which are not fixed points)."""
-    x, _, _ = _flipflop_batch(64, 60, n_bits, 0.05, torch.Generator().manual_seed(5))
-    x = torch.cat([x, torch.zeros(64, n_free, n_bits)], dim=1)
-    with torch.no_grad():
-        S, _ = _simulate(model, x)
-    step = (S[:, :, -1] - S[:, :, -2]).norm(dim=-1).amax(1)
-    return S[:, :, -1].double(), (step < 1e-6).numpy()
-
-
-def _check_flipflop(model, S, mse, n_bits):
-    """A network is *good* when it solves the task (MSE < 1e-3) with stationary memories (its
-    free-running state comes to rest; some trained networks hold memories on limit cycles
-    instead, which have no stable fixed points to find). For every good network the finder
-    must return stable fixed points whose readouts are exactly the 2^n memories, containing
-    every state the network comes to rest in; the canonical solution has exactly 2^n of them
-    (a network may also keep two attractors for one memory)."""
-    ds = find_fixed_points(model, trajectories=S, n_initial=512, seed=0)
-    trained = (mse < 1e-3).numpy()
-    assert trained.sum() >= max(1, len(trained) - 1), f"training failed: {mse}"
-    ends, settled = _settled_end_states(model, n_bits)
-    good = np.flatnonzero(trained & settled)
-    assert len(good) >= 1, f"trained {trained}, settled {settled}"
-    corners = {tuple(c) for c in np.array(np.meshgrid(*[[-1, 1]] * n_bits)).reshape(n_bits, -1).T}
-    for k in good:
-        d = ds.isel(network=k)
-        assert int(d.n_stable) >= 2**n_bits
+def _check_stored_flipflop(name, n_bits):
+    """Every stored network that comes to rest has exactly 2^n stable fixed points, whose
+    readouts are the 2^n corners of the cube, and the free-running network rests on them; a
+    network whose memories sit on limit cycles does not come to rest. The outcome equals the
+    one recorded when the fixture was written."""
+    model, meta = load_model(FLIPFLOP_DATA / name)
+    out = flipflop_outcome(model, n_bits)
+    np.testing.assert_array_equal(out["canonical"], meta["canonical_when_written"])
+    np.testing.assert_array_equal(out["n_stable"], meta["n_stable_when_written"])
+    assert out["at_rest"].sum() >= 3, out["free_step"]
+    for k in np.flatnonzero(out["at_rest"]):
+        d = out["fixed_points"].isel(network=int(k))
+        assert int(d.n_stable) == 2**n_bits
+        assert out["corners"][k] and out["ends_on_stable"][k]
         assert int(d.n_saddles) >= 1
-        conv = d.converged.values & d.valid.values
-        assert d.q.values[conv].max() < 1e-10
-        # the readouts of the stable points are the 2^n memories (sign patterns)
-        stable = d.points.values[conv & (d.stability.values == 0)]
-        y = model.select(int(k)).double().readout(torch.as_tensor(stable)[None])[0].detach()
-        y = y.numpy()
-        assert np.abs(np.abs(y) - 1).max() < 0.15
-        assert {tuple(np.sign(r).astype(int)) for r in y} == corners
-        # where the free-running network comes to rest is one of the stable fixed points
-        dist = np.linalg.norm(ends[k].numpy()[:, None] - stable[None], axis=-1).min(1)
-        assert dist.max() < 1e-4
-    assert (ds.n_stable.values[good] == 2**n_bits).any(), ds.n_stable.values[good]
-    return ds
+        assert out["q_max"][k] < 1e-10
+    # networks not at rest move by O(1) per step: far from any rounding threshold
+    assert np.all(out["free_step"][~out["at_rest"]] > 1e-3)
+    return out
 
 
-def test_trained_two_bit_flipflop_has_four_stable_fixed_points(flipflop2):
-    _check_flipflop(*flipflop2, n_bits=2)
+def test_trained_two_bit_flipflop_has_four_stable_fixed_points():
+    _check_stored_flipflop("flipflop2_rate24", n_bits=2)
 
 
-def test_trained_three_bit_flipflop_has_eight_stable_fixed_points(flipflop3):
-    _check_flipflop(*flipflop3, n_bits=3)
+def test_trained_three_bit_flipflop_has_eight_stable_fixed_points():
+    out = _check_stored_flipflop("flipflop3_rate64", n_bits=3)
+    assert (out["canonical"]).sum() == 4  # networks 0-3 of the ensemble; the fifth cycles
+    assert out["n_stable"][~out["at_rest"]].tolist() == [0]
+
+
+@pytest.mark.slow
+def test_most_trained_three_bit_flipflop_networks_have_exactly_eight_stable_fixed_points():
+    """16 networks (64 tanh units) trained at once by ``train`` on ``FlipFlopTask``: at least 10
+    come to rest with exactly 8 stable fixed points at the cube's corners.
+
+    Measured (seed 0, AMD EPYC, 2 cores): with the C kernels all 16 reached the criterion and
+    14 of 16 were canonical (the other 2 hold their memories on limit cycles: free-run step
+    ~6, no stable points); with DYNRNN_DISABLE_C=1 (plain torch loop) 15 of 16 (network 11 cycles). The bound 10/16
+    leaves a margin of 4 networks below the lower measurement (for p = 14/16 the chance of
+    fewer than 10 of 16 is about 1%).
+    """
+    model, history = train_flipflop_ensemble(3, 64, 16, seed=0)
+    assert history.reached.sum() >= 14, history.reached
+    out = flipflop_outcome(model, 3)
+    assert out["canonical"].sum() >= 10, (out["canonical"], out["n_stable"], out["free_step"])
+    # no network with stationary memories has more or fewer than 8 stable points
+    rest = out["at_rest"] & history.reached
+    assert (out["n_stable"][rest] == 8).all(), out["n_stable"]
