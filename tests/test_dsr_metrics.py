@@ -15,45 +15,86 @@ from dynrnn.analyses.dsr_metrics import (
 from dynrnn.models import ALRNN, PLRNN, ALRNNConfig, PLRNNConfig
 from dynrnn.tasks.chaotic import ChaoticSystemTask
 
+N_PAIRS = 8
+
 
 @pytest.fixture(scope="module")
-def two_lorenz():
-    """Two halves of one standardised trajectory (same standardisation), 2e4 samples each."""
+def lorenz_halves():
+    """``N_PAIRS`` standardised Lorenz-63 trajectories (integrated together from seed 0), each
+    cut into two halves of 2e4 samples: ``(first halves, second halves)``, ``[N_PAIRS, 2e4, 3]``.
+
+    The second half starts 200 time units after the first: far beyond the ~40 time units after
+    which float64 rounding differences (BLAS inside the integrator, CPU) make a Lorenz trajectory
+    machine-dependent, so each half is one realisation of the attractor, not a fixed series.
+    """
     tr = ChaoticSystemTask("lorenz63", n_steps=40000, dt=0.01, noise=0.0, tol=1e-6).sample(
-        1, seed=0)
-    z = tr.targets[0].double().numpy()
-    return z[:20000], z[20000:]
+        N_PAIRS, seed=0)
+    z = tr.targets.double().numpy()
+    return z[:, :20000], z[:, 20000:]
 
 
-def test_calibration_small(two_lorenz):
-    x, y = two_lorenz
-    rng = np.random.default_rng(0)
+@pytest.fixture(scope="module")
+def two_lorenz(lorenz_halves):
+    """Two halves of one standardised trajectory (same standardisation), 2e4 samples each."""
+    xs, ys = lorenz_halves
+    return xs[0], ys[0]
+
+
+def test_calibration_small(lorenz_halves):
+    """Metric calibration on 2e4-sample halves, asserted on the median over 8 trajectory pairs
+    (first half vs second half of one trajectory; + 0.3 noise; vs Gaussian noise).
+
+    One pair is one realisation of a chaotic trajectory, and D_H of a pair varies a lot: over 24
+    pairs (``sample(24, seed=0)``) self D_stsp 0.13-0.62, self D_H 0.022-0.091 (one above 0.08;
+    the single trajectory ``sample(1, seed=1)`` gives 0.106, the fixture's first pair 0.070),
+    noise 1.65-1.90 / 0.185-0.211, Gaussian 5.49-6.19 / 0.868-0.875. Medians over 8 pairs: the
+    fixture 0.26 / 0.043, 1.76 / 0.196, 5.47 / 0.872; the three groups of 8 of the 24 pairs
+    self 0.21-0.32 / 0.036-0.042, noise 1.73-1.77 / 0.195, Gaussian 5.62-5.68 / 0.873-0.875.
+    Issue calibration at T = 1e5: 0.05/0.05, 1.3/0.19, 3.7/0.88 (with 2e4 samples the
+    histogram floor is higher).
+    """
+    xs, ys = lorenz_halves
+    x = xs[0]
     assert state_space_divergence(x, x)[0] == pytest.approx(0.0, abs=1e-9)
     assert power_spectrum_distance(x, x)[0] == pytest.approx(0.0, abs=1e-6)
-    d_self = state_space_divergence(x, y)[0], power_spectrum_distance(x, y)[0]
-    noisy = y + 0.3 * rng.standard_normal(y.shape)
-    d_noise = state_space_divergence(x, noisy)[0], power_spectrum_distance(x, noisy)[0]
-    g = rng.standard_normal(y.shape)
-    d_gauss = state_space_divergence(x, g)[0], power_spectrum_distance(x, g)[0]
-    # issue calibration at T = 1e5: 0.05/0.05, 1.3/0.19, 3.7/0.88; with 2e4 samples the
-    # histogram floor is higher (measured 0.60/0.05, 1.80/0.19, 5.85/0.87)
-    assert d_self[0] < 1.0 and d_self[1] < 0.08
-    assert 1.2 < d_noise[0] < 2.5 and 0.15 < d_noise[1] < 0.25
-    assert 4.0 < d_gauss[0] < 7.5 and 0.8 < d_gauss[1] < 0.95
+    rng = np.random.default_rng(0)
+    d_self, d_noise, d_gauss = [], [], []
+    for x, y in zip(xs, ys):
+        noisy = y + 0.3 * rng.standard_normal(y.shape)
+        g = rng.standard_normal(y.shape)
+        for out, other in ((d_self, y), (d_noise, noisy), (d_gauss, g)):
+            out.append((state_space_divergence(x, other)[0], power_spectrum_distance(x, other)[0]))
+    d_self, d_noise, d_gauss = (np.median(d, axis=0) for d in (d_self, d_noise, d_gauss))
+    assert d_self[0] < 1.0 and d_self[1] < 0.08, d_self
+    assert 1.2 < d_noise[0] < 2.5 and 0.15 < d_noise[1] < 0.25, d_noise
+    assert 4.0 < d_gauss[0] < 7.5 and 0.8 < d_gauss[1] < 0.95, d_gauss
     # batched over K generated series
+    x, y = xs[0], ys[0]
+    g = rng.standard_normal(y.shape)
     both = state_space_divergence(x, np.stack([y, g]))
-    assert both == pytest.approx([d_self[0], d_gauss[0]])
+    assert both == pytest.approx([state_space_divergence(x, y)[0],
+                                  state_space_divergence(x, g)[0]])
 
 
-def test_unrelated_system_is_far(two_lorenz):
-    x, _ = two_lorenz
+def test_unrelated_system_is_far(lorenz_halves):
+    """A ring (sines) is far from Lorenz in both metrics and in the GMM variant of D_stsp, while
+    the GMM D_stsp between the two halves of a trajectory is ~0.
+
+    Measured over 14 trajectory pairs (8 of the fixture, 6 single trajectories of seeds 0-5):
+    ring D_stsp 14.5-14.6, D_H 0.74-0.78, GMM 0.123-0.155; GMM self -0.013 to 0.044 per pair
+    (so one pair's value sits close to the 0.05 bound): asserted on the median over 5 pairs
+    (0.008 for the fixture's first 5).
+    """
+    xs, ys = lorenz_halves
+    x = xs[0]
     t = np.arange(len(x)) * 0.05
     ring = np.stack([np.sin(t), np.cos(t), np.sin(3 * t)], 1)
     assert state_space_divergence(x, ring)[0] > 5
     assert power_spectrum_distance(x, ring)[0] > 0.5
-    gmm_self = state_space_divergence(x, two_lorenz[1], method="gmm")[0]
+    gmm_self = np.median([state_space_divergence(a, b, method="gmm")[0]
+                          for a, b in zip(xs[:5], ys[:5])])
     gmm_ring = state_space_divergence(x, ring, method="gmm")[0]
-    assert abs(gmm_self) < 0.05 and gmm_ring > 0.1
+    assert abs(gmm_self) < 0.05 and gmm_ring > 0.1, (gmm_self, gmm_ring)
 
 
 def test_diverged_generation_is_penalised(two_lorenz):

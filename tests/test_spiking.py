@@ -123,15 +123,24 @@ def test_fast_equals_reference_single_trial_event_driven():
 @pytest.mark.skipif(not cpp_extension_available(torch.float32), reason="no C compiler")
 @pytest.mark.parametrize("synapse", ["delta", "exp", "double_exp"])
 def test_fast_vs_reference_float32_tolerance(synapse):
-    # float32: the event-driven projected current is summed in another order than the dense
-    # matmul; delta synapses stay identical, filtered synapses of this chaotic (gain 30)
-    # network identical for the first 100 steps and total spike counts within 2 %.
+    """float32: the event-driven projected current is summed in another order than the dense
+    matmul (whose own order depends on the BLAS and the CPU), so spike trains of this chaotic
+    network agree only until a rounding difference flips a near-threshold spike; they are
+    identical for the first 100 steps and total spike counts agree within 2 %, for every
+    synapse (delta included: its current is a float32 sum of weights too).
+
+    Measured (this model, seed 0; models seeds 0-5 in brackets), first step at which the spikes
+    differ from the reference: C loop 247 / 233 / none for exp / double_exp / delta [216-none;
+    delta seed 2: 223]; reference with the input perturbed by 1e-7 (relative) -- another
+    rounding of the same sums -- 196 / 178 / 260 [164-none], by 1e-6: 189 / 178 / 188 [29
+    (exp seed 5) - 227]. Spike-count differences at most 0.23 % (18 runs). The C loop itself
+    is deterministic (fixed summation order, no FMA contraction); the float64 test above
+    survives input perturbations up to 1e-10 over all 300 steps.
+    """
     model = _random_model(synapse).float()
     x = torch.randn(2, 3, 300, 2, generator=torch.Generator().manual_seed(1))
     ref = model.simulate(x=x, seed=2, backend="reference")
     fast = model.simulate(x=x, seed=2, backend="cpp")
-    if synapse == "delta":
-        assert torch.equal(fast.spikes, ref.spikes)
     assert torch.equal(fast.spikes[:, :, :100], ref.spikes[:, :, :100])
     n_ref, n_fast = ref.spikes.sum().item(), fast.spikes.sum().item()
     assert abs(n_ref - n_fast) <= 0.02 * n_ref
