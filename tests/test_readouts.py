@@ -64,7 +64,8 @@ def test_force_rate_reservoir(kind):
     assert test_mse < 0.01 * f.var().item()  # < 1 % of the target variance
 
 
-def _spiking_force(kind, seconds=5.0, test_seconds=2.0, n=500, gain=100.0, q=80.0):
+def _spiking_force(kind, seconds=5.0, test_seconds=2.0, n=500, gain=100.0, q=80.0,
+                   n_networks=1):
     # Izhikevich RS neurons (2003 form), N=500, Gaussian weights (p=0.1, gain G=100), double-
     # exponential synapses (2 ms rise, 20 ms decay), bias 10, feedback Q=80, 0.5 ms steps with
     # Izhikevich's half steps, RLS every 2 steps with alpha = 0.05 (after Nicola & Clopath 2017)
@@ -73,20 +74,32 @@ def _spiking_force(kind, seconds=5.0, test_seconds=2.0, n=500, gain=100.0, q=80.
         connectivity="gaussian", density=0.1, gain=gain, synapse="double_exp", bias=10.0,
         noise_exc=0.0, feedback_gain=q, init="random",
     )  # fmt: skip
-    model = IzhikevichReservoir(cfg, seed=0).to(F64)
+    model = IzhikevichReservoir(cfg, n_networks=n_networks, seed=0).to(F64)
     dt = 0.5
     n_train, n_test = int(seconds * 1000 / dt), int(test_seconds * 1000 / dt)
     # 5 Hz sine (period 400 steps); the sum adds its 10 Hz harmonic
     f = _targets(kind, n_train + n_test, 50.0 / 400.0)
     res = force_train(model, f[:n_train], alpha=0.05, update_every=2, washout=400)
     sim = model.simulate(n_test, h0=res.final_state, noise=False, record_outputs=True)
-    return ((sim.outputs[0, 0] - f[n_train:]) ** 2).mean().item(), f.var().item()
+    if n_networks == 1:
+        return ((sim.outputs[0, 0] - f[n_train:]) ** 2).mean().item(), f.var().item()
+    mse = ((sim.outputs[:, 0] - f[n_train:]) ** 2).mean(dim=(1, 2)).numpy()
+    return mse, f.var().item()
 
 
-def test_force_spiking_reservoir_sine():
-    # measured: test MSE 0.010 (readout frozen, 2 s) for a target variance of 0.5
-    mse, var = _spiking_force("sine")
-    assert mse < 0.1 * var
+@pytest.mark.slow
+def test_force_spiking_reservoirs_learn_the_sine():
+    """12 spiking reservoirs (model seeds 0-11) trained at once by FORCE: at least 4 reproduce
+    the 5 Hz sine on their own feedback with a test MSE below 10% of the target's variance
+    (readout frozen, 2 s).
+
+    One realisation is not a test of this: the spiking network is chaotic, and perturbing the
+    initial state of seed 0 by 1e-12 gave MSE/variance 0.232, 0.014, 0.039, 0.009, 0.108,
+    0.236 (3 of 6 above 0.1). Over model seeds 0-11 (one at a time, AMD EPYC) 8 of 12 were
+    below 0.1 (the others 0.12-0.20). For p = 2/3 the chance of fewer than 4 of 12 is ~0.5%.
+    """
+    mse, var = _spiking_force("sine", n_networks=12)
+    assert (mse < 0.1 * var).sum() >= 4, mse / var
 
 
 @pytest.mark.slow
