@@ -218,7 +218,7 @@ def cmd_reconstruct(args) -> int:
     train_s = time.perf_counter() - t0
     true_lam = task.max_lyapunov  # per time unit; standardising does not change it
     ds = evaluate_reconstruction(model, clean, true_lyapunov=true_lam,
-                                 lyapunov_steps=args.lyapunov_steps)
+                                 lyapunov_steps=args.lyapunov_steps, progress=not args.quiet)
     score = np.where(np.isfinite(ds.D_stsp.values), ds.D_stsp.values, np.inf)
     best = int(np.argmin(score))
     out.mkdir(parents=True, exist_ok=True)  # only now: a failed run leaves no directory

@@ -9,8 +9,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._validation import ParameterTypeError, check_model_tensor, check_tensor
+from .._validation import check_finite as _check_finite
+
 __all__ = [
     "check_model",
+    "check_states",
     "float64_copy",
     "network_coords",
     "network_dts",
@@ -28,10 +32,11 @@ _PROTOCOL = ("step", "jacobian", "step_drive", "input_drive", "prepare", "n_unit
 
 
 def check_model(model: Any, owner: str) -> None:
-    """Raise ValueError unless ``model`` follows the protocol and has finite parameters."""
+    """Raise unless ``model`` follows the protocol (:class:`ParameterTypeError`) and has finite
+    parameters (ValueError)."""
     missing = [name for name in _PROTOCOL if not hasattr(model, name)]
     if missing:
-        raise ValueError(
+        raise ParameterTypeError(
             f"The 'model' parameter of {owner} must follow the dynrnn model protocol "
             f"(missing {missing}). Got {type(model).__name__} instead."
         )
@@ -91,26 +96,38 @@ def network_dts(model: Any) -> np.ndarray:
 
 
 def as_tensor(value: Any, owner: str, name: str, dtype=torch.float64) -> torch.Tensor:
-    """``value`` (tensor, array or nested list) as a float tensor, or a ValueError naming it."""
-    if torch.is_tensor(value):
-        return value.detach().to(dtype)
-    try:
-        return torch.as_tensor(np.asarray(value, dtype=np.float64), dtype=dtype)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"The {name!r} parameter of {owner} must be a tensor or array of numbers. "
-            f"Got {type(value).__name__} instead."
-        ) from None
+    """``value`` (tensor, array or nested list of real numbers) as a detached float tensor;
+    anything else (strings, complex numbers, ...) raises :class:`ParameterTypeError` naming it."""
+    return check_tensor(owner, name, value, dtype=dtype, detach=True)
 
 
 def check_finite(t: torch.Tensor, owner: str, name: str) -> torch.Tensor:
-    if not bool(torch.isfinite(t).all()):
-        n_bad = int((~torch.isfinite(t)).sum())
-        raise ValueError(
-            f"The {name!r} parameter of {owner} must be finite; it has {n_bad} NaN or inf "
-            f"entries."
-        )
-    return t
+    """``t`` unchanged, or ValueError naming ``name`` when it holds NaN or inf."""
+    return _check_finite(owner, name, t)
+
+
+def check_states(
+    model: Any,
+    value: Any,
+    owner: str,
+    name: str,
+    layouts=(("K|1", "P", "N"), ("P", "N")),
+    *,
+    finite: bool = True,
+    **sizes: int,
+) -> tuple[torch.Tensor, int]:
+    """A state / trajectory / input argument checked against ``model``: ``(tensor, layout)``.
+
+    The tensor is float64, detached and on the model's device; ``layouts`` are those of
+    :func:`dynrnn._validation.check_shape` with the model's sizes ``K``, ``N``, ``I``, ``O``
+    (default: points ``[K or 1, P, N]`` or ``[P, N]``); every free dim must be >= 1. A wrong
+    type raises :class:`ParameterTypeError`, a wrong shape (or, with ``finite``, NaN / inf)
+    ValueError, each naming ``name``.
+    """
+    return check_model_tensor(
+        owner, name, value, model, layouts, dtype=torch.float64, finite=finite, detach=True,
+        **sizes,
+    )
 
 
 def constant_inputs(model: Any, inputs: Any, owner: str) -> torch.Tensor:
@@ -201,9 +218,22 @@ def log_safe(x: torch.Tensor) -> torch.Tensor:
     return torch.log(torch.clamp(x, min=math.ldexp(1.0, -1070)))
 
 
+def _check_dataset(ds: Any, owner: str) -> None:
+    import xarray as xr
+
+    if not isinstance(ds, xr.Dataset):
+        raise ParameterTypeError(
+            f"The 'ds' parameter of {owner} must be an xarray.Dataset. Got {type(ds).__name__} "
+            f"instead."
+        )
+
+
 def split_complex(ds):
-    """Replace every complex variable ``v`` of a Dataset by ``v_real`` and ``v_imag`` (netCDF
-    has no complex type); :func:`merge_complex` undoes it."""
+    """Replace every complex variable ``v`` of a Dataset by ``v_real`` and ``v_imag``, for writing
+    a result with ``Dataset.to_netcdf`` directly (netCDF has no complex type; the zoo's result
+    store, ``Zoo.save_result``, encodes complex variables itself); :func:`merge_complex` undoes
+    it."""
+    _check_dataset(ds, "split_complex")
     out = ds.copy()
     for name in list(ds.data_vars):
         if np.iscomplexobj(ds[name].values):
@@ -217,6 +247,7 @@ def split_complex(ds):
 
 def merge_complex(ds):
     """Inverse of :func:`split_complex`."""
+    _check_dataset(ds, "merge_complex")
     out = ds.copy()
     for name in list(ds.data_vars):
         if name.endswith("_real") and f"{name[:-5]}_imag" in ds:

@@ -23,6 +23,7 @@ Levers that control degeneracy during training (the study's manipulations): netw
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .._validation import check_choice, check_int
+from .._validation import ParameterTypeError, check_bool, check_choice, check_int
 from ._common import network_coords, to_numpy
 from .similarity import dsa, fit_dmd, procrustes_vector_fields, trajectories, weight_distance
 
@@ -102,6 +103,39 @@ def _as_models(source: Any, ids: Sequence[str] | None, owner: str) -> tuple[list
                 f"ids). Got {type(m).__name__}."
             )
     return models, None
+
+
+def _check_task(task: Any, models: list, owner: str, name: str = "task") -> None:
+    """Raise naming ``name`` unless ``task`` samples trials whose inputs and targets fit every
+    model (``n_inputs`` / ``n_outputs`` where the task declares them)."""
+    if not callable(getattr(task, "sample", None)):
+        raise ParameterTypeError(
+            f"The {name!r} parameter of {owner} must be a dynrnn task (with sample()). Got "
+            f"{type(task).__name__} instead."
+        )
+    for attr in ("n_inputs", "n_outputs"):
+        want = getattr(task, attr, None)
+        if want is None or (attr == "n_outputs" and getattr(task, "kind", "") == "classification"):
+            continue
+        bad = sorted({int(getattr(m, attr)) for m in models if int(getattr(m, attr)) != want})
+        if bad:
+            raise ValueError(
+                f"The {name!r} parameter of {owner} has {attr}={want}; the 'models' have "
+                f"{attr}={bad}."
+            )
+
+
+def _group_names(by: Any, owner: str, name: str) -> list[str]:
+    """``by`` (None, a coordinate name or a sequence of them) as a list of names."""
+    if by is None:
+        return []
+    names = [by] if isinstance(by, str) else by
+    if not isinstance(names, Sequence) or not all(isinstance(n, str) for n in names):
+        raise ParameterTypeError(
+            f"The {name!r} parameter of {owner} must be None, a coordinate name or a sequence "
+            f"of names. Got {by!r} instead."
+        )
+    return list(names)
 
 
 def _concat_coords(models: list, rows: list | None = None) -> dict:
@@ -178,6 +212,8 @@ def behavioural_degeneracy(
                 f"The 'task' parameter of {owner} has no ood(); pass 'ood_task' explicitly."
             )
         ood_task = task.ood()
+    _check_task(task, ms, owner)
+    _check_task(ood_task, ms, owner, "ood_task")
     err = np.concatenate([_errors(m, task, n_trials, seed) for m in ms])
     ood = np.concatenate([_errors(m, ood_task, n_trials, seed + 1) for m in ms])
     ds = xr.Dataset(
@@ -228,7 +264,12 @@ def degeneracy_summary(report: xr.Dataset, by: str | Sequence[str] | None = None
         present), ``ood_error_mean`` and ``n_networks`` -- scalars, or along dim ``group`` with
         one coordinate per grouping key.
     """
-    names = [] if by is None else ([by] if isinstance(by, str) else list(by))
+    if not isinstance(report, xr.Dataset) or "network" not in report.dims:
+        raise ParameterTypeError(
+            "The 'report' parameter of degeneracy_summary must be an xarray.Dataset with a "
+            f"'network' dimension (from degeneracy_report). Got {type(report).__name__} instead."
+        )
+    names = _group_names(by, "degeneracy_summary", "by")
     for n in names:
         if n not in report.coords:
             raise ValueError(
@@ -314,12 +355,47 @@ def degeneracy_report(
         per group as ``group_*`` variables along dim ``group``.
     """
     owner = "degeneracy_report"
+    if isinstance(levels, str):
+        levels = (levels,)
+    if not isinstance(levels, Sequence):
+        raise ParameterTypeError(
+            f"The 'levels' parameter of {owner} must be a sequence of {list(LEVELS)}. Got "
+            f"{levels!r} instead."
+        )
     for lv in levels:
         check_choice(owner, "levels", lv, LEVELS)
     n_trials = check_int(owner, "n_trials", n_trials, 1)
     n_dsa_trials = check_int(owner, "n_dsa_trials", n_dsa_trials, 1)
+    check_int(owner, "seed", seed, 0)
+    check_bool(owner, "representations", representations)
+    group_names = _group_names(group_by, owner, "group_by")
+    for name, kw_, fn in (("dsa_kwargs", dsa_kwargs, dsa), ("weight_kwargs", weight_kwargs,
+                                                              weight_distance)):
+        if kw_ is None:
+            continue
+        if not isinstance(kw_, dict):
+            raise ParameterTypeError(
+                f"The {name!r} parameter of {owner} must be a dict of options of {fn.__name__} "
+                f"or None. Got {kw_!r} instead."
+            )
+        known = set(inspect.signature(fn).parameters) - {"states", "states_b", "model",
+                                                          "model_b"}
+        unknown = sorted(set(kw_) - known)
+        if unknown:
+            raise ValueError(
+                f"The {name!r} parameter of {owner} has options {unknown} that {fn.__name__} "
+                f"does not take; it takes {sorted(known)}."
+            )
     ms, rows = _as_models(models, ids, owner)
+    if "behaviour" in levels or "dynamics" in levels or representations:
+        _check_task(task, ms, owner)
     coords = _concat_coords(ms, rows)
+    missing = [n for n in group_names if n not in coords]
+    if missing:
+        raise ValueError(
+            f"The 'group_by' parameter of {owner} must name coordinates along 'network'; "
+            f"{missing} are not among {sorted(k for k in coords if k != 'network')}."
+        )
     K = len(coords["network"][1])
     ds = xr.Dataset(coords=coords).assign_coords(network_b=np.arange(K))
     offsets = np.cumsum([0] + [m.n_networks for m in ms])

@@ -26,6 +26,7 @@ another trajectory of itself gives ~0.05 / ~0.05 (the floor), with 0.3 sd observ
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -33,8 +34,16 @@ import torch
 import xarray as xr
 from scipy.ndimage import gaussian_filter1d
 
-from .._validation import check_choice, check_float, check_int
-from ._common import network_coords, network_dts
+from .._validation import (
+    ParameterTypeError,
+    check_array,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_model_tensor,
+)
+from ._common import check_model, network_coords, network_dts
 
 __all__ = [
     "state_space_divergence",
@@ -47,19 +56,43 @@ __all__ = [
 
 def _series(x: Any, owner: str, name: str) -> np.ndarray:
     """``[T, N]`` or ``[K, T, N]`` -> float64 ``[K, T, N]``; raise on NaN/inf or bad shape."""
-    if torch.is_tensor(x):
-        x = x.detach().cpu().double().numpy()
-    try:
-        x = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"The {name!r} parameter of {owner} must be a numeric array.") from err
+    x = check_array(owner, name, x)
     if x.ndim == 2:
         x = x[None]
-    if x.ndim != 3 or x.shape[1] < 2:
+    if x.ndim != 3 or x.shape[1] < 2 or x.shape[0] < 1 or x.shape[2] < 1:
         raise ValueError(
-            f"The {name!r} parameter of {owner} must have shape [T, N] or [K, T, N] with T >= 2."
+            f"The {name!r} parameter of {owner} must have shape [T, N] or [K, T, N] with T >= 2"
+            f" (and K, N >= 1)."
             f" Got {x.shape} instead."
         )
+    return x
+
+
+def _check_dsr_model(model: Any, owner: str) -> None:
+    """The protocol (:func:`check_model`) plus the ``n_outputs`` observations generated."""
+    check_model(model, owner)
+    if not hasattr(model, "n_outputs") or not hasattr(model, "readout"):
+        raise ParameterTypeError(
+            f"The 'model' parameter of {owner} must have observations (n_outputs, readout). Got "
+            f"{type(model).__name__} instead."
+        )
+
+
+def _observed(model: Any, data: Any, owner: str) -> np.ndarray:
+    """One observed series ``[T, N]`` (float64, finite) with ``N = model.n_outputs``."""
+    x = _series(data, owner, "data")
+    if x.shape[0] != 1:
+        raise ValueError(
+            f"The 'data' parameter of {owner} must be one series [T, N]. Got {x.shape} instead."
+        )
+    x = x[0]
+    if x.shape[1] != model.n_outputs:
+        raise ValueError(
+            f"The 'data' parameter of {owner} must have N={model.n_outputs} dimensions (the "
+            f"model's n_outputs). Got {x.shape[1]}."
+        )
+    if not np.isfinite(x).all():
+        raise ValueError(f"The 'data' parameter of {owner} contains NaN or inf values.")
     return x
 
 
@@ -73,7 +106,7 @@ def _check_pair(x_true, x_gen, owner):
     if xt.shape[-1] != xg.shape[-1]:
         raise ValueError(
             f"The 'x_gen' parameter of {owner} must have N={xt.shape[-1]} dimensions like "
-            f"x_true. Got {xg.shape[-1]}."
+            f"'x_true'. Got {xg.shape[-1]}."
         )
     if not np.isfinite(xt).all():
         raise ValueError(f"The 'x_true' parameter of {owner} contains NaN or inf values.")
@@ -173,13 +206,14 @@ def state_space_divergence(
     owner = "state_space_divergence"
     check_choice(owner, "method", method, ("bins", "gmm"))
     n_bins = check_int(owner, "n_bins", n_bins, 1)
-    check_float(owner, "margin", margin, 0.0, None)
-    check_float(owner, "smoothing", smoothing, 0.0, None, low_inclusive=False)
+    check_float(owner, "margin", margin, 0.0, math.inf, high_inclusive=False)
+    check_float(owner, "smoothing", smoothing, 0.0, math.inf, False, False)
+    check_float(owner, "sigma", sigma, 0.0, math.inf, False, False)
+    n_points = check_int(owner, "n_points", n_points, 1)
+    seed = check_int(owner, "seed", seed, 0)
     xt, xg = _check_pair(x_true, x_gen, owner)
     if method == "bins":
         return _binned_kl(xt, xg, n_bins, margin, smoothing)
-    check_float(owner, "sigma", sigma, 0.0, None, low_inclusive=False)
-    n_points = check_int(owner, "n_points", n_points, 1)
     return _gmm_kl(xt, xg, sigma, n_points, seed)
 
 
@@ -209,11 +243,11 @@ def power_spectrum_distance(x_true: Any, x_gen: Any, *, sigma: float = 20.0) -> 
         ``[K]`` distances in [0, 1].
     """
     owner = "power_spectrum_distance"
-    check_float(owner, "sigma", sigma, 0.0, None)
+    check_float(owner, "sigma", sigma, 0.0, math.inf, high_inclusive=False)
     xt, xg = _check_pair(x_true, x_gen, owner)
     if xg.shape[1] != xt.shape[0]:
         raise ValueError(
-            f"The 'x_gen' parameter of {owner} must have T={xt.shape[0]} steps like x_true "
+            f"The 'x_gen' parameter of {owner} must have T={xt.shape[0]} steps like 'x_true' "
             f"(the spectra are compared bin by bin). Got {xg.shape[1]}."
         )
     pt = _spectra(xt, sigma)
@@ -248,9 +282,14 @@ def generate(model, x0: Any, n_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     Returns:
         ``(observations [K, B, n_steps, N], latent [K, B, n_steps, M])`` (float of the model).
     """
-    n_steps = check_int("generate", "n_steps", n_steps, 1)
+    owner = "generate"
+    _check_dsr_model(model, owner)
+    n_steps = check_int(owner, "n_steps", n_steps, 1)
     K = model.n_networks
-    x0 = torch.as_tensor(x0, dtype=model.dtype)
+    x0, _ = check_model_tensor(
+        owner, "x0", x0, model, [("O",), ("B", "O"), ("K|1", "B", "O")], dtype=model.dtype,
+        finite=True, detach=True,
+    )
     while x0.ndim < 3:
         x0 = x0.unsqueeze(0)
     x0 = x0.expand(K, *x0.shape[1:])
@@ -274,11 +313,16 @@ def prediction_error(
     Returns ``[K, n]``: entry ``[k, j]`` is PE(j + 1) of network k.
     """
     owner = "prediction_error"
+    _check_dsr_model(model, owner)
     n = check_int(owner, "n", n, 1)
     n_starts = check_int(owner, "n_starts", n_starts, 1)
-    x = _series(data, owner, "data")[0]
+    seed = check_int(owner, "seed", seed, 0)
+    x = _observed(model, data, owner)
     if len(x) <= n:
-        raise ValueError(f"The 'data' of {owner} must be longer than n={n}. Got T={len(x)}.")
+        raise ValueError(
+            f"The 'n' parameter of {owner} ({n}) must be smaller than the length of 'data' "
+            f"(T={len(x)})."
+        )
     rng = np.random.default_rng(seed)
     starts = rng.choice(len(x) - n, min(n_starts, len(x) - n), replace=False)
     xt = torch.as_tensor(x, dtype=model.dtype)
@@ -298,6 +342,7 @@ def evaluate_reconstruction(
     lyapunov_steps: int = 20000,
     true_lyapunov: float | None = None,
     dstsp_method: str = "bins",
+    progress: bool = True,
 ) -> xr.Dataset:
     """DSR evaluation of all K networks against one observed series.
 
@@ -310,6 +355,7 @@ def evaluate_reconstruction(
         model: K-network reconstruction model.
         data: observations ``[T, N]`` (finite).
         true_lyapunov: the data's maximal exponent (per time unit), stored for comparison.
+        progress: show the Lyapunov computation's tqdm bar on stderr.
 
     Returns:
         ``xarray.Dataset`` over ``network`` with ``D_stsp``, ``D_H``, ``PE [network, n]``,
@@ -319,15 +365,25 @@ def evaluate_reconstruction(
     from .lyapunov import lyapunov_spectrum
 
     owner = "evaluate_reconstruction"
-    x = _series(data, owner, "data")[0]
+    _check_dsr_model(model, owner)
+    n_bins = check_int(owner, "n_bins", n_bins, 1)
+    sigma = check_float(owner, "sigma", sigma, 0.0, math.inf, high_inclusive=False)
+    pe_steps = check_int(owner, "pe_steps", pe_steps, 1)
+    check_bool(owner, "lyapunov", lyapunov)
+    lyapunov_steps = check_int(owner, "lyapunov_steps", lyapunov_steps, 1)
+    if true_lyapunov is not None:
+        true_lyapunov = check_float(owner, "true_lyapunov", true_lyapunov)
+    check_choice(owner, "dstsp_method", dstsp_method, ("bins", "gmm"))
+    check_bool(owner, "progress", progress)
+    x = _observed(model, data, owner)
     if not np.isfinite(x).all():
         raise ValueError(f"The 'data' parameter of {owner} contains NaN or inf values.")
-    if x.shape[1] != model.n_outputs:
-        raise ValueError(
-            f"The 'data' parameter of {owner} must have N={model.n_outputs} dimensions. Got "
-            f"{x.shape[1]}."
-        )
     T = len(x)
+    if T <= pe_steps:
+        raise ValueError(
+            f"The 'pe_steps' parameter of {owner} must be < T={T} (the length of 'data'). "
+            f"Got {pe_steps} instead."
+        )
     n_gen = int(round(1.25 * T))
     obs, Z = generate(model, x[0], n_gen)
     gen = obs[:, 0, n_gen - T:].double().numpy()  # [K, T, N]
@@ -341,7 +397,8 @@ def evaluate_reconstruction(
         z0 = Z[:, 0, n_gen - T].double()[:, None, :]
         ok = torch.isfinite(z0).all(-1).all(-1) & (z0.abs().amax(dim=(1, 2)) < 1e6)
         z0 = torch.where(ok[:, None, None], z0, torch.zeros_like(z0))
-        kw = dict(n_steps=lyapunov_steps, burn_in=100, tangent_burn_in=500, n_exponents=1)
+        kw = dict(n_steps=lyapunov_steps, burn_in=100, tangent_burn_in=500, n_exponents=1,
+                  progress=bool(progress))
         try:  # all networks at once; one by one if some trajectory diverges
             res = lyapunov_spectrum(model, h0=z0, **kw)
             lam = res["exponents_per_time"].values[:, 0].copy()

@@ -57,12 +57,23 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .._validation import check_bool, check_choice, check_float, check_int, resolve_generator
+from .._progress import finish_early, progress_bar
+from .._validation import (
+    check_array,
+    check_bool,
+    check_broadcast,
+    check_choice,
+    check_float,
+    check_int,
+    check_shape,
+    resolve_generator,
+)
 from ..kernels.linalg import lu_factor, lu_solve
 from ._common import (
     as_tensor,
     check_finite,
     check_model,
+    check_states,
     constant_inputs,
     float64_copy,
     network_coords,
@@ -92,6 +103,8 @@ CANDIDATE_STATUS = {
 }
 
 _OWNER = "find_fixed_points"
+#: the shapes ``trajectories`` may have (K = n_networks or 1, N = n_units)
+_TRAJECTORY_LAYOUTS = (("K|1", "B", "T", "N"), ("K|1", "M", "N"), ("M", "N"))
 _TORCH_DTYPES = {
     np.dtype(np.float64): torch.float64,
     np.dtype(np.complex128): torch.complex128,
@@ -127,16 +140,10 @@ def speed(model: Any, points: Any, inputs: Any = None) -> torch.Tensor:
         when ``points`` is float64).
     """
     check_model(model, "speed")
-    pts = as_tensor(points, "speed", "points")
-    if pts.ndim == 2:
+    pts, layout = check_states(model, points, "speed", "points")
+    if layout == 1:
         pts = pts.unsqueeze(0)
-    K, N = model.n_networks, model.n_units
-    if pts.ndim != 3 or pts.shape[-1] != N or pts.shape[0] not in (1, K):
-        raise ValueError(
-            f"The 'points' parameter of speed must have shape [K={K} or 1, P, N={N}] or [P, N]. "
-            f"Got {tuple(pts.shape)}."
-        )
-    check_finite(pts, "speed", "points")
+    K = model.n_networks
     m64 = float64_copy(model)
     u = constant_inputs(m64, inputs, "speed")
     params, drive, _ = _drive_and_params(m64, u, pts.shape[1])
@@ -167,19 +174,16 @@ def sample_initial_states(
     """
     owner = "sample_initial_states"
     P = check_int(owner, "n_initial", n_initial, 1)
+    if n_networks is not None:
+        n_networks = check_int(owner, "n_networks", n_networks, 1)
     noise_std = check_float(owner, "noise_std", noise_std, 0.0, None)
     traj = check_finite(as_tensor(trajectories, owner, "trajectories"), owner, "trajectories")
-    if traj.ndim == 4:
+    sizes = {} if n_networks is None else {"K": n_networks}
+    layout = check_shape(owner, "trajectories", traj, _TRAJECTORY_LAYOUTS, **sizes)
+    if layout == 0:
         traj = traj.reshape(traj.shape[0], -1, traj.shape[-1])
-    elif traj.ndim == 2:
+    elif layout == 2:
         traj = traj.unsqueeze(0)
-    elif traj.ndim != 3:
-        raise ValueError(
-            f"The 'trajectories' parameter of {owner} must have shape [K, B, T, N], [K, M, N] or "
-            f"[M, N]. Got {tuple(traj.shape)}."
-        )
-    if traj.shape[1] == 0:
-        raise ValueError(f"The 'trajectories' parameter of {owner} holds no states.")
     K = traj.shape[0] if n_networks is None else int(n_networks)
     if traj.shape[0] not in (1, K):
         raise ValueError(
@@ -187,7 +191,7 @@ def sample_initial_states(
             f"{K} (or 1, shared)."
         )
     traj = traj.expand(K, -1, -1)
-    gen = resolve_generator(seed)
+    gen = resolve_generator(seed, owner=owner)
     idx = torch.randint(0, traj.shape[1], (K, P), generator=gen)
     x0 = traj.gather(1, idx[..., None].expand(K, P, traj.shape[-1]).to(traj.device))
     noise = torch.randn(x0.shape, generator=gen, dtype=torch.float64).to(x0.device)
@@ -213,19 +217,23 @@ def classify_eigenvalues(
         ``(n_unstable [...], stability [...])`` as int arrays; stability codes are
         :data:`STABILITY_CODES` (0 stable, 1 saddle, 2 unstable) and -1 for NaN rows.
     """
-    check_choice("classify_eigenvalues", "convention", convention, ("discrete", "continuous"))
-    lam = np.asarray(eigenvalues.detach().cpu() if torch.is_tensor(eigenvalues) else eigenvalues)
+    owner = "classify_eigenvalues"
+    check_choice(owner, "convention", convention, ("discrete", "continuous"))
+    tol = check_float(owner, "tol", tol, None, None)
+    lam = check_array(owner, "eigenvalues", eigenvalues, complex_ok=True, min_ndim=1)
+    dt = check_array(owner, "dt", dt, finite=True, low=0.0, low_inclusive=False)
+    check_broadcast(owner, "dt", dt.shape, lam.shape[:-1])
     invalid = np.isnan(lam.real).any(-1)
     if convention == "discrete":
         unstable = np.abs(lam) > 1.0 + tol
     else:
-        rate = (lam.real - 1.0) / np.asarray(dt, dtype=float)[..., None]
+        rate = (lam.real - 1.0) / dt[..., None]
         unstable = rate > tol
     n_unstable = unstable.sum(-1).astype(np.int64)
     n = lam.shape[-1]
     code = np.where(n_unstable == 0, 0, np.where(n_unstable == n, 2, 1)).astype(np.int8)
-    code[invalid] = -1
-    n_unstable[invalid] = -1
+    code = np.where(invalid, -1, code).astype(np.int8)
+    n_unstable = np.where(invalid, -1, n_unstable).astype(np.int64)
     return n_unstable, code
 
 
@@ -268,7 +276,7 @@ def _initial_states(model, u, initial_states, trajectories, n_initial, noise_std
 
 
 # --------------------------------------------------------------------------- phase 1
-def _first_order(model, x0, u, n_iters, lr, handoff_q):
+def _first_order(model, x0, u, n_iters, lr, handoff_q, progress=False):
     """Batched Adam on q for all K x P points (model dtype); returns float64 points.
 
     The step size is ``lr`` times each network's spread of initial states (RMS distance from
@@ -284,25 +292,28 @@ def _first_order(model, x0, u, n_iters, lr, handoff_q):
     v = torch.zeros_like(x)
     b1, b2, eps = 0.9, 0.999, 1e-8
     it = 0
-    for it in range(1, n_iters + 1):
-        xr_ = x.detach().requires_grad_(True)
-        with torch.enable_grad():
-            q, _ = _speed(model, xr_, drive, params)
-            (g,) = torch.autograd.grad(q.sum(), xr_)
-        with torch.no_grad():
-            active = (q > handoff_q) & torch.isfinite(q)
-            if not bool(active.any()):
-                break
-            # Adam with its bias corrections folded into the step size and eps (the same
-            # update, fewer passes over the [K, P, N] tensors):
-            # x -= lr sqrt(c2) / c1 * m / (sqrt(v) + eps sqrt(c2)), c_i = 1 - b_i^t
-            g = torch.where(active[..., None], g, 0.0)  # also zeroes NaN gradients
-            m.lerp_(g, 1 - b1)
-            v.mul_(b2).addcmul_(g, g, value=1 - b2)
-            c1, c2 = 1 - b1**it, math.sqrt(1 - b2**it)
-            denom = v.sqrt().add_(eps * c2)
-            step = (lr * (c2 / c1)) * active[..., None]  # [K, P, 1]
-            x = x.detach().addcdiv_(m * step, denom, value=-1.0)
+    with progress_bar(progress, total=n_iters, desc="fixed points: Adam") as bar:
+        for it in range(1, n_iters + 1):
+            xr_ = x.detach().requires_grad_(True)
+            with torch.enable_grad():
+                q, _ = _speed(model, xr_, drive, params)
+                (g,) = torch.autograd.grad(q.sum(), xr_)
+            with torch.no_grad():
+                active = (q > handoff_q) & torch.isfinite(q)
+                if not bool(active.any()):
+                    finish_early(bar, "all points below handoff_q")
+                    break
+                # Adam with its bias corrections folded into the step size and eps (the same
+                # update, fewer passes over the [K, P, N] tensors):
+                # x -= lr sqrt(c2) / c1 * m / (sqrt(v) + eps sqrt(c2)), c_i = 1 - b_i^t
+                g = torch.where(active[..., None], g, 0.0)  # also zeroes NaN gradients
+                m.lerp_(g, 1 - b1)
+                v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                c1, c2 = 1 - b1**it, math.sqrt(1 - b2**it)
+                denom = v.sqrt().add_(eps * c2)
+                step = (lr * (c2 / c1)) * active[..., None]  # [K, P, 1]
+                x = x.detach().addcdiv_(m * step, denom, value=-1.0)
+            bar.update(1)
     return x.detach().double(), it
 
 
@@ -420,7 +431,7 @@ def _newton_lm_step(model, jac_model, xa, qa, ra, mua, valid, u, drive, params, 
 
 
 def _refine(model, jac_model, x, u, tol_q, max_iters, chunk, mu0=1e-2, patience=2, n_chord=4,
-            n_backtrack=5, max_trials=2):
+            n_backtrack=5, max_trials=2, progress=False):
     """Batched damped Newton / LM in float64 with per-point convergence.
 
     Returns ``(points, q, iterations)``. Within an iteration a point keeps taking chord steps
@@ -435,7 +446,8 @@ def _refine(model, jac_model, x, u, tol_q, max_iters, chunk, mu0=1e-2, patience=
     target = tol_q * 1e-12
     batch = chunk * K  # points per batched Jacobian / LU
     can_select = hasattr(model, "select") and hasattr(jac_model, "select")
-    with torch.no_grad():
+    bar_cm = progress_bar(progress and max_iters > 0, total=max_iters, desc="fixed points: Newton")
+    with torch.no_grad(), bar_cm as bar:
         q, _ = _speed(model, x, drive, params)
         q = torch.where(torch.isfinite(q), q, torch.full_like(q, math.inf))
         mu = torch.full_like(q, mu0)
@@ -445,7 +457,10 @@ def _refine(model, jac_model, x, u, tol_q, max_iters, chunk, mu0=1e-2, patience=
         for _ in range(max_iters):
             active = ~done
             if not bool(active.any()):
+                finish_early(bar, "all points done")
                 break
+            if not bar.disable:
+                bar.set_postfix_str(f"{int(active.sum())} points left", refresh=False)
             idx, valid = _compact(active)
             counts = valid.sum(1)
             start = 0
@@ -481,6 +496,7 @@ def _refine(model, jac_model, x, u, tol_q, max_iters, chunk, mu0=1e-2, patience=
                 stall[kv, pv] = torch.where(progress[cv], 0, stall[kv, pv] + 1)
                 iters[kv, pv] += 1
             done = done | (q < tol_q) | (stall >= patience) | (mu >= 1e14)
+            bar.update(1)
     return x, q, iters
 
 
@@ -550,6 +566,7 @@ def find_fixed_points(
     return_jacobians: bool = False,
     return_candidates: bool = False,
     chunk_size: int | None = None,
+    progress: bool = True,
 ) -> xr.Dataset:
     """Fixed points and slow points of all K networks of ``model`` in one batched optimisation.
 
@@ -583,6 +600,9 @@ def find_fixed_points(
         return_candidates: store initial and final states of every candidate.
         chunk_size: points per network per batched Jacobian / LU (default: about 64 MB per
             ``[K, chunk, N, N]`` float64 tensor).
+        progress: show tqdm progress bars on stderr for the two phases (Adam iterations, then
+            Newton iterations with the number of points still being refined); a phase that
+            ends early ends its bar there.
 
     Returns:
         ``xarray.Dataset`` with dims ``network`` (coordinates from ``model.network_metadata()``),
@@ -627,6 +647,16 @@ def find_fixed_points(
     check_bool(_OWNER, "eigenvectors", eigenvectors)
     check_bool(_OWNER, "return_jacobians", return_jacobians)
     check_bool(_OWNER, "return_candidates", return_candidates)
+    check_bool(_OWNER, "progress", progress)
+
+    if initial_states is not None and trajectories is not None:
+        raise ValueError(f"Give either 'initial_states' or 'trajectories' to {_OWNER}, not both.")
+    if initial_states is not None:
+        initial_states, _ = check_states(model, initial_states, _OWNER, "initial_states")
+    if trajectories is not None:
+        trajectories, _ = check_states(
+            model, trajectories, _OWNER, "trajectories", _TRAJECTORY_LAYOUTS
+        )
 
     K, N = int(model.n_networks), int(model.n_units)
     if chunk_size is None:
@@ -635,13 +665,13 @@ def find_fixed_points(
 
     m64 = float64_copy(model)
     u = constant_inputs(m64, inputs, _OWNER)
-    gen = resolve_generator(seed)
+    gen = resolve_generator(seed, owner=_OWNER)
     x0 = _initial_states(m64, u, initial_states, trajectories, n_initial, noise_std, gen)
     P = x0.shape[1]
 
     # phase 1 in the model's own dtype (float32 matmuls are twice as fast on CPU)
     # (gradients are taken w.r.t. the points only; the model's .grad fields are untouched)
-    x1, n_first = _first_order(model, x0, u, first_order_iters, lr, handoff_q)
+    x1, n_first = _first_order(model, x0, u, first_order_iters, lr, handoff_q, progress)
     x1 = torch.where(torch.isfinite(x1), x1, x0)
     t_first = time.perf_counter()
 
@@ -649,7 +679,8 @@ def find_fixed_points(
     # phase 2: residuals, q and step acceptance in float64; the Newton linear algebra (Jacobian,
     # LU, triangular solves) in the model's dtype when that is float32 (mixed precision)
     jac_model = model if model.dtype == torch.float32 else m64
-    xf, qf, iters = _refine(m64, jac_model, x1, u, tol_q, max_newton_iters, chunk_size)
+    xf, qf, iters = _refine(m64, jac_model, x1, u, tol_q, max_newton_iters, chunk_size,
+                            progress=progress)
     t_refine = time.perf_counter()
 
     # ---------------------------------------------------------------- per-candidate status

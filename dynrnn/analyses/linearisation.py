@@ -26,11 +26,12 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .._validation import check_bool, check_choice, check_int
+from .._validation import check_array, check_bool, check_broadcast, check_choice, check_int
 from ._common import (
     as_tensor,
     check_finite,
     check_model,
+    check_states,
     float64_copy,
     input_series,
     network_coords,
@@ -49,17 +50,14 @@ __all__ = [
 
 def _points(model, points, owner, name="points") -> torch.Tensor:
     """``[K, P, N]`` float64 from ``[K or 1, P, N]``, ``[P, N]`` or ``[K or 1, B, T, N]``."""
-    K, N = int(model.n_networks), int(model.n_units)
-    x = check_finite(as_tensor(points, owner, name), owner, name)
-    if x.ndim == 2:
+    K = int(model.n_networks)
+    x, layout = check_states(
+        model, points, owner, name, (("K|1", "P", "N"), ("P", "N"), ("K|1", "B", "T", "N"))
+    )
+    if layout == 1:
         x = x.unsqueeze(0)
-    if x.ndim == 4:
+    if layout == 2:
         x = x.reshape(x.shape[0], -1, x.shape[-1])
-    if x.ndim != 3 or x.shape[-1] != N or x.shape[0] not in (1, K):
-        raise ValueError(
-            f"The {name!r} parameter of {owner} must have shape [K={K} or 1, P, N={N}], [P, N] "
-            f"or [K, B, T, N]. Got {tuple(x.shape)} instead."
-        )
     return x.expand(K, -1, -1).to(model.device)
 
 
@@ -179,10 +177,13 @@ def local_time_constants(
         direction has infinite tau, a real eigenvalue an infinite period; for the discrete map a
         negative real eigenvalue has period ``2 dt``). Negative tau means growth.
     """
-    check_choice("local_time_constants", "convention", convention, ("discrete", "continuous"))
-    lam = np.asarray(eigenvalues.detach().cpu() if torch.is_tensor(eigenvalues) else eigenvalues)
+    owner = "local_time_constants"
+    check_choice(owner, "convention", convention, ("discrete", "continuous"))
+    lam = check_array(owner, "eigenvalues", eigenvalues, complex_ok=True, min_ndim=1)
     lam = lam.astype(np.complex128)
-    dt = np.asarray(dt, dtype=float)[..., None]
+    dt = check_array(owner, "dt", dt, finite=True, low=0.0, low_inclusive=False)
+    check_broadcast(owner, "dt", dt.shape, lam.shape[:-1])
+    dt = dt[..., None]
     with np.errstate(divide="ignore", invalid="ignore"):
         if convention == "discrete":
             tau = -dt / np.log(np.abs(lam))
@@ -329,13 +330,8 @@ def linearise_trajectory(
     owner = "linearise_trajectory"
     check_model(model, owner)
     check_choice(owner, "convention", convention, ("discrete", "continuous"))
-    s = check_finite(as_tensor(states, owner, "states"), owner, "states")
+    s, _ = check_states(model, states, owner, "states", (("K|1", "B", "T", "N"),))
     K, N = int(model.n_networks), int(model.n_units)
-    if s.ndim != 4 or s.shape[-1] != N or s.shape[0] not in (1, K):
-        raise ValueError(
-            f"The 'states' parameter of {owner} must have shape [K={K} or 1, B, T, N={N}]. "
-            f"Got {tuple(s.shape)} instead."
-        )
     B, T = s.shape[1], s.shape[2]
     m64 = float64_copy(model)
     x, series = input_series(m64, inputs, owner, batch=B)

@@ -26,11 +26,11 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .._validation import check_bool, check_float, check_int, resolve_generator
+from .._progress import progress_bar
+from .._validation import check_array, check_bool, check_float, check_int, resolve_generator
 from ._common import (
-    as_tensor,
-    check_finite,
     check_model,
+    check_states,
     float64_copy,
     input_series,
     log_safe,
@@ -42,23 +42,19 @@ from ._common import (
 __all__ = ["lyapunov_spectrum", "max_lyapunov_two_trajectory", "kaplan_yorke_dimension"]
 
 
-def _setup(model, inputs, h0, n_trials, n_steps, burn_in, transient, seed, h0_std, owner):
+def _setup(model, inputs, h0, n_trials, n_steps, burn_in, transient, seed, h0_std, owner,
+           transient_name="tangent_burn_in"):
     check_model(model, owner)
     burn_in = check_int(owner, "burn_in", burn_in, 0)
-    transient = check_int(owner, "tangent_burn_in", transient, 0)
+    transient = check_int(owner, transient_name, transient, 0)
     h0_std = check_float(owner, "h0_std", h0_std, 0.0, None)
     m64 = float64_copy(model)
     K, N = int(model.n_networks), int(model.n_units)
-    gen = resolve_generator(seed)
+    gen = resolve_generator(seed, owner=owner)
     if h0 is not None:
-        h = check_finite(as_tensor(h0, owner, "h0"), owner, "h0")
-        if h.ndim == 2:
+        h, layout = check_states(model, h0, owner, "h0", (("K|1", "B", "N"), ("B", "N")))
+        if layout == 1:
             h = h.unsqueeze(0)
-        if h.ndim != 3 or h.shape[-1] != N or h.shape[0] not in (1, K):
-            raise ValueError(
-                f"The 'h0' parameter of {owner} must have shape [K={K} or 1, B, N={N}] or "
-                f"[B, N]. Got {tuple(h.shape)} instead."
-            )
         B = h.shape[1]
     else:
         B = check_int(owner, "n_trials", n_trials, 1)
@@ -112,6 +108,12 @@ def _setup(model, inputs, h0, n_trials, n_steps, burn_in, transient, seed, h0_st
     return m64, h, params, drive_at, input_at, n_steps, burn_in, transient, gen, B
 
 
+def _phase(bar, name: str) -> None:
+    """Name the phase of the loop on its progress bar (shown at the next update)."""
+    if not bar.disable:
+        bar.set_postfix_str(name, refresh=False)
+
+
 def _coords(model, B, k):
     coords = network_coords(model)
     coords.update(trial=np.arange(B), exponent=np.arange(k))
@@ -126,7 +128,7 @@ def kaplan_yorke_dimension(exponents: Any) -> np.ndarray:
     is non-negative; 0 when ``lambda_1 < 0``; ``k`` when the partial sums never turn negative
     (the spectrum is too short to resolve D).
     """
-    lam = np.asarray(exponents, dtype=float)
+    lam = check_array("kaplan_yorke_dimension", "exponents", exponents, min_ndim=1)
     cs = np.cumsum(lam, axis=-1)
     k = lam.shape[-1]
     nonneg = cs >= 0
@@ -157,6 +159,7 @@ def lyapunov_spectrum(
     h0_std: float = 0.5,
     seed: int | torch.Generator | None = 0,
     return_log_det: bool = False,
+    progress: bool = True,
 ) -> xr.Dataset:
     """Lyapunov spectrum by the QR method for all K networks (and B trials) at once.
 
@@ -180,6 +183,8 @@ def lyapunov_spectrum(
         seed: seed or generator for h0 and the initial frame.
         return_log_det: also return the mean of ``log|det J_t|`` over the accumulation steps
             (the oracle for the sum of the full spectrum; costs one determinant per step).
+        progress: show a tqdm progress bar on stderr over all steps (burn-in, tangent burn-in,
+            accumulation; the postfix names the phase).
 
     Returns:
         ``xarray.Dataset`` with ``exponents [network, exponent]`` (per step, mean over
@@ -191,14 +196,21 @@ def lyapunov_spectrum(
     owner = "lyapunov_spectrum"
     reortho_every = check_int(owner, "reortho_every", reortho_every, 1)
     check_bool(owner, "return_log_det", return_log_det)
+    check_bool(owner, "progress", progress)
     (m64, h, params, drive_at, input_at, n_steps, burn_in, transient, gen, B) = _setup(
         model, inputs, h0, n_trials, n_steps, burn_in, tangent_burn_in, seed, h0_std, owner
     )
     K, N = h.shape[0], h.shape[-1]
     k = N if n_exponents is None else check_int(owner, "n_exponents", n_exponents, 1, N)
-    with torch.no_grad():
+    bar_cm = progress_bar(progress, total=burn_in + transient + n_steps, desc="lyapunov_spectrum",
+                          unit="step")
+    with torch.no_grad(), bar_cm as bar:
+        _phase(bar, "burn-in" if burn_in else "tangent burn-in" if transient else "accumulating")
         for t in range(burn_in):
             h = m64.step_drive(h, drive_at(t), params)
+            bar.update(1)
+        if burn_in:
+            _phase(bar, "tangent burn-in" if transient else "accumulating")
         Q0 = torch.randn(K, B, N, k, generator=gen, dtype=torch.float64).to(h.device)
         Q = torch.linalg.qr(Q0).Q
         log_sum = torch.zeros(K, B, k, dtype=torch.float64, device=h.device)
@@ -227,6 +239,9 @@ def lyapunov_spectrum(
                     f"The trajectory of {owner} diverged (non-finite states) at step {t}; the "
                     f"dynamics are unbounded for these parameters and inputs."
                 )
+            bar.update(1)
+            if done == transient:
+                _phase(bar, "accumulating")
     per_trial = log_sum / n_steps
     per_trial, _ = per_trial.sort(dim=-1, descending=True)
     lam = per_trial.mean(1)
@@ -271,6 +286,7 @@ def max_lyapunov_two_trajectory(
     renorm_every: int = 1,
     h0_std: float = 0.5,
     seed: int | torch.Generator | None = 0,
+    progress: bool = True,
 ) -> xr.Dataset:
     """Maximal Lyapunov exponent from two nearby trajectories (Benettin et al. 1976).
 
@@ -285,6 +301,8 @@ def max_lyapunov_two_trajectory(
         transient: steps before accumulation starts.
         eps: separation, small enough for the linear regime but far above float64 round-off.
         renorm_every: steps between renormalisations.
+        progress: show a tqdm progress bar on stderr over all steps (burn-in, transient,
+            accumulation; the postfix names the phase).
 
     Returns:
         ``xarray.Dataset`` with ``max_exponent [network]`` (per step, mean over trials),
@@ -293,13 +311,21 @@ def max_lyapunov_two_trajectory(
     owner = "max_lyapunov_two_trajectory"
     eps = check_float(owner, "eps", eps, 0.0, None, low_inclusive=False)
     renorm_every = check_int(owner, "renorm_every", renorm_every, 1)
+    check_bool(owner, "progress", progress)
     (m64, h, params, drive_at, _, n_steps, burn_in, transient, gen, B) = _setup(
-        model, inputs, h0, n_trials, n_steps, burn_in, transient, seed, h0_std, owner
+        model, inputs, h0, n_trials, n_steps, burn_in, transient, seed, h0_std, owner,
+        transient_name="transient",
     )
     K, N = h.shape[0], h.shape[-1]
-    with torch.no_grad():
+    bar_cm = progress_bar(progress, total=burn_in + transient + n_steps,
+                          desc="max_lyapunov_two_trajectory", unit="step")
+    with torch.no_grad(), bar_cm as bar:
+        _phase(bar, "burn-in" if burn_in else "transient" if transient else "accumulating")
         for t in range(burn_in):
             h = m64.step_drive(h, drive_at(t), params)
+            bar.update(1)
+        if burn_in:
+            _phase(bar, "transient" if transient else "accumulating")
         v = torch.randn(K, B, N, generator=gen, dtype=torch.float64).to(h.device)
         h2 = h + eps * v / v.norm(dim=-1, keepdim=True)
         log_sum = torch.zeros(K, B, dtype=torch.float64, device=h.device)
@@ -323,6 +349,9 @@ def max_lyapunov_two_trajectory(
                 raise ValueError(
                     f"The trajectory of {owner} diverged (non-finite states) at step {t}."
                 )
+            bar.update(1)
+            if done == transient:
+                _phase(bar, "accumulating")
     per_trial = to_numpy(log_sum / n_steps)
     lam = per_trial.mean(1)
     dts = network_dts(model)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .._validation import check_float, check_int, resolve_generator
+from .._validation import ParameterTypeError, check_float, check_int, resolve_generator
 from ._common import check_model, float64_copy, network_coords
 
 __all__ = ["find_cycles", "brute_force_cycles", "cycle_candidates"]
@@ -37,13 +37,14 @@ def _check_pwl(model, owner):
     check_model(model, owner)
     for name in ("region_code", "affine_pieces", "n_region_bits"):
         if not hasattr(model, name):
-            raise ValueError(
+            raise ParameterTypeError(
                 f"The 'model' parameter of {owner} must be piecewise linear (PLRNN, shPLRNN, "
                 f"AL-RNN: missing {name!r}). Got {type(model).__name__} instead."
             )
     if getattr(model, "n_inputs", 0):
         raise ValueError(
-            f"{owner} handles autonomous models (n_inputs = 0); got n_inputs = {model.n_inputs}."
+            f"The 'model' parameter of {owner} must be autonomous (n_inputs = 0); got n_inputs = "
+            f"{model.n_inputs}."
         )
 
 
@@ -193,7 +194,7 @@ def find_cycles(
     max_inner = check_int(owner, "max_inner", max_inner, 1)
     init_scale = check_float(owner, "init_scale", init_scale, 0.0, None, low_inclusive=False)
     tol = check_float(owner, "tol", tol, 0.0, None, low_inclusive=False)
-    gen = resolve_generator(seed)
+    gen = resolve_generator(seed, owner=owner)
     m = float64_copy(model)
     K, M, R = m.n_networks, m.n_units, m.n_region_bits
     B = n_restarts
@@ -235,6 +236,9 @@ def brute_force_cycles(model: Any, order: int = 1, *, tol: float = 1e-8,
     owner = "brute_force_cycles"
     _check_pwl(model, owner)
     order = check_int(owner, "order", order, 1)
+    tol = check_float(owner, "tol", tol, 0.0, None, low_inclusive=False)
+    max_sequences = check_int(owner, "max_sequences", max_sequences, 1)
+    chunk = check_int(owner, "chunk", chunk, 1)
     m = float64_copy(model)
     K, R = m.n_networks, m.n_region_bits
     n_seq = 2 ** (R * order)

@@ -68,8 +68,15 @@ import torch
 import xarray as xr
 
 from .._progress import progress_bar
-from .._validation import check_bool, check_choice, check_float, check_int, resolve_generator
-from ._common import as_tensor, check_finite, to_numpy
+from .._validation import (
+    ParameterTypeError,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    resolve_generator,
+)
+from ._common import as_tensor, check_finite, check_model, check_states, to_numpy
 
 __all__ = [
     "delay_embed",
@@ -118,9 +125,9 @@ def _as_trials(states: Any, owner: str, name: str = "states") -> torch.Tensor:
 def _as_samples(states: Any, owner: str, name: str) -> torch.Tensor:
     """``[K, M, N]`` float64 (``[K, B, T, N]`` is flattened over trials and time)."""
     x = as_tensor(states, owner, name)
-    if x.ndim == 4:
+    if x.ndim == 4 and min(x.shape) > 0:
         x = x.reshape(x.shape[0], -1, x.shape[-1])
-    if x.ndim != 3:
+    if x.ndim != 3 or x.shape[0] < 1:
         raise ValueError(
             f"The {name!r} parameter of {owner} must have shape [K, M, N] or [K, B, T, N]. "
             f"Got {tuple(x.shape)} instead."
@@ -188,11 +195,16 @@ def delay_embed(x: Any, n_delays: int, delay_interval: int = 1) -> torch.Tensor:
             f"The 'x' argument of {owner} must have shape [..., T, N]; got {tuple(x.shape)}."
         )
     T = x.shape[-2]
+    if T < 2 or x.numel() == 0:
+        raise ValueError(
+            f"The 'x' argument of {owner} needs at least 2 time steps and no empty dims; got "
+            f"shape {tuple(x.shape)}."
+        )
     span = (d - 1) * tau
     if T - span < 2:
         raise ValueError(
-            f"The 'n_delays' parameter of {owner} ({d}, interval {tau}) leaves {T - span} time "
-            f"points of the {T} available; need at least 2."
+            f"The 'n_delays' parameter of {owner} ({d}, with 'delay_interval' {tau}) leaves "
+            f"{T - span} time points of the {T} available; need at least 2."
         )
     blocks = [x[..., span - j * tau : T - j * tau, :] for j in range(d)]
     return torch.cat(blocks, dim=-1)
@@ -224,7 +236,7 @@ def fit_dmd(
     """
     owner = "fit_dmd"
     x = _as_trials(states, owner)
-    check_float(owner, "lamb", lamb, 0.0, None)
+    check_float(owner, "lamb", lamb, 0.0, math.inf, high_inclusive=False)
     check_choice(owner, "method", method, ("havok", "reduced_rank"))
     H = delay_embed(x, n_delays, delay_interval)  # [K, B, T', D]
     K, B, Tp, D = H.shape
@@ -486,9 +498,9 @@ def procrustes_vector_fields(
             continue
         if M.ndim == 2:
             M = M.unsqueeze(0)
-        if M.ndim != 3 or M.shape[-1] != M.shape[-2]:
+        if M.ndim != 3 or M.shape[-1] != M.shape[-2] or min(M.shape) < 1:
             raise ValueError(
-                f"The {name!r} parameter of {owner} must have shape [K, n, n]. "
+                f"The {name!r} parameter of {owner} must have shape [K, n, n] with K, n >= 1. "
                 f"Got {tuple(M.shape)}."
             )
         check_finite(M, owner, name)
@@ -508,7 +520,7 @@ def procrustes_vector_fields(
     explore_iters = check_int(owner, "explore_iters", explore_iters, 1)
     check_bool(owner, "return_transforms", return_transforms)
     check_bool(owner, "progress", progress)
-    gen = resolve_generator(seed)
+    gen = resolve_generator(seed, owner=owner)
     K, n = Ax.shape[0], Ax.shape[-1]
     L = None if Ay is None else Ay.shape[0]
     Ybank = Ax if Ay is None else Ay
@@ -622,16 +634,19 @@ def eigenvalue_wasserstein(A: Any, B: Any = None, *, progress: bool = True) -> x
     owner = "eigenvalue_wasserstein"
     check_bool(owner, "progress", progress)
     Ax = check_finite(as_tensor(A, owner, "A"), owner, "A")
-    if Ax.ndim != 3 or Ax.shape[-1] != Ax.shape[-2]:
+    if Ax.ndim != 3 or Ax.shape[-1] != Ax.shape[-2] or min(Ax.shape) < 1:
         raise ValueError(
-            f"The 'A' parameter of {owner} must have shape [K, n, n]. Got {tuple(Ax.shape)}."
+            f"The 'A' parameter of {owner} must have shape [K, n, n] with K, n >= 1. Got "
+            f"{tuple(Ax.shape)}."
         )
     ex = to_numpy(torch.linalg.eigvals(Ax))
     if B is None:
         ey, L = ex, None
     else:
         By = check_finite(as_tensor(B, owner, "B"), owner, "B")
-        if By.ndim != 3 or By.shape[-1] != Ax.shape[-1]:
+        if By.ndim != 3 or By.shape[-1] != Ax.shape[-1] or By.shape[-2] != Ax.shape[-1] or (
+            By.shape[0] < 1
+        ):
             raise ValueError(
                 f"The 'B' parameter of {owner} must have shape [L, {Ax.shape[-1]}, "
                 f"{Ax.shape[-1]}]. Got {tuple(By.shape)}."
@@ -692,6 +707,9 @@ def dsa(
         ``[network, network_b]``, ``wasserstein`` (if requested), the maps
         ``dmd [network, mode, mode_from]`` and the settings as attrs.
     """
+    check_bool("dsa", "wasserstein", wasserstein)
+    states = _as_trials(states, "dsa", "states")
+    states_b = None if states_b is None else _as_trials(states_b, "dsa", "states_b")
     kw = dict(n_delays=n_delays, delay_interval=delay_interval, rank=rank, lamb=lamb, method=method)
     A = fit_dmd(states, **kw)
     Bm = None if states_b is None else fit_dmd(states_b, **kw)
@@ -864,23 +882,23 @@ def cka_distance(states: Any, states_b: Any = None) -> xr.Dataset:
 _PERMUTED = ("W_rec", "W_in", "b", "tau", "W_out")
 
 
-def _network_weights(model: Any, owner: str) -> list[dict[str, np.ndarray]]:
+def _network_weights(model: Any, owner: str, name: str = "model") -> list[dict[str, np.ndarray]]:
     """Per network: ``W [N, N]``, ``U [N, I]``, ``b [N]``, ``tau [N]`` (if trained), ``V [O, N]``,
     ``c [O]`` as float64 numpy arrays (effective recurrent weights)."""
     if isinstance(model, (list, tuple)):
         out = []
         for d in model:
             if not isinstance(d, dict) or "W" not in d:
-                raise ValueError(
-                    f"The 'model' parameter of {owner} must be a RateRNN-like model or a list of "
+                raise ParameterTypeError(
+                    f"The {name!r} parameter of {owner} must be a RateRNN-like model or a list of "
                     "dicts with at least 'W' [N, N] (optional 'U' [N, I], 'b' [N], 'V' [O, N], "
                     "'c' [O], 'tau' [N])."
                 )
             out.append({k: np.asarray(to_numpy(as_tensor(v, owner, k))) for k, v in d.items()})
         return out
     if not all(hasattr(model, a) for a in ("W_rec", "W_in", "W_out")):
-        raise ValueError(
-            f"The 'model' parameter of {owner} must have W_rec, W_in and W_out (a RateRNN); got "
+        raise ParameterTypeError(
+            f"The {name!r} parameter of {owner} must have W_rec, W_in and W_out (a RateRNN); got "
             f"{type(model).__name__}. Gated models need gate-aware permutations (not supported)."
         )
     with torch.no_grad():
@@ -1021,13 +1039,14 @@ def weight_distance(
     check_bool(owner, "return_permutations", return_permutations)
     check_bool(owner, "progress", progress)
     nets = _network_weights(model, owner)
-    nets_b = nets if model_b is None else _network_weights(model_b, owner)
+    nets_b = nets if model_b is None else _network_weights(model_b, owner, "model_b")
     keys = set(nets[0])
     shapes = {k: np.shape(v) for k, v in nets[0].items()}
     for d in list(nets) + list(nets_b):
         if set(d) != keys or any(np.shape(d[k]) != shapes[k] for k in keys):
             raise ValueError(
-                f"All networks compared by {owner} must have the same parameters and shapes; got "
+                f"The networks of the 'model' and 'model_b' parameters of {owner} must all have "
+                f"the same parameters and shapes; got "
                 f"{ {k: np.shape(v) for k, v in d.items()} } vs {shapes}."
             )
     n_params = int(sum(np.prod(s) for s in shapes.values()))
@@ -1073,7 +1092,14 @@ def trajectories(model: Any, inputs: Any, *, seed: int = 0, noise: bool = False)
     """States ``[K, B, T, N]`` of every network on the same inputs ``[B, T, I]`` (no grad)."""
     from ..models.base import run
 
+    owner = "trajectories"
+    check_model(model, owner)
+    check_bool(owner, "noise", noise)
+    gen = resolve_generator(seed, owner=owner)
     x = inputs.inputs if hasattr(inputs, "inputs") else inputs
+    x, _ = check_states(
+        model, x, owner, "inputs", (("B", "T", "I"), ("K|1", "B", "T", "I")), finite=False
+    )
     with torch.no_grad():
-        states, _ = run(model, torch.as_tensor(x, dtype=model.dtype), noise=noise, generator=seed)
+        states, _ = run(model, x.to(model.dtype), noise=noise, generator=gen)
     return states.double()

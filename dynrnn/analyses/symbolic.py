@@ -22,8 +22,8 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .._validation import check_int
-from ._common import check_model, float64_copy, network_coords
+from .._validation import ParameterTypeError, check_int
+from ._common import check_model, check_states, float64_copy, network_coords
 
 __all__ = ["symbol_sequence", "subregion_fixed_points", "symbolic_graph", "symbols_used"]
 
@@ -31,27 +31,19 @@ __all__ = ["symbol_sequence", "subregion_fixed_points", "symbolic_graph", "symbo
 def _check(model, owner):
     check_model(model, owner)
     if not hasattr(model, "region_code") or not hasattr(model, "affine_pieces"):
-        raise ValueError(
+        raise ParameterTypeError(
             f"The 'model' parameter of {owner} must be piecewise linear (AL-RNN, PLRNN, "
             f"shPLRNN). Got {type(model).__name__} instead."
         )
 
 
 def _latent(model, trajectory, owner) -> torch.Tensor:
-    z = torch.as_tensor(
-        trajectory.detach().cpu().numpy() if torch.is_tensor(trajectory)
-        else np.asarray(trajectory, dtype=np.float64), dtype=torch.float64)
-    if z.ndim == 2:
+    z, layout = check_states(
+        model, trajectory, owner, "trajectory", (("T", "N"), ("K|1", "T", "N"))
+    )
+    if layout == 0:
         z = z.unsqueeze(0)
-    K, M = model.n_networks, model.n_units
-    if z.ndim != 3 or z.shape[-1] != M or z.shape[0] not in (1, K):
-        raise ValueError(
-            f"The 'trajectory' parameter of {owner} must be latent states [T, M={M}] or "
-            f"[K={K} or 1, T, M]. Got {tuple(z.shape)} instead."
-        )
-    if not bool(torch.isfinite(z).all()):
-        raise ValueError(f"The 'trajectory' parameter of {owner} contains NaN or inf values.")
-    return z.expand(K, *z.shape[1:])
+    return z.expand(model.n_networks, *z.shape[1:])
 
 
 def symbol_sequence(model: Any, trajectory: Any) -> np.ndarray:
@@ -68,7 +60,13 @@ def symbol_sequence(model: Any, trajectory: Any) -> np.ndarray:
 
 def symbols_used(symbols: np.ndarray) -> list[int]:
     """Number of distinct symbols visited by each network, from ``[K, T]``."""
-    return [len(np.unique(s)) for s in np.atleast_2d(symbols)]
+    arr = np.asarray(symbols.detach().cpu() if torch.is_tensor(symbols) else symbols)
+    if arr.dtype.kind not in "biu" or arr.ndim not in (1, 2) or arr.size == 0:
+        raise ParameterTypeError(
+            "The 'symbols' parameter of symbols_used must be a non-empty int array [T] or [K, T] "
+            f"(from symbol_sequence). Got {arr.dtype} array of shape {arr.shape} instead."
+        )
+    return [len(np.unique(s)) for s in np.atleast_2d(arr)]
 
 
 def subregion_fixed_points(model: Any) -> xr.Dataset:

@@ -26,7 +26,15 @@ import torch
 import xarray as xr
 from scipy.optimize import OptimizeWarning, curve_fit
 
-from .._validation import check_bool, check_choice, check_float, check_int
+from .._validation import (
+    ParameterTypeError,
+    check_array,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_shape,
+)
 from ._common import as_tensor, check_finite, network_coords, network_dts, to_numpy
 
 __all__ = [
@@ -54,9 +62,15 @@ def autocorrelation(
         available pairs), optionally normalised.
     """
     owner = "autocorrelation"
+    check_bool(owner, "demean", demean)
+    check_bool(owner, "normalise", normalise)
     s = check_finite(as_tensor(x, owner, "x"), owner, "x")
     if s.ndim < 1 or s.shape[-1] < 2:
         raise ValueError(f"The 'x' parameter of {owner} needs at least 2 time steps.")
+    if s.numel() == 0:
+        raise ValueError(
+            f"The 'x' parameter of {owner} holds no signals; got shape {tuple(s.shape)}."
+        )
     T = s.shape[-1]
     L = T // 2 if max_lag is None else check_int(owner, "max_lag", max_lag, 0, T - 1)
     if demean:
@@ -152,8 +166,20 @@ def fit_exponential(
     owner = "fit_exponential"
     check_choice(owner, "kind", kind, ("single", "double", "auto"))
     cutoff = check_float(owner, "cutoff", cutoff, None, 1.0)
-    y = np.asarray(acf, dtype=float).ravel()
-    t = np.arange(len(y), dtype=float) if lags is None else np.asarray(lags, dtype=float).ravel()
+    y = check_array(owner, "acf", acf).ravel()
+    if len(y) < 2:
+        raise ValueError(
+            f"The 'acf' parameter of {owner} must hold at least 2 lags. Got {len(y)} instead."
+        )
+    if lags is None:
+        t = np.arange(len(y), dtype=float)
+    else:
+        t = check_array(owner, "lags", lags).ravel()
+        if len(t) != len(y):
+            raise ValueError(
+                f"The 'lags' parameter of {owner} must hold one lag per acf value ({len(y)}). "
+                f"Got {len(t)} instead."
+            )
     min_lag = check_int(owner, "min_lag", min_lag, 0, max(0, len(y) - 1))
     keys = ("tau", "amplitude", "tau_fast", "tau_slow", "amplitude_fast", "amplitude_slow",
             "n_components", "ok", "rmse")
@@ -203,8 +229,19 @@ def fit_exponential(
 
 
 def ar1_timescale(phi: float, dt: float = 1.0) -> float:
-    """Time constant of an AR(1) process ``x[t+1] = phi x[t] + noise``: ``-dt / log|phi|``."""
-    return -dt / math.log(abs(phi))
+    """Time constant of an AR(1) process ``x[t+1] = phi x[t] + noise``: ``-dt / log|phi|``.
+
+    ``phi = 0`` gives 0, ``|phi| = 1`` gives ``inf`` and ``|phi| > 1`` a negative time constant
+    (growth), as in :func:`dynrnn.analyses.local_time_constants`; ``dt > 0``.
+    """
+    owner = "ar1_timescale"
+    a = abs(check_float(owner, "phi", phi))
+    dt = check_float(owner, "dt", dt, 0.0, None, low_inclusive=False)
+    if a == 0.0:
+        return 0.0
+    if a == 1.0:
+        return math.inf
+    return -dt / math.log(a)
 
 
 def network_timescale(
@@ -246,23 +283,26 @@ def network_timescale(
     check_bool(owner, "per_unit", per_unit)
     discard = check_int(owner, "discard", discard, 0)
     min_std = check_float(owner, "min_std", min_std, 0.0, None)
-    s = check_finite(as_tensor(states, owner, "states"), owner, "states")
-    if s.ndim == 3:
-        s = s.unsqueeze(1)
-    if s.ndim != 4:
-        raise ValueError(
-            f"The 'states' parameter of {owner} must have shape [K, B, T, N] or [K, T, N]. "
-            f"Got {tuple(s.shape)} instead."
+    if model is not None and not hasattr(model, "n_networks"):
+        raise ParameterTypeError(
+            f"The 'model' parameter of {owner} must be a dynrnn model or None. Got "
+            f"{type(model).__name__} instead."
         )
-    if model is not None and s.shape[0] != int(model.n_networks):
+    s = check_finite(as_tensor(states, owner, "states"), owner, "states")
+    if model is not None and s.ndim in (3, 4) and s.shape[0] != int(model.n_networks):
         raise ValueError(
             f"The 'states' parameter of {owner} has {s.shape[0]} networks; the model has "
             f"{model.n_networks}."
         )
+    if check_shape(owner, "states", s, [("K", "B", "T0", "N"), ("K", "T0", "N")]) == 1:
+        s = s.unsqueeze(1)
     s = s[:, :, discard:]
     K, B, T, N = s.shape
     if T < 4:
-        raise ValueError(f"The 'states' of {owner} need at least 4 time steps after discard.")
+        raise ValueError(
+            f"The 'states' of {owner} need at least 4 time steps after the first 'discard' "
+            f"({discard}) are dropped; they have {T + discard}."
+        )
     L = T // 2 if max_lag is None else check_int(owner, "max_lag", max_lag, 1, T - 1)
     sig = s.permute(0, 1, 3, 2)  # [K, B, N, T]
     raw = autocorrelation(sig, L, normalise=False).mean(1)  # [K, N, L+1] (trial average)

@@ -26,7 +26,8 @@ import ctypes
 
 import torch
 
-from ..models._nonlin import dphi, phi
+from .._validation import ParameterTypeError, check_choice, check_shape
+from ..models._nonlin import NONLINEARITIES, dphi, phi
 from . import _cbuild
 from . import _rate_rnn_c as _C
 from ._workspace import POOL
@@ -362,6 +363,41 @@ def _triton_rate_rnn(x, h0, W_in, b, W_T, alpha, W_out, b_out, noise, nonlineari
     return H, Y
 
 
+def _check_args(x, h0, W_in, b, W_T, alpha, W_out, b_out, noise, nonlinearity, leak_form):
+    """Every shape of :func:`rate_rnn` (the C and Triton kernels read raw memory)."""
+    owner = "rate_rnn"
+    for name, t in (("x", x), ("h0", h0), ("W_in", W_in), ("b", b), ("W_T", W_T),
+                    ("alpha", alpha), ("W_out", W_out), ("b_out", b_out), ("noise", noise)):
+        if t is not None and not (torch.is_tensor(t) and t.is_floating_point()):
+            raise ParameterTypeError(
+                f"The {name!r} parameter of {owner} must be a floating tensor. Got "
+                f"{t.dtype if torch.is_tensor(t) else type(t).__name__} instead."
+            )
+    check_choice(owner, "nonlinearity", nonlinearity, NONLINEARITIES)
+    check_choice(owner, "leak_form", leak_form, ("inside", "outside"))
+    check_shape(owner, "h0", h0, [("K", "B", "N")])
+    K, B, N = h0.shape
+    check_shape(owner, "x", x, [("K|1", "T", "B", "I0")], "h0", K=K, B=B)
+    T, I = x.shape[1], x.shape[3]
+    sizes = dict(K=K, B=B, N=N, I=I, T=T)
+    check_shape(owner, "W_in", W_in, [("K", "N", "I")], "h0' and 'x", **sizes)
+    check_shape(owner, "b", b, [("K", "N")], "h0", **sizes)
+    check_shape(owner, "W_T", W_T, [("K", "N", "N")], "h0", **sizes)
+    check_shape(owner, "W_out", W_out, [("K", "O0", "N")], "h0", **sizes)
+    check_shape(owner, "b_out", b_out, [("K", "O")], "W_out", O=W_out.shape[1], K=K)
+    if alpha is not None:
+        check_shape(owner, "alpha", alpha, [("K", 1, "N"), ("K", "B", "N")], "h0", **sizes)
+    if noise is not None:
+        check_shape(owner, "noise", noise, [("K", "T", "B", "N")], "h0' and 'x", **sizes)
+    for name, t in (("x", x), ("W_in", W_in), ("b", b), ("W_T", W_T), ("alpha", alpha),
+                    ("W_out", W_out), ("b_out", b_out), ("noise", noise)):
+        if t is not None and t.dtype != h0.dtype:
+            raise ParameterTypeError(
+                f"The {name!r} parameter of {owner} must have the dtype of 'h0' ({h0.dtype}). "
+                f"Got {t.dtype} instead."
+            )
+
+
 def rate_rnn(
     x,
     h0,
@@ -397,6 +433,7 @@ def rate_rnn(
     """
     if backend not in BACKENDS:
         raise ValueError(f"The 'backend' parameter must be one of {BACKENDS}. Got {backend!r}.")
+    _check_args(x, h0, W_in, b, W_T, alpha, W_out, b_out, noise, nonlinearity, leak_form)
     if backend == "auto":
         if h0.device.type == "cuda":
             backend = "triton" if triton_available() else "cpu-torch"

@@ -41,6 +41,7 @@ import os
 
 import torch
 
+from .._validation import check_float, check_shape, check_tensor
 from . import _cbuild
 from ._workspace import POOL
 
@@ -804,10 +805,33 @@ def _sell(W: torch.Tensor, dtype: torch.dtype):
     return crow, sptr, scol, sval, perm.to(torch.int32)
 
 
+def _check_esn_args(h0, x, W_in, bias, W, leak, noise) -> None:
+    owner = "esn_fast"
+    for name, t in (("h0", h0), ("x", x), ("W_in", W_in), ("bias", bias), ("W", W),
+                    ("noise", noise)):
+        if t is not None:
+            check_tensor(owner, name, t)
+    check_shape(owner, "h0", h0, [("B", "N")])
+    B, N = h0.shape
+    check_shape(owner, "x", x, [("T", "B", "I0")], "h0", B=B)
+    T, _, I = x.shape
+    check_shape(owner, "W", W, [("N", "N")], "h0", N=N)
+    check_shape(owner, "W_in", W_in, [("N", "I")], "h0' and 'x", N=N, I=I)
+    check_shape(owner, "bias", bias, [("N",)], "h0", N=N)
+    if noise is not None:
+        check_shape(owner, "noise", noise, [("T", "B", "N")], "h0' and 'x", T=T, B=B, N=N)
+    check_float(owner, "leak", leak, 0.0, 1.0, low_inclusive=False)
+
+
 def esn_fast(h0, x, W_in, bias, W, leak, noise=None):
     """Leaky tanh reservoir ``h <- h + leak (tanh(W h + W_in x_t + bias + noise_t) - h)`` for
     one network, ``W`` in CSR (compiled C), over ``x [T, B, I]`` (``noise [T, B, N]`` or None);
-    returns states ``[T, B, N]``, or None if the compiled loops are unavailable."""
+    returns states ``[T, B, N]``, or None if the compiled loops are unavailable.
+
+    Shapes: ``h0 [B, N]``, ``W_in [N, I]``, ``bias [N]``, ``W [N, N]`` (dense), with
+    ``T, B >= 1``; the C loop reads raw memory, so every shape is checked first (ValueError /
+    TypeError naming the argument)."""
+    _check_esn_args(h0, x, W_in, bias, W, leak, noise)
     dtype = h0.dtype
     lib = _load_extension(dtype, "esn")
     if lib is None:

@@ -25,24 +25,34 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from .._validation import resolve_generator
+from .._validation import (
+    ParameterTypeError,
+    check_bool,
+    check_choice,
+    check_int,
+    check_model_tensor,
+    resolve_generator,
+)
+from .._validation import check_finite as check_finite_values
 
 __all__ = ["RecurrentModel", "run", "MODEL_REGISTRY", "model_from_spec", "stack_networks"]
 
 MODEL_REGISTRY: dict[str, type[RecurrentModel]] = {}
+#: what :func:`run` needs of a model
+_RUN_PROTOCOL = ("n_networks", "n_inputs", "n_units", "init_state", "prepare", "input_drive",
+                 "step_drive", "readout")
 
 
-def _as_batched_input(x: torch.Tensor, name: str = "x") -> torch.Tensor:
-    """Accept ``[B, T, I]`` (shared by all networks) or ``[K or 1, B, T, I]``."""
-    if not torch.is_tensor(x):
-        raise ValueError(f"The {name!r} argument must be a torch.Tensor. Got {type(x).__name__}.")
-    if x.ndim == 3:
-        return x.unsqueeze(0)
-    if x.ndim == 4:
-        return x
-    raise ValueError(
-        f"The {name!r} argument must have shape [B, T, I] or [K, B, T, I]. Got {tuple(x.shape)}."
+def _as_batched_input(
+    model: RecurrentModel, x: Any, name: str = "x", owner: str = "run"
+) -> torch.Tensor:
+    """Inputs ``[B, T, I]`` (shared by all networks) or ``[K or 1, B, T, I]`` as
+    ``[K or 1, B, T, I]`` in the model's dtype (numpy arrays and integer tensors are converted);
+    a wrong type or shape raises naming ``name``."""
+    x, layout = check_model_tensor(
+        owner, name, x, model, [("B", "T", "I"), ("K|1", "B", "T", "I")], dtype=model.dtype
     )
+    return x.unsqueeze(0) if layout == 0 else x
 
 
 class RecurrentModel(nn.Module):
@@ -84,13 +94,14 @@ class RecurrentModel(nn.Module):
         super().__init__()
         configs = self._normalise_configs(config, n_networks, seeds)
         if seeds is None:
-            if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-                raise ValueError(
-                    f"The 'seed' parameter of {type(self).__name__} must be a non-negative int. "
-                    f"Got {seed!r} instead."
-                )
+            seed = check_int(type(self).__name__, "seed", seed, 0)
             seeds = [seed + k for k in range(len(configs))]
-        seeds = [int(s) for s in seeds]
+        if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence):
+            raise ParameterTypeError(
+                f"The 'seeds' parameter of {type(self).__name__} must be a sequence of "
+                f"non-negative ints, one per network. Got {seeds!r} instead."
+            )
+        seeds = [check_int(type(self).__name__, "seeds", s, 0) for s in seeds]
         if len(seeds) != len(configs):
             raise ValueError(
                 f"The 'seeds' parameter of {type(self).__name__} must have one seed per network "
@@ -185,14 +196,21 @@ class RecurrentModel(nn.Module):
     # ----------------------------------------------------------------- network subsets
     def select(self, index: int | Sequence[int] | torch.Tensor) -> RecurrentModel:
         """A new model holding the networks ``index`` (copies of the weights)."""
-        if isinstance(index, int):
+        if isinstance(index, int) and not isinstance(index, bool):
             index = [index]
-        idx = torch.as_tensor(index, dtype=torch.long).reshape(-1)
+        msg = (
+            f"The 'index' parameter of select must be an int, a sequence of ints or an integer "
+            f"tensor selecting networks in [0, {self.n_networks}). Got {index!r} instead."
+        )
+        try:
+            idx = torch.as_tensor(index).reshape(-1)
+        except (TypeError, ValueError, RuntimeError):
+            raise ParameterTypeError(msg) from None
+        if idx.dtype == torch.bool or idx.is_floating_point() or idx.is_complex():
+            raise ParameterTypeError(msg)
+        idx = idx.to(torch.long)
         if idx.numel() == 0 or idx.min() < -self.n_networks or idx.max() >= self.n_networks:
-            raise ValueError(
-                f"The 'index' parameter must select networks in [0, {self.n_networks}). "
-                f"Got {index!r} instead."
-            )
+            raise ValueError(msg)
         idx = idx % self.n_networks
         new = type(self)(
             [self.configs[i] for i in idx.tolist()], seeds=[self.seeds[i] for i in idx.tolist()]
@@ -242,6 +260,7 @@ class RecurrentModel(nn.Module):
         Default: the linear readout ``W_out r + b_out`` of ``r = self._readout_input(h)``
         (the state itself, or e.g. the ``h`` half of an LSTM state).
         """
+        h = self._check_readout_state(h)
         r = self._readout_input(h)
         K = r.shape[0]
         flat = r.reshape(K, -1, r.shape[-1])
@@ -254,39 +273,53 @@ class RecurrentModel(nn.Module):
     def _readout_input(self, h: torch.Tensor) -> torch.Tensor:
         return h
 
+    def _check_readout_state(self, h: Any) -> torch.Tensor:
+        """States ``[K, B, N]`` or ``[K, B, T, N]`` for :meth:`readout` (a wrong type or shape
+        raises naming ``h``)."""
+        if torch.is_tensor(h) and h.dtype == self.dtype and h.ndim in (3, 4) and (
+            h.shape[0] == self.n_networks and h.shape[-1] == self.n_units
+        ):
+            return h  # the hot path of run: nothing to convert
+        h, _ = check_model_tensor(
+            "readout", "h", h, self, [("K", "B", "N"), ("K", "B", "T", "N")], dtype=self.dtype
+        )
+        return h
+
     def init_state(
         self, batch_size: int, generator: torch.Generator | int | None = None
     ) -> torch.Tensor:
         """Initial states ``[K, B, N]`` (zeros unless the model says otherwise)."""
+        batch_size = check_int("init_state", "batch_size", batch_size, 1)
         return torch.zeros(
             self.n_networks, batch_size, self.n_units, device=self.device, dtype=self.dtype
         )
 
     def step(self, h: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
         """The map F: ``h [K, B, N]``, ``x [K or 1, B, I]`` (None = zero input) -> ``[K, B, N]``."""
-        h = self._check_state(h)
-        return self.step_drive(h, self._drive_for_step(h, x), self.prepare())
+        h = self._check_state(h, "step")
+        return self.step_drive(h, self._drive_for_step(h, x, "step"), self.prepare())
 
-    def _drive_for_step(self, h: torch.Tensor, x: torch.Tensor | None) -> torch.Tensor:
+    def _drive_for_step(
+        self, h: torch.Tensor, x: torch.Tensor | None, owner: str = "step"
+    ) -> torch.Tensor:
         if x is None:
             x = torch.zeros(1, h.shape[1], self.n_inputs, device=h.device, dtype=h.dtype)
-        if x.ndim == 2:
+        x, layout = check_model_tensor(
+            owner, "x", x, self, [("K|1", "B|1", "I"), ("B|1", "I")], dtype=h.dtype,
+            B=h.shape[1],
+        )
+        if layout == 1:
             x = x.unsqueeze(0)
-        if x.ndim != 3 or x.shape[-1] != self.n_inputs:
-            raise ValueError(
-                f"The 'x' argument of step/jacobian must have shape [K or 1, B, {self.n_inputs}]. "
-                f"Got {tuple(x.shape)}."
-            )
         return self.input_drive(x).expand(h.shape[0], h.shape[1], -1)
 
-    def _check_state(self, h: torch.Tensor) -> torch.Tensor:
-        if h.ndim == 2:
+    def _check_state(self, h: Any, owner: str = "step", name: str = "h") -> torch.Tensor:
+        """``h`` as ``[K, B, N]`` in the model's dtype from ``[K or 1, B, N]`` or ``[B, N]``
+        (a wrong type or shape raises naming ``name``)."""
+        h, layout = check_model_tensor(
+            owner, name, h, self, [("K|1", "B", "N"), ("B", "N")], dtype=self.dtype
+        )
+        if layout == 1:
             h = h.unsqueeze(0)
-        if h.ndim != 3 or h.shape[-1] != self.n_units or h.shape[0] not in (1, self.n_networks):
-            raise ValueError(
-                f"The 'h' argument must have shape [K={self.n_networks}, B, N={self.n_units}]. "
-                f"Got {tuple(h.shape)}."
-            )
         if h.shape[0] == 1 and self.n_networks > 1:
             h = h.expand(self.n_networks, -1, -1)
         return h
@@ -297,8 +330,8 @@ class RecurrentModel(nn.Module):
         Default: forward-mode autodiff (``torch.func.jvp`` vmapped over the N basis directions),
         exact to float precision. Subclasses override it with an analytic form where cheap.
         """
-        h = self._check_state(h)
-        drive = self._drive_for_step(h, x)
+        h = self._check_state(h, "jacobian")
+        drive = self._drive_for_step(h, x, "jacobian")
         params = self.prepare()
         n = h.shape[-1]
         basis = torch.eye(n, device=h.device, dtype=h.dtype)[:, None, None, :].expand(n, *h.shape)
@@ -345,9 +378,19 @@ def stack_networks(models: Sequence[RecurrentModel]) -> RecurrentModel:
     Structural config fields must agree (ValueError otherwise); per-network hyperparameters may
     differ. The result's network ``k`` is an exact copy of the corresponding input network.
     """
+    if isinstance(models, (str, bytes)) or not isinstance(models, Sequence):
+        raise ParameterTypeError(
+            "The 'models' parameter of stack_networks must be a non-empty sequence of models. "
+            f"Got {type(models).__name__} instead."
+        )
     models = list(models)
     if not models:
         raise ValueError("The 'models' parameter of stack_networks must be a non-empty sequence.")
+    if not all(isinstance(m, RecurrentModel) for m in models):
+        raise ParameterTypeError(
+            "The 'models' parameter of stack_networks must hold dynrnn models. Got "
+            f"{sorted({type(m).__name__ for m in models})}."
+        )
     cls = type(models[0])
     if any(type(m) is not cls for m in models):
         raise ValueError(
@@ -371,11 +414,26 @@ def _load_exact(model: RecurrentModel, state: dict[str, torch.Tensor]) -> Recurr
 
 def model_from_spec(spec: dict) -> RecurrentModel:
     """Rebuild a model (freshly initialised from its seeds) from :meth:`RecurrentModel.spec`."""
+    if not isinstance(spec, dict):
+        raise ParameterTypeError(
+            "The 'spec' parameter of model_from_spec must be a dict from RecurrentModel.spec(). "
+            f"Got {type(spec).__name__} instead."
+        )
     name = spec.get("model")
     if name not in MODEL_REGISTRY:
-        raise ValueError(f"Unknown model {name!r}; known models: {sorted(MODEL_REGISTRY)}.")
+        raise ValueError(
+            f"The 'spec' parameter of model_from_spec names an unknown model {name!r}; known "
+            f"models: {sorted(MODEL_REGISTRY)}."
+        )
     cls = MODEL_REGISTRY[name]
     field_names = {f.name for f in dataclasses.fields(cls.config_class)}
+    if not isinstance(spec.get("configs"), (list, tuple)) or not all(
+        isinstance(c, dict) for c in spec["configs"]
+    ) or not isinstance(spec.get("seeds"), (list, tuple)):
+        raise ValueError(
+            "The 'spec' parameter of model_from_spec must hold 'configs' (a list of dicts) and "
+            f"'seeds' (a list of ints). Got keys {sorted(spec)}."
+        )
     configs = []
     for c in spec["configs"]:
         kwargs = {
@@ -396,45 +454,70 @@ def run(
     generator: torch.Generator | int | None = None,
     return_states: bool = True,
     backend: str = "auto",
+    check_finite: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The one simulation loop: run ``model`` on inputs ``x`` from initial state ``h0``.
 
     Arguments:
         model: a :class:`RecurrentModel` with K networks.
-        x: inputs ``[B, T, I]`` (shared by all networks) or ``[K or 1, B, T, I]``.
-        h0: initial state ``[K or 1, B, N]``; default ``model.init_state(B, generator)``.
+        x: inputs ``[B, T, I]`` (shared by all networks) or ``[K or 1, B, T, I]`` with
+            ``B, T >= 1``; a tensor, numpy array or nested list, converted to the model's dtype
+            (a floating tensor of that dtype is used as it is, so gradients flow into it).
+        h0: initial state ``[K or 1, B, N]`` or ``[B, N]`` (converted like ``x``); default
+            ``model.init_state(B, generator)``.
         noise: add the model's recurrent/input noise (training); needs ``generator`` for
             reproducibility.
         generator: seed or ``torch.Generator`` for initial states and noise.
         return_states: if False, ``states`` is returned as None (saves memory).
         backend: ``"auto"`` uses the model's fused loop (``dynrnn.kernels``) where it has one;
             ``"reference"`` forces the plain autograd loop below (the specification).
+        check_finite: raise ValueError naming ``x`` or ``h0`` when they hold NaN or inf. By
+            default (False) non-finite values are allowed and simply propagate: a NaN input
+            makes the states and outputs of its trial NaN from that step on (and, through the
+            weights, spreads to every unit), which is how masked or missing data shows up
+            downstream; the check costs one pass over ``x``.
 
     Returns:
         ``(states [K, B, T, N], outputs [K, B, T, O])``.
+
+    Raises:
+        ValueError: a wrong shape (I, K, N or the batch size of ``h0``), an empty batch or time
+            axis, an unknown ``backend``, a negative seed, or (with ``check_finite``) NaN / inf.
+        TypeError: a ``model`` without the protocol, or an argument of the wrong type (a
+            string, a complex tensor, a non-bool flag).
     """
-    x = _as_batched_input(x)
-    K = model.n_networks
-    if x.shape[0] not in (1, K) or x.shape[-1] != model.n_inputs:
-        raise ValueError(
-            f"The 'x' argument of run must have shape [K={K} or 1, B, T, I={model.n_inputs}]. "
-            f"Got {tuple(x.shape)}."
+    missing = [a for a in _RUN_PROTOCOL if not hasattr(model, a)]
+    if missing:
+        raise ParameterTypeError(
+            f"The 'model' parameter of run must be a dynrnn model (missing {missing}). Got "
+            f"{type(model).__name__} instead."
         )
+    check_bool("run", "noise", noise)
+    check_bool("run", "return_states", return_states)
+    check_bool("run", "check_finite", check_finite)
+    check_choice("run", "backend", backend, ("auto", "reference"))
+    x = _as_batched_input(model, x)
+    K = model.n_networks
     B, T = x.shape[1], x.shape[2]
     gen = None
     if generator is not None or noise:
-        gen = resolve_generator(generator)
-    h = model.init_state(B, gen) if h0 is None else model._check_state(h0)
-    if h.shape[1] != B:
-        raise ValueError(f"The 'h0' argument must have batch size {B}. Got {h.shape[1]}.")
+        gen = resolve_generator(generator, owner="run", name="generator")
+    if h0 is None:
+        h = model.init_state(B, gen)
+    else:
+        h = model._check_state(h0, "run", "h0")
+        if h.shape[1] != B:
+            raise ValueError(
+                f"The 'h0' parameter of run must have batch size B={B} like x. Got "
+                f"{tuple(h.shape)} instead."
+            )
+    if check_finite:
+        check_finite_values("run", "x", x)
+        check_finite_values("run", "h0", h)
     if h.shape[0] == 1 and K > 1:
         h = h.expand(K, -1, -1)
     if noise:
         x = model.perturb_inputs(x, gen)
-    if backend not in ("auto", "reference"):
-        raise ValueError(
-            f"The 'backend' argument of run must be 'auto' or 'reference'. Got {backend!r}."
-        )
     # Layout [K, T, B, D]: each step is a batch of contiguous B x D matrices (see kernels).
     x_tm = x.transpose(1, 2)
     state_noise = model.sample_noise(B, T, gen) if noise else None  # [K, T, B, N]

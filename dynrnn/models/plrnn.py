@@ -226,12 +226,12 @@ class PiecewiseLinearRNN(RecurrentModel):
 
     def readout(self, h: torch.Tensor) -> torch.Tensor:
         if self.config.observation == "identity":
-            return h[..., : self.n_outputs]
+            return self._check_readout_state(h)[..., : self.n_outputs]
         return super().readout(h)
 
     def jacobian(self, h, x=None):
         """Analytic Jacobian ``[K, B, M, M]``: the matrix ``M_d`` of the state's region."""
-        h = self._check_state(h)
+        h = self._check_state(h, "jacobian")
         mats, _ = self.affine_pieces(self.region_code(h))
         return mats
 

@@ -253,6 +253,7 @@ class RateRNN(RecurrentModel):
         m = self._readout_scales()
         if m is None:
             return super().readout(h)
+        h = self._check_readout_state(h)
         K = h.shape[0]
         flat = h.reshape(K, -1, h.shape[-1])
         y = torch.bmm(flat, self._scaled_readout_weights().transpose(1, 2))
@@ -273,10 +274,11 @@ class RateRNN(RecurrentModel):
         )
 
     def init_state(self, batch_size, generator=None):
+        batch_size = check_int("init_state", "batch_size", batch_size, 1)
         K, N = self.n_networks, self.n_units
         h = torch.zeros(K, batch_size, N, device=self.device, dtype=self.dtype)
         if bool((self.h0_scale > 0).any()):
-            g = resolve_generator(generator)
+            g = resolve_generator(generator, owner="init_state", name="generator")
             u = torch.rand(K, batch_size, N, generator=g, dtype=self.dtype, device=self.device)
             h = u * self.h0_scale.to(self.dtype)[:, None, None]
         return h
@@ -287,8 +289,8 @@ class RateRNN(RecurrentModel):
         inside: ``J = diag(phi'(u)) ((1 - alpha) I + alpha W)`` with ``u = (1-alpha) h + alpha a``;
         outside: ``J = (1 - alpha) I + diag(alpha phi'(a)) W``; tau = 1: ``diag(phi'(a)) W``.
         """
-        h = self._check_state(h)
-        drive = self._drive_for_step(h, x)
+        h = self._check_state(h, "jacobian")
+        drive = self._drive_for_step(h, x, "jacobian")
         params = self.prepare()
         W = params["W_T"].transpose(1, 2)[:, None]  # [K, 1, N, N]
         a = torch.baddbmm(drive, h, params["W_T"])

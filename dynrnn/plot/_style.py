@@ -6,6 +6,9 @@ import contextlib
 from collections.abc import Iterator
 
 import matplotlib as mpl
+import numpy as np
+
+from .._validation import ParameterTypeError
 
 __all__ = ["PALETTE", "STABILITY_COLOURS", "style", "new_axes"]
 
@@ -70,6 +73,12 @@ def style(**overrides) -> Iterator[None]:
             ax = dynrnn.plot.plot_eigenvalues(ds)
             ax.figure.savefig("eigs.pdf")
     """
+    unknown = sorted(k for k in overrides if k not in mpl.rcParams)
+    if unknown:
+        raise ValueError(
+            f"The parameters {unknown} of style are not matplotlib rcParams (pass e.g. "
+            f'**{{"font.size": 10}}).'
+        )
     rc = dict(_RC)
     rc["axes.prop_cycle"] = mpl.cycler(color=_CYCLE)
     rc.update(overrides)
@@ -77,10 +86,38 @@ def style(**overrides) -> Iterator[None]:
         yield
 
 
-def new_axes(ax=None, projection: str | None = None):
-    """Return ``ax`` or a fresh Axes on a new Figure (never shown)."""
-    if ax is not None:
+def check_axes(owner: str, name: str, ax, n: int | None = None):
+    """``ax`` if it is a matplotlib Axes (or, with ``n``, a sequence of ``n`` Axes); else
+    :class:`~dynrnn._validation.ParameterTypeError` naming the argument."""
+    from matplotlib.axes import Axes
+
+    if n is None:
+        if not isinstance(ax, Axes):
+            raise ParameterTypeError(
+                f"The {name!r} parameter of {owner} must be a matplotlib Axes or None. Got "
+                f"{type(ax).__name__} instead."
+            )
         return ax
+    try:
+        axes = list(np.asarray(ax, dtype=object).reshape(-1))
+    except (TypeError, ValueError):
+        axes = None
+    if axes is None or not all(isinstance(a, Axes) for a in axes):
+        raise ParameterTypeError(
+            f"The {name!r} parameter of {owner} must be a sequence of {n} matplotlib Axes or "
+            f"None. Got {type(ax).__name__} instead."
+        )
+    if len(axes) != n:
+        raise ValueError(
+            f"The {name!r} parameter of {owner} must hold {n} Axes. Got {len(axes)} instead."
+        )
+    return axes
+
+
+def new_axes(ax=None, projection: str | None = None, owner: str = "the plot function"):
+    """Return ``ax`` (checked to be an Axes) or a fresh Axes on a new Figure (never shown)."""
+    if ax is not None:
+        return check_axes(owner, "ax", ax)
     import matplotlib.pyplot as plt
 
     fig = plt.figure()

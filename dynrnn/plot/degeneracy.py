@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._style import PALETTE
+from .._validation import ParameterTypeError
+from ._style import PALETTE, check_axes
 
 __all__ = ["plot_degeneracy"]
 
@@ -36,13 +37,16 @@ def plot_degeneracy(report, axes=None):
         The matplotlib Figure.
     """
     import matplotlib.pyplot as plt
+    import xarray as xr
 
+    if not isinstance(report, xr.Dataset):
+        raise ParameterTypeError(
+            "The 'report' parameter of plot_degeneracy must be an xarray.Dataset from "
+            f"degeneracy_report. Got {type(report).__name__} instead."
+        )
     if axes is None:
         fig, axes = plt.subplots(1, 3, figsize=(10, 3.2), constrained_layout=True)
-    if len(axes) != 3:
-        raise ValueError(
-            f"The 'axes' argument of plot_degeneracy must hold 3 Axes; got {len(axes)}."
-        )
+    axes = check_axes("plot_degeneracy", "axes", axes, 3)
     fig = axes[0].figure
     grouped = "group" in report.dims and report.attrs.get("group_by")
     for ax, (summary, raw, title, label) in zip(axes, _PANELS):

@@ -6,11 +6,22 @@ and returns the Axes (its Figure is ``ax.figure``); nothing is shown.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
+from .._validation import (
+    ParameterTypeError,
+    check_array,
+    check_bool,
+    check_choice,
+    check_float,
+    check_index,
+    check_int,
+    check_shape,
+)
 from ._style import PALETTE, STABILITY_COLOURS, new_axes
 
 __all__ = [
@@ -34,7 +45,7 @@ def _numpy(x: Any) -> np.ndarray:
 
 def _check_ds(ds: Any, needed: tuple[str, ...], owner: str) -> None:
     if not isinstance(ds, xr.Dataset):
-        raise ValueError(
+        raise ParameterTypeError(
             f"The 'ds' parameter of {owner} must be an xarray.Dataset from dynrnn.analyses. "
             f"Got {type(ds).__name__}."
         )
@@ -43,15 +54,31 @@ def _check_ds(ds: Any, needed: tuple[str, ...], owner: str) -> None:
         raise ValueError(f"The 'ds' parameter of {owner} lacks the variables {missing}.")
 
 
-def _network(ds: xr.Dataset, network: int, owner: str) -> xr.Dataset:
-    K = ds.sizes.get("network", 1)
-    if isinstance(network, bool) or not isinstance(network, (int, np.integer)) or not (
-        -K <= network < K
+def _check_basis(basis: Any, owner: str, N: int | None, n_components: int):
+    """``(mean [N], components [>= n_components, N])`` as float arrays, else raise."""
+    if not isinstance(basis, (tuple, list)) or len(basis) != 2:
+        raise ParameterTypeError(
+            f"The 'basis' parameter of {owner} must be a pair (mean, components) from pca_basis. "
+            f"Got {type(basis).__name__} instead."
+        )
+    mean = check_array(owner, "basis", basis[0], finite=True)
+    comps = check_array(owner, "basis", basis[1], finite=True)
+    n = mean.shape[-1] if mean.ndim == 1 else N
+    if mean.ndim != 1 or comps.ndim != 2 or comps.shape[1] != n or (N is not None and n != N) or (
+        comps.shape[0] < n_components
     ):
         raise ValueError(
-            f"The 'network' parameter of {owner} must be an int in [0, {K}). Got {network!r}."
+            f"The 'basis' parameter of {owner} must be (mean [N], components [n_components, N]) "
+            f"with N={N} and n_components={n_components}. Got shapes {mean.shape} and "
+            f"{comps.shape}."
         )
-    return ds.isel(network=int(network)) if "network" in ds.dims else ds
+    return mean, comps
+
+
+def _network(ds: xr.Dataset, network: int, owner: str) -> xr.Dataset:
+    K = ds.sizes.get("network", 1)
+    network = check_index(owner, "network", network, K)
+    return ds.isel(network=network) if "network" in ds.dims else ds
 
 
 def pca_basis(data: Any, n_components: int = 2) -> tuple[np.ndarray, np.ndarray]:
@@ -60,10 +87,12 @@ def pca_basis(data: Any, n_components: int = 2) -> tuple[np.ndarray, np.ndarray]
     Returns:
         ``(mean [N], components [n_components, N])``; project with ``(x - mean) @ components.T``.
     """
-    x = _numpy(data).reshape(-1, _numpy(data).shape[-1]).astype(float)
+    n_components = check_int("pca_basis", "n_components", n_components, 1)
+    x = check_array("pca_basis", "data", _numpy(data), min_ndim=1)
+    x = x.reshape(-1, x.shape[-1])
     x = x[np.isfinite(x).all(1)]
-    if len(x) == 0:
-        raise ValueError("pca_basis needs at least one finite state.")
+    if len(x) == 0 or x.shape[1] == 0:
+        raise ValueError("The 'data' parameter of pca_basis needs at least one finite state.")
     mean = x.mean(0)
     _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
     comps = np.zeros((n_components, x.shape[1]))
@@ -109,11 +138,19 @@ def plot_fixed_points(
     """
     owner = "plot_fixed_points"
     _check_ds(ds, ("points", "stability", "valid"), owner)
-    if n_components not in (2, 3):
-        raise ValueError(
-            f"The 'n_components' parameter of {owner} must be 2 or 3. Got {n_components!r}."
+    check_choice(owner, "n_components", n_components, (2, 3))
+    n_components = int(n_components)
+    check_bool(owner, "show_unstable_directions", show_unstable_directions)
+    check_bool(owner, "include_slow_points", include_slow_points)
+    max_trajectories = check_int(owner, "max_trajectories", max_trajectories, 0)
+    if direction_scale is not None:
+        direction_scale = check_float(
+            owner, "direction_scale", direction_scale, 0.0, math.inf, False, False
         )
     d = _network(ds, network, owner)
+    N = d.sizes.get("unit")
+    if basis is not None:
+        basis = _check_basis(basis, owner, N, n_components)
     valid = _numpy(d["valid"]).astype(bool)
     if not include_slow_points and "is_slow_point" in d:
         valid &= ~_numpy(d["is_slow_point"]).astype(bool)
@@ -122,16 +159,16 @@ def plot_fixed_points(
     slow = _numpy(d["is_slow_point"])[valid] if "is_slow_point" in d else np.zeros(len(pts), bool)
     traj = None
     if trajectories is not None:
-        traj = _numpy(trajectories)
-        if traj.ndim == 4:
+        traj = check_array(owner, "trajectories", _numpy(trajectories))
+        sizes = {"K": ds.sizes.get("network", 1)} | ({"N": N} if N is not None else {})
+        layout = check_shape(
+            owner, "trajectories", traj, [("B", "T", "N"), ("K", "B", "T", "N"), ("T", "N")],
+            **sizes,
+        )
+        if layout == 1:
             traj = traj[int(network)]
-        if traj.ndim == 2:
+        if layout == 2:
             traj = traj[None]
-        if traj.ndim != 3 or traj.shape[-1] != pts.shape[-1] and len(pts):
-            raise ValueError(
-                f"The 'trajectories' parameter of {owner} must have shape [B, T, N] or "
-                f"[K, B, T, N] with N = {d.sizes.get('unit')}. Got {traj.shape}."
-            )
     if basis is None:
         source = traj if traj is not None else pts
         if source is None or np.size(source) == 0:
@@ -143,7 +180,7 @@ def plot_fixed_points(
     def proj(x):
         return (np.asarray(x) - mean) @ comps.T
 
-    ax = new_axes(ax, "3d" if n_components == 3 else None)
+    ax = new_axes(ax, "3d" if n_components == 3 else None, owner)
     P = proj(pts) if len(pts) else np.zeros((0, n_components))
     if direction_scale is None:
         shown = [P] + ([proj(traj.reshape(-1, traj.shape[-1]))] if traj is not None else [])
@@ -209,15 +246,13 @@ def plot_eigenvalues(
     """
     owner = "plot_eigenvalues"
     _check_ds(ds, ("eigenvalues",), owner)
-    if convention not in ("discrete", "continuous"):
-        raise ValueError(
-            f"The 'convention' parameter of {owner} must be one of ['discrete', 'continuous']. "
-            f"Got {convention!r}."
-        )
+    check_choice(owner, "convention", convention, ("discrete", "continuous"))
+    check_bool(owner, "colour_by_stability", colour_by_stability)
     d = _network(ds, network, owner)
     point_dim = next((dim for dim in d["eigenvalues"].dims if dim != "eigen"), None)
     if fixed_point is not None and point_dim is not None:
-        d = d.isel({point_dim: [int(fixed_point)]})
+        fixed_point = check_index(owner, "fixed_point", fixed_point, d.sizes[point_dim])
+        d = d.isel({point_dim: [fixed_point]})
     lam = _numpy(d["eigenvalues"])
     lam = lam.reshape(-1, lam.shape[-1]) if lam.ndim > 1 else lam[None]
     dt = float(_numpy(d["dt"])) if "dt" in d.coords else 1.0
@@ -225,7 +260,7 @@ def plot_eigenvalues(
     codes = None
     if colour_by_stability and "stability" in d and point_dim == "fixed_point":
         codes = _numpy(d["stability"]).reshape(-1)
-    ax = new_axes(ax)
+    ax = new_axes(ax, owner=owner)
     if convention == "discrete":
         th = np.linspace(0, 2 * np.pi, 400)
         ax.plot(np.cos(th), np.sin(th), color=PALETTE["black"], lw=0.6, ls="--", zorder=1)
@@ -271,14 +306,23 @@ def plot_lyapunov_spectrum(
         The Axes.
     """
     owner = "plot_lyapunov_spectrum"
+    check_bool(owner, "per_time", per_time)
+    check_bool(owner, "show_mean", show_mean)
     var = "exponents_per_time" if per_time else "exponents"
     _check_ds(ds, (var,), owner)
     lam = _numpy(ds[var])
     if lam.ndim == 1:
         lam = lam[None]
-    idx = np.arange(lam.shape[0]) if networks is None else np.atleast_1d(networks).astype(int)
+    if networks is None:
+        idx = np.arange(lam.shape[0])
+    else:
+        chosen = networks.tolist() if hasattr(networks, "tolist") else networks
+        chosen = chosen if isinstance(chosen, (list, tuple)) else [chosen]
+        idx = np.asarray(
+            [check_index(owner, "networks", i, lam.shape[0]) for i in chosen], dtype=int
+        )
     lam = lam[idx]
-    ax = new_axes(ax)
+    ax = new_axes(ax, owner=owner)
     x = np.arange(1, lam.shape[1] + 1)
     alpha = 1.0 if len(lam) <= 8 else 0.3
     for i, row in enumerate(lam):
@@ -324,14 +368,25 @@ def plot_timescales(
         The Axes.
     """
     owner = "plot_timescales"
-    _check_ds(ds, (y,), owner)
-    if x not in ds.variables:
+    check_bool(owner, "show_neuron_tau", show_neuron_tau)
+    check_bool(owner, "logy", logy)
+    _check_ds(ds, (), owner)
+    if not isinstance(y, str):
+        raise ParameterTypeError(
+            f"The 'y' parameter of {owner} must be the name of a variable. Got {y!r}."
+        )
+    if y not in ds:
+        raise ValueError(
+            f"The 'ds' parameter of {owner} lacks the variable {y!r} named by its 'y' "
+            f"parameter (it has {sorted(ds.data_vars)})."
+        )
+    if not isinstance(x, str) or x not in ds.variables:
         raise ValueError(
             f"The 'x' parameter of {owner} must name a coordinate or variable of the dataset "
             f"(e.g. {sorted(ds.coords)}). Got {x!r}."
         )
     xv = _numpy(ds[x]).astype(float)
-    ax = new_axes(ax)
+    ax = new_axes(ax, owner=owner)
     series = [(y, PALETTE["blue"], r"$\tau_{net}$" if y == "tau_net" else y)]
     if show_neuron_tau and "neuron_tau_mean" in ds:
         series.append(("neuron_tau_mean", PALETTE["orange"], r"single-neuron $\tau$"))

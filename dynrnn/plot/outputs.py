@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import ParameterTypeError, check_array, check_index, check_shape
+from ._style import check_axes
+
 __all__ = ["plot_outputs"]
+
+
+def _numpy(x):
+    return np.asarray(x.detach().cpu() if hasattr(x, "detach") else x)
 
 # colour-blind-safe palette (Okabe & Ito 2008)
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -24,15 +31,32 @@ def plot_outputs(trials, outputs, network: int = 0, trial: int = 0, axes=None):
     """
     import matplotlib.pyplot as plt
 
-    y = np.asarray(outputs[network, trial].detach().cpu())
-    tgt = np.asarray(trials.targets[trial].detach().cpu(), dtype=float)
-    x = np.asarray(trials.inputs[trial].detach().cpu())
-    mask = np.asarray(trials.mask[trial].cpu())
+    owner = "plot_outputs"
+    if not all(hasattr(trials, a) for a in ("inputs", "targets", "mask")):
+        raise ParameterTypeError(
+            f"The 'trials' parameter of {owner} must be a dynrnn.tasks.Trials (inputs, targets, "
+            f"mask). Got {type(trials).__name__} instead."
+        )
+    B, T = int(trials.inputs.shape[0]), int(trials.inputs.shape[1])
+    out = check_array(owner, "outputs", outputs)
+    check_shape(owner, "outputs", out, [("K", "B", "T", "O")], B=B, T=T)
+    network = check_index(owner, "network", network, out.shape[0])
+    trial = check_index(owner, "trial", trial, B)
+    y = out[network, trial]
+    tgt = np.asarray(_numpy(trials.targets[trial]), dtype=float)
+    x = _numpy(trials.inputs[trial])
+    mask = _numpy(trials.mask[trial])
     n_out = y.shape[-1]
+    if tgt.ndim == 2 and tgt.shape[-1] != n_out:
+        raise ValueError(
+            f"The 'outputs' parameter of {owner} has O={n_out} channels; the trials' targets "
+            f"have {tgt.shape[-1]}."
+        )
     if axes is None:
         fig, axes = plt.subplots(n_out, 1, figsize=(6, 1.4 * n_out + 0.4), sharex=True,
                                  squeeze=False)
         axes = axes[:, 0]
+    axes = check_axes(owner, "axes", axes, n_out)
     fig = axes[0].figure
     t = np.arange(y.shape[0])
     for i, ax in enumerate(axes):

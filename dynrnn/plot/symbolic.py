@@ -3,11 +3,13 @@ linear subregion. Both take results and an optional Axes and return the Axes."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import networkx as nx
 import numpy as np
 
+from .._validation import ParameterTypeError, check_array, check_float, check_int
 from ._style import PALETTE, new_axes
 
 __all__ = ["plot_symbolic_graph", "plot_attractor_subregions"]
@@ -27,12 +29,14 @@ def plot_symbolic_graph(graph: nx.DiGraph, ax=None, min_probability: float = 0.0
     point; edge width ~ transition probability (self-loops = dwelling); edge labels give the
     probabilities of edges above ``min_probability``.
     """
+    owner = "plot_symbolic_graph"
     if not isinstance(graph, nx.DiGraph):
-        raise ValueError(
+        raise ParameterTypeError(
             "The 'graph' parameter of plot_symbolic_graph must be a networkx.DiGraph from "
             f"symbolic_graph. Got {type(graph).__name__}."
         )
-    ax = new_axes(ax)
+    min_probability = check_float(owner, "min_probability", min_probability, 0.0, 1.0)
+    ax = new_axes(ax, owner=owner)
     pos = nx.circular_layout(graph) if graph.number_of_nodes() > 1 else {
         n: np.zeros(2) for n in graph.nodes}
     nodes = list(graph.nodes)
@@ -61,17 +65,34 @@ def plot_symbolic_graph(graph: nx.DiGraph, ax=None, min_probability: float = 0.0
 
 def plot_attractor_subregions(states: Any, symbols: Any, ax=None, dims=(0, 1, 2), s=0.5):
     """Scatter a trajectory ``[T, >=2]`` coloured by its symbols ``[T]`` (3D if 3 dims)."""
-    states = np.asarray(states.detach().cpu() if hasattr(states, "detach") else states,
-                        dtype=float)
-    symbols = np.asarray(symbols).reshape(-1)
-    if states.ndim != 2 or len(states) != len(symbols):
+    owner = "plot_attractor_subregions"
+    states = check_array(owner, "states", states)
+    symbols = check_array(owner, "symbols", symbols, finite=True).reshape(-1)
+    if not np.array_equal(symbols, np.round(symbols)):
+        raise ValueError(
+            f"The 'symbols' parameter of {owner} must hold integer symbols (from "
+            "symbol_sequence)."
+        )
+    if states.ndim != 2 or len(states) != len(symbols) or len(states) == 0:
         raise ValueError(
             "The 'states' [T, D] and 'symbols' [T] parameters of plot_attractor_subregions must "
-            f"have the same T. Got {states.shape} and {symbols.shape}."
+            f"have the same T >= 1. Got {states.shape} and {symbols.shape}."
         )
+    if isinstance(dims, (str, bytes)) or not isinstance(dims, (tuple, list)):
+        raise ParameterTypeError(
+            f"The 'dims' parameter of {owner} must be a sequence of state dimensions. Got "
+            f"{dims!r} instead."
+        )
+    dims = tuple(check_int(owner, "dims", d, 0) for d in dims)
     dims = tuple(d for d in dims if d < states.shape[1])
+    if len(dims) < 2:
+        raise ValueError(
+            f"The 'dims' parameter of {owner} must name at least 2 of the {states.shape[1]} "
+            f"state dimensions. Got {dims!r} instead."
+        )
+    s = check_float(owner, "s", s, 0.0, math.inf, False, False)
     three = len(dims) >= 3
-    ax = new_axes(ax, projection="3d" if three else None)
+    ax = new_axes(ax, projection="3d" if three else None, owner=owner)
     for sym in np.unique(symbols):
         sel = symbols == sym
         pts = states[sel][:, list(dims[: 3 if three else 2])]

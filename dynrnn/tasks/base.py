@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._validation import ParameterTypeError
+
 __all__ = ["Trials", "Task"]
 
 
@@ -148,6 +150,10 @@ TASK_NAMES: dict[type, str] = {}
 
 def register_task(name: str):
     """Class decorator: make a task config constructible by name (CLI, zoo metadata)."""
+    if not isinstance(name, str) or not name:
+        raise ParameterTypeError(
+            f"The 'name' parameter of register_task must be a non-empty str. Got {name!r}."
+        )
 
     def deco(cls):
         TASK_NAMES[cls] = name
@@ -162,10 +168,18 @@ TASK_REGISTRY: dict[str, type] = {}
 
 def task_from_dict(d: dict) -> Task:
     """Inverse of :meth:`Task.to_dict`."""
+    if not isinstance(d, dict):
+        raise ParameterTypeError(
+            f"The 'd' parameter of task_from_dict must be a dict from Task.to_dict(). Got "
+            f"{type(d).__name__} instead."
+        )
     d = dict(d)
-    name = d.pop("task")
+    name = d.pop("task", None)
     if name not in TASK_REGISTRY:
-        raise ValueError(f"Unknown task {name!r}; known tasks: {sorted(TASK_REGISTRY)}.")
+        raise ValueError(
+            f"The 'd' parameter of task_from_dict names an unknown task {name!r} (its 'task' "
+            f"entry); known tasks: {sorted(TASK_REGISTRY)}."
+        )
     cls = TASK_REGISTRY[name]
     import dataclasses
 

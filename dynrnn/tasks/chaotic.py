@@ -18,7 +18,14 @@ import numpy as np
 import torch
 from scipy.integrate import solve_ivp
 
-from .._validation import check_bool, check_choice, check_float, check_int, resolve_generator
+from .._validation import (
+    check_array,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    resolve_generator,
+)
 from ._utils import set_field
 from .base import Task, Trials, register_task
 
@@ -180,6 +187,13 @@ def make_system(system: str | dict | _System) -> _System:
         params = dict(system)
         name = params.pop("name", None)
         check_choice("ChaoticSystemTask", "system", name, SYSTEMS)
+        fields = {f.name for f in dataclasses.fields(SYSTEMS[name]) if f.init}
+        unknown = sorted(set(params) - fields)
+        if unknown:
+            raise ValueError(
+                f"The 'system' parameter of ChaoticSystemTask names parameters {unknown} that "
+                f"{name} does not have; it has {sorted(fields)}."
+            )
         return SYSTEMS[name](**params)
     check_choice("ChaoticSystemTask", "system", system, SYSTEMS)
     return SYSTEMS[system]()
@@ -243,12 +257,13 @@ def integrate(
     dt = check_float(owner, "dt", dt, 0.0, math.inf, low_inclusive=False, high_inclusive=False)
     transient_steps = check_int(owner, "transient_steps", transient_steps, 0)
     check_choice(owner, "method", method, ("DOP853", "RK45", "LSODA", "Radau", "rk4"))
-    if torch.is_tensor(x0):
-        x0 = x0.detach().cpu().numpy()
-    x0 = np.asarray(x0, dtype=np.float64)
+    rtol = check_float(owner, "rtol", rtol, 0.0, math.inf, False, False)
+    atol = check_float(owner, "atol", atol, 0.0, math.inf, True, False)
+    substeps = check_int(owner, "substeps", substeps, 1)
+    x0 = check_array(owner, "x0", x0, finite=True)
     single = x0.ndim == 1
     x0 = np.atleast_2d(x0)
-    if x0.ndim != 2 or x0.shape[1] != system.dim:
+    if x0.ndim != 2 or x0.shape[1] != system.dim or x0.shape[0] < 1:
         raise ValueError(
             f"The 'x0' parameter of integrate must have shape [{system.dim}] or "
             f"[B, {system.dim}] for {system.name}. Got {x0.shape} instead."

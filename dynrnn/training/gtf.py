@@ -38,7 +38,15 @@ import numpy as np
 import torch
 
 from .._progress import finish_early, progress_bar, stage
-from .._validation import check_bool, check_choice, check_float, check_int, resolve_generator
+from .._validation import (
+    ParameterTypeError,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_tensor,
+    resolve_generator,
+)
 from ._gtf_kernels import fused_rollout, supports_fused
 from .optim import EnsembleOptimizer, per_network_grad_norm
 
@@ -157,22 +165,17 @@ def check_dsr_data(data: Any, n_obs: int | None, owner: str, min_len: int = 2) -
     Raises ValueError for non-numeric input, wrong dimensionality, a wrong number of observed
     dimensions, NaN/inf, or series shorter than ``min_len``.
     """
-    if torch.is_tensor(data):
-        x = data.detach().to(torch.float32)
-    else:
-        try:
-            x = torch.as_tensor(np.asarray(data, dtype=np.float32))
-        except (TypeError, ValueError) as err:
-            raise ValueError(
-                f"The 'data' parameter of {owner} must be a numeric array [T, N] or [R, T, N]. "
-                f"Got {type(data).__name__} instead."
-            ) from err
+    x = check_tensor(owner, "data", data, dtype=torch.float32, detach=True)
     if x.ndim == 2:
         x = x.unsqueeze(0)
     if x.ndim != 3:
         raise ValueError(
             f"The 'data' parameter of {owner} must have shape [T, N] or [R, T, N]. Got "
             f"{tuple(x.shape)} instead."
+        )
+    if min(x.shape) < 1:
+        raise ValueError(
+            f"The 'data' parameter of {owner} must not be empty. Got shape {tuple(x.shape)}."
         )
     if n_obs is not None and x.shape[-1] != n_obs:
         raise ValueError(
@@ -404,8 +407,21 @@ def train_gtf(
     owner = "train_gtf"
     config = GTFConfig() if config is None else config
     if not isinstance(config, GTFConfig):
-        raise ValueError(f"The 'config' parameter of {owner} must be a GTFConfig. Got {config!r}.")
+        raise ParameterTypeError(
+            f"The 'config' parameter of {owner} must be a GTFConfig. Got {config!r}."
+        )
     check_bool(owner, "progress", progress)
+    if not isinstance(model, torch.nn.Module) or not all(
+        hasattr(model, a) for a in ("n_networks", "n_outputs", "step_drive", "readout")
+    ):
+        raise ParameterTypeError(
+            f"The 'model' parameter of {owner} must be a dynrnn model (e.g. a PLRNN). Got "
+            f"{type(model).__name__} instead."
+        )
+    if callback is not None and not callable(callback):
+        raise ParameterTypeError(
+            f"The 'callback' parameter of {owner} must be callable or None. Got {callback!r}."
+        )
     x = check_dsr_data(data, model.n_outputs, owner, min_len=config.seq_len + 1)
     x = x.to(model.dtype)
     K = model.n_networks

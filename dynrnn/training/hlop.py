@@ -57,7 +57,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._validation import check_bool, check_choice, check_float, check_int, resolve_generator
+from .._validation import (
+    check_bool,
+    check_choice,
+    check_finite,
+    check_float,
+    check_int,
+    check_tensor,
+    resolve_generator,
+)
 
 __all__ = [
     "HLOPConfig",
@@ -359,17 +367,26 @@ def principal_angles(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
         ``[min(p, q)]`` float64 tensor of angles in degrees, smallest first (the last entry is the
         largest angle).
     """
+    A = check_tensor("principal_angles", "A", A, detach=True)
+    B = check_tensor("principal_angles", "B", B, detach=True)
     for name, M in (("A", A), ("B", B)):
-        if not torch.is_tensor(M) or M.ndim != 2:
+        if M.ndim != 2:
             raise ValueError(
                 f"The {name!r} parameter of principal_angles must be a 2-D tensor [m, n]. Got "
-                f"{tuple(M.shape) if torch.is_tensor(M) else type(M).__name__} instead."
+                f"{tuple(M.shape)} instead."
             )
     if A.shape[1] != B.shape[1]:
         raise ValueError(
-            f"The 'B' parameter of principal_angles must have n = {A.shape[1]} columns like A. "
-            f"Got {B.shape[1]} instead."
+            f"The 'A' and 'B' parameters of principal_angles must have the same number of "
+            f"columns n; the 'B' parameter has {B.shape[1]}, A has {A.shape[1]}."
         )
+    for name, M in (("A", A), ("B", B)):
+        if M.numel() == 0:
+            raise ValueError(
+                f"The {name!r} parameter of principal_angles must not be empty. Got shape "
+                f"{tuple(M.shape)}."
+            )
+        check_finite("principal_angles", name, M.double())
     qa, _ = torch.linalg.qr(A.double().T)
     qb, _ = torch.linalg.qr(B.double().T)
     s = torch.linalg.svdvals(qa.T @ qb).clamp(-1.0, 1.0)

@@ -3,10 +3,65 @@ and each network's gradient is exactly its own loss's gradient."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._validation import ParameterTypeError, check_shape, check_tensor
+
 __all__ = ["masked_mse", "head_cross_entropy", "head_accuracy"]
+
+
+def _real(owner: str, name: str, value) -> torch.Tensor:
+    """A real tensor (kept as it is when it already is one, so gradients flow)."""
+    if torch.is_tensor(value) and (value.is_floating_point() or value.dtype == torch.bool):
+        return value
+    return check_tensor(owner, name, value)
+
+
+def _integer(owner: str, name: str, value) -> torch.Tensor:
+    """An integer tensor (tensors, integer arrays and nested lists of ints)."""
+    msg = f"The {name!r} parameter of {owner} must be an integer tensor. Got {{}} instead."
+    if torch.is_tensor(value):
+        t = value
+    else:
+        try:
+            arr = np.asarray(value)
+        except (TypeError, ValueError):
+            raise ParameterTypeError(msg.format(type(value).__name__)) from None
+        if arr.dtype.kind not in "iu":
+            raise ParameterTypeError(msg.format(f"an array of dtype {arr.dtype}"))
+        t = torch.from_numpy(arr.astype(np.int64))
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise ParameterTypeError(msg.format(f"dtype {t.dtype}"))
+    return t
+
+
+def _check_heads(owner, outputs, labels, mask, head_map):
+    """Validated ``(outputs, labels, mask, head_map)`` of the two-class head losses."""
+    outputs = _real(owner, "outputs", outputs)
+    if outputs.dtype == torch.bool:
+        outputs = outputs.to(torch.get_default_dtype())
+    check_shape(owner, "outputs", outputs, [("K", "B", "T", "O")])
+    K, B, T, O = outputs.shape
+    labels = _integer(owner, "labels", labels)
+    check_shape(owner, "labels", labels, [("B", "T", "H")], "outputs", B=B, T=T)
+    mask = _real(owner, "mask", mask)
+    check_shape(owner, "mask", mask, [("B", "T")], "outputs", B=B, T=T)
+    head_map = _integer(owner, "head_map", head_map)
+    check_shape(owner, "head_map", head_map, [("K", "H")], "outputs", K=K)
+    H_task = labels.shape[-1]
+    if bool(((head_map < -1) | (head_map >= H_task)).any()):
+        raise ValueError(
+            f"The 'head_map' parameter of {owner} must hold task columns in [0, {H_task}) or -1 "
+            f"(off). Got values in [{int(head_map.min())}, {int(head_map.max())}]."
+        )
+    if O < 2 * head_map.shape[1]:
+        raise ValueError(
+            f"The 'outputs' parameter of {owner} has {O} outputs; the {head_map.shape[1]} "
+            f"two-class heads of 'head_map' need {2 * head_map.shape[1]}."
+        )
+    return outputs, labels, mask, head_map
 
 
 def masked_mse(outputs: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -20,6 +75,21 @@ def masked_mse(outputs: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor)
     Returns:
         ``[K]``: ``sum(mask * (y - target)^2) / sum(mask)`` (mask expanded over O).
     """
+    owner = "masked_mse"
+    outputs = _real(owner, "outputs", outputs)
+    if outputs.dtype == torch.bool:
+        outputs = outputs.to(torch.get_default_dtype())
+    targets = _real(owner, "targets", targets).to(outputs.dtype)
+    mask = _real(owner, "mask", mask)
+    check_shape(owner, "outputs", outputs, [("K", "B", "T", "O")])
+    K, B, T, O = outputs.shape
+    sizes = dict(K=K, B=B, T=T, O=O)
+    if check_shape(owner, "targets", targets, [("B", "T", "O"), ("K|1", "B", "T", "O")],
+                   "outputs", **sizes) == 0:
+        check_shape(owner, "mask", mask, [("B", "T"), ("B", "T", "O")], "outputs", **sizes)
+    else:
+        check_shape(owner, "mask", mask, [("K|1", "B", "T"), ("K|1", "B", "T", "O")], "outputs",
+                    **sizes)
     if mask.ndim == targets.ndim - 1:
         mask = mask.unsqueeze(-1)
     m = mask.expand_as(targets).to(outputs.dtype)
@@ -48,6 +118,9 @@ def head_cross_entropy(
     Returns:
         ``[K]`` loss per network.
     """
+    outputs, labels, mask, head_map = _check_heads(
+        "head_cross_entropy", outputs, labels, mask, head_map
+    )
     K, H_out = head_map.shape
     logits = _head_logits(outputs, H_out)  # [K, B, T, H_out, 2]
     sel = mask.nonzero(as_tuple=True)  # (b, t)
@@ -67,6 +140,9 @@ def head_accuracy(
     outputs: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, head_map: torch.Tensor
 ) -> torch.Tensor:
     """Accuracy ``[K, H_out]`` of each output head on its task column (NaN for inactive heads)."""
+    outputs, labels, mask, head_map = _check_heads(
+        "head_accuracy", outputs, labels, mask, head_map
+    )
     K, H_out = head_map.shape
     logits = _head_logits(outputs, H_out)
     sel = mask.nonzero(as_tuple=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from .._validation import ParameterTypeError
+
 __all__ = ["EnsembleOptimizer", "per_network_grad_norm"]
 
 
@@ -20,13 +22,41 @@ def _bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 def per_network_grad_norm(params: list[torch.nn.Parameter]) -> torch.Tensor:
-    """L2 norm of the gradient of each network over all its parameters, ``[K]``."""
+    """L2 norm of the gradient of each network over all its parameters, ``[K]``.
+
+    ``params`` is a non-empty sequence of tensors with the network dim K first; parameters
+    without a gradient count as zero (all zeros when none has one).
+    """
+    owner = "per_network_grad_norm"
+    if isinstance(params, torch.Tensor):
+        params = [params]
+    if isinstance(params, (str, bytes)) or not isinstance(params, (list, tuple)):
+        try:
+            params = list(params)
+        except TypeError:
+            raise ParameterTypeError(
+                f"The 'params' parameter of {owner} must be a sequence of tensors [K, ...]. Got "
+                f"{type(params).__name__} instead."
+            ) from None
+    if not params or not all(torch.is_tensor(p) and p.ndim >= 1 for p in params):
+        raise ParameterTypeError(
+            f"The 'params' parameter of {owner} must be a non-empty sequence of tensors "
+            f"[K, ...]. Got {[type(p).__name__ for p in params]} instead."
+        )
+    K = params[0].shape[0]
+    if any(p.shape[0] != K for p in params):
+        raise ValueError(
+            f"The 'params' parameter of {owner} must hold tensors with one network dim K first; "
+            f"got leading sizes {sorted({p.shape[0] for p in params})}."
+        )
     total = None
     for p in params:
         if p.grad is None:
             continue
         sq = p.grad.detach().pow(2).reshape(p.shape[0], -1).sum(1)
         total = sq if total is None else total + sq
+    if total is None:
+        return torch.zeros(K, dtype=params[0].dtype, device=params[0].device)
     return total.sqrt()
 
 

@@ -21,7 +21,17 @@ import numpy as np
 import torch
 
 from .._progress import progress_bar
-from .._validation import check_bool, check_choice, check_float, check_int, resolve_generator
+from .._validation import (
+    ParameterTypeError,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    check_model_tensor,
+    check_shape,
+    check_tensor,
+    resolve_generator,
+)
 from ..kernels.hebbian import three_factor_online
 from ..models.base import RecurrentModel, run
 
@@ -40,6 +50,27 @@ def _is_spiking(model) -> bool:
     return hasattr(model, "simulate") and hasattr(model, "n_neurons")
 
 
+def _check_reservoir(model, owner: str) -> None:
+    """A dynrnn model with a linear readout ``W_out`` on ``_readout_input`` (reservoirs)."""
+    if not isinstance(model, RecurrentModel) or not hasattr(model, "W_out"):
+        raise ParameterTypeError(
+            f"The 'model' parameter of {owner} must be a dynrnn model with a linear readout "
+            f"W_out (EchoStateNetwork, IzhikevichReservoir, ...). Got {type(model).__name__} "
+            f"instead."
+        )
+
+
+def _check_seed(seed, owner: str):
+    """``seed`` (None, a non-negative int or a Generator) checked naming ``seed``."""
+    if seed is None or isinstance(seed, torch.Generator):
+        return seed
+    return check_int(owner, "seed", seed, 0)
+
+
+def _check_noise(noise, owner: str):
+    return None if noise is None else check_bool(owner, "noise", noise)
+
+
 def reservoir_features(
     model: RecurrentModel,
     x: torch.Tensor,
@@ -56,7 +87,15 @@ def reservoir_features(
     :meth:`~dynrnn.models.IzhikevichReservoir.simulate` (spiking reservoirs; an ESN runs
     through :func:`~dynrnn.models.run`, which has no bar -- see
     :mod:`dynrnn.models.reservoir`)."""
-    x = x.to(model.dtype)
+    owner = "reservoir_features"
+    _check_reservoir(model, owner)
+    noise = _check_noise(noise, owner)
+    seed = _check_seed(seed, owner)
+    check_bool(owner, "progress", progress)
+    x, _ = check_model_tensor(
+        owner, "x", x, model, [("B", "T", "I"), ("K|1", "B", "T", "I")], dtype=model.dtype,
+        detach=True,
+    )
     with torch.no_grad():
         if _is_spiking(model):
             res = model.simulate(
@@ -99,20 +138,36 @@ def ridge_readout(
         Per-network training MSE ``[K]``. The weights are written into the model.
     """
     owner = "ridge_readout"
+    _check_reservoir(model, owner)
     alpha = check_float(owner, "alpha", alpha, 0.0, 1e12)
     washout = check_int(owner, "washout", washout, 0)
+    seed = _check_seed(seed, owner)
     if targets is None:
         raise ValueError("The 'targets' argument of ridge_readout is required.")
+    targets = check_tensor(owner, "targets", targets, finite=True, detach=True)
     if features is None:
         if x is None:
             raise ValueError("ridge_readout needs 'x' or 'features'.")
         features = reservoir_features(model, x, seed=seed, progress=progress)
+    else:
+        features = check_tensor(owner, "features", features, finite=True, detach=True)
+        F_model = int(model.W_out.shape[-1])
+        check_shape(owner, "features", features, [("K", "B", "T", "F")], "model",
+                    K=model.n_networks, F=F_model)
     K, B, T, F = features.shape
+    if targets.ndim not in (3, 4):
+        raise ValueError(
+            f"The 'targets' argument of {owner} must have shape [(K,) B={B}, T={T}, "
+            f"O={model.n_outputs}]. Got {tuple(targets.shape)}."
+        )
+    if mask is not None:
+        mask = check_tensor(owner, "mask", mask, detach=True)
+        check_shape(owner, "mask", mask, [("B", "T")], "features", B=B, T=T)
     Y = targets if targets.ndim == 4 else targets.unsqueeze(0)
     if Y.shape[1:3] != (B, T) or Y.shape[0] not in (1, K) or Y.shape[-1] != model.n_outputs:
         raise ValueError(
             f"The 'targets' argument of {owner} must have shape [(K,) B={B}, T={T}, "
-            f"O={model.n_outputs}]. Got {tuple(targets.shape)}."
+            f"O={model.n_outputs}] (B and T of 'x' / 'features'). Got {tuple(targets.shape)}."
         )
     if washout >= T:
         raise ValueError(f"The 'washout' parameter of {owner} must be < T={T}. Got {washout}.")
@@ -217,36 +272,53 @@ def force_train(
         :class:`ForceResult`.
     """
     owner = "force_train"
+    _check_reservoir(model, owner)
     alpha = check_float(owner, "alpha", alpha, 0.0, math.inf, low_inclusive=False)
     update_every = check_int(owner, "update_every", update_every, 1)
     washout = check_int(owner, "washout", washout, 0)
     check_bool(owner, "progress", progress)
+    noise = _check_noise(noise, owner)
     K = model.n_networks
+    dtype = model.dtype
+    targets = check_tensor(owner, "targets", targets, dtype=dtype, finite=True, detach=True)
     f = targets if targets.ndim == 3 else targets.unsqueeze(0)
-    if f.ndim != 3 or f.shape[0] not in (1, K) or f.shape[-1] != model.n_outputs:
+    if f.ndim != 3 or f.shape[0] not in (1, K) or f.shape[-1] != model.n_outputs or (
+        f.shape[1] < 1
+    ):
         raise ValueError(
-            f"The 'targets' argument of {owner} must have shape [(K,) T, O={model.n_outputs}]. "
-            f"Got {tuple(targets.shape)}."
+            f"The 'targets' argument of {owner} must have shape [(K,) T, O={model.n_outputs}] "
+            f"with T >= 1. Got {tuple(targets.shape)}."
         )
     T = f.shape[1]
-    dtype = model.dtype
-    f = f.expand(K, -1, -1).to(dtype)
+    f = f.expand(K, -1, -1)
     if x is None:
         x = torch.zeros(1, 1, T, model.n_inputs, dtype=dtype)
-    x = x.to(dtype)
+    x, _ = check_model_tensor(
+        owner, "x", x, model, [("T", "I"), (1, "T", "I"), ("K|1", 1, "T", "I")], dtype=dtype,
+        detach=True, T=T,
+    )
     while x.ndim < 4:
         x = x.unsqueeze(0)
-    if x.shape[-2] != T or x.shape[1] != 1:
-        raise ValueError(
-            f"The 'x' argument of {owner} must cover T={T} steps of one trial. Got "
-            f"{tuple(x.shape)}."
-        )
     spiking = _is_spiking(model)
     if noise is None:
         noise = spiking
-    gen = resolve_generator(seed)
-    h = model.init_state(1, gen) if h0 is None else model._check_state(h0).to(dtype)
+    gen = resolve_generator(seed, owner=owner)
+    if h0 is None:
+        h = model.init_state(1, gen)
+    else:
+        h = model._check_state(h0, owner, "h0").to(dtype)
+        if h.shape[1] != 1:
+            raise ValueError(
+                f"The 'h0' parameter of {owner} must hold the state of one trial [K or 1, 1, N]. "
+                f"Got {tuple(h.shape)} instead."
+            )
     h = h.expand(K, -1, -1).clone()
+    if P0 is not None:
+        F0 = model._readout_input(h).shape[-1]
+        P0, _ = check_model_tensor(
+            owner, "P0", P0, model, [("K|1", "F", "F"), ("F", "F")], dtype=dtype, finite=True,
+            detach=True, F=F0,
+        )
     bar_cm = progress_bar(progress, total=T, desc="force_train", unit="step")
     with torch.no_grad(), bar_cm as bar:
         if spiking:

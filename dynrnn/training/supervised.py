@@ -14,11 +14,21 @@ import numpy as np
 import torch
 
 from .._progress import finish_early, progress_bar, stage
-from .._validation import check_bool, check_choice, check_float, check_int, resolve_generator
+from .._validation import (
+    ParameterTypeError,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    resolve_generator,
+)
 from ..models.base import RecurrentModel, run
 from .curriculum import Curriculum
 from .losses import head_accuracy, head_cross_entropy, masked_mse
 from .optim import EnsembleOptimizer, per_network_grad_norm
+
+#: the ``kind`` values of a :class:`Curriculum` that ``train(curriculum=...)`` accepts by name
+_CURRICULA = ("single", "multi", "sliding")
 
 __all__ = ["TrainConfig", "History", "train"]
 
@@ -215,16 +225,36 @@ def train(
     Returns:
         :class:`History` with per-network losses, evaluations, curriculum levels and taus.
     """
-    config = config or TrainConfig()
+    config = TrainConfig() if config is None else config
+    if not isinstance(config, TrainConfig):
+        raise ParameterTypeError(
+            f"The 'config' parameter of train must be a TrainConfig or None. Got "
+            f"{type(config).__name__} instead."
+        )
     if progress is None:
         progress = config.progress
     check_bool("train", "progress", progress)
+    check_int("train", "seed", seed, 0)
     if not isinstance(model, RecurrentModel):
-        raise ValueError(f"The 'model' parameter of train must be a RecurrentModel. Got {model!r}.")
+        raise ParameterTypeError(
+            f"The 'model' parameter of train must be a RecurrentModel. Got {model!r}."
+        )
+    if not callable(getattr(task, "sample", None)) or not hasattr(task, "n_inputs"):
+        raise ParameterTypeError(
+            f"The 'task' parameter of train must be a dynrnn task (sample(), n_inputs). Got "
+            f"{type(task).__name__} instead."
+        )
+    if curriculum is not None and not isinstance(curriculum, (str, Curriculum)):
+        raise ParameterTypeError(
+            f"The 'curriculum' parameter of train must be a Curriculum, one of "
+            f"{list(_CURRICULA)} or None. Got {curriculum!r} instead."
+        )
+    if isinstance(curriculum, str):
+        check_choice("train", "curriculum", curriculum, _CURRICULA)
     if model.n_inputs != task.n_inputs:
         raise ValueError(
             f"The model's n_inputs ({model.n_inputs}) must match the task's n_inputs "
-            f"({task.n_inputs})."
+            f"({task.n_inputs}) (the 'model' and 'task' parameters of train)."
         )
     K = model.n_networks
     classification = getattr(task, "kind", "regression") == "classification"
@@ -245,7 +275,7 @@ def train(
     elif model.n_outputs != task.n_outputs:
         raise ValueError(
             f"The model's n_outputs ({model.n_outputs}) must match the task's n_outputs "
-            f"({task.n_outputs})."
+            f"({task.n_outputs}) (the 'model' and 'task' parameters of train)."
         )
     for name, value in (("lr", config.lr), ("weight_decay", config.weight_decay)):
         if isinstance(value, (list, tuple)) and len(value) != K:

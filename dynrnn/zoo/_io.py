@@ -39,6 +39,7 @@ from typing import Any
 
 import torch
 
+from .._validation import ParameterTypeError, check_bool
 from ..models.base import MODEL_REGISTRY, RecurrentModel, model_from_spec
 
 __all__ = ["save_model", "load_model", "ZooIntegrityError"]
@@ -131,6 +132,10 @@ def to_jsonable(value: Any, where: str) -> Any:
 
 def stem_of(path: str | os.PathLike) -> Path:
     """``a/b``, ``a/b.safetensors`` and ``a/b.json`` all name the pair with stem ``a/b``."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise ParameterTypeError(
+            f"The 'path' argument must be a str or os.PathLike. Got {type(path).__name__}."
+        )
     p = Path(path)
     if p.suffix in (WEIGHTS_SUFFIX, META_SUFFIX):
         p = p.with_suffix("")
@@ -505,6 +510,16 @@ def save_model(
     Returns:
         The stem ``Path`` (so ``stem.with_suffix(".json")`` is the metadata file).
     """
+    if not isinstance(model, RecurrentModel):
+        raise ParameterTypeError(
+            f"The 'model' argument of save_model must be a dynrnn model. Got "
+            f"{type(model).__name__}."
+        )
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise ParameterTypeError(
+            f"The 'metadata' argument of save_model must be a dict or None. Got "
+            f"{type(metadata).__name__}."
+        )
     stem = stem_of(path)
     meta = {} if metadata is None else to_jsonable(dict(metadata), "The 'metadata' argument")
     data, header = serialize_model(model)
@@ -541,6 +556,16 @@ def load_model(
             recorded sha256.
         ValueError: the JSON names an unknown model.
     """
+    check_bool("load_model", "verify", verify)
+    if device is not None:
+        try:
+            device = torch.device(device)
+        except (TypeError, RuntimeError):
+            raise ValueError(
+                f"The 'device' parameter of load_model must name a torch device (e.g. 'cpu'). "
+                f"Got {device!r} instead."
+            ) from None
+    _resolve_dtype(dtype)
     stem = stem_of(path)
     header = read_header(stem.with_name(stem.name + META_SUFFIX))
     model = read_full(stem, header, dtype=dtype, device=device, verify=verify)

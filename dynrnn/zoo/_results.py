@@ -35,7 +35,17 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import ParameterTypeError
 from ._io import TMP_SUFFIX, _fsync_dir, to_jsonable
+
+
+def _check_path(path: Any, owner: str) -> str | os.PathLike:
+    if not isinstance(path, (str, os.PathLike)):
+        raise ParameterTypeError(
+            f"The 'path' parameter of {owner} must be a str or os.PathLike. Got "
+            f"{type(path).__name__} instead."
+        )
+    return path
 
 __all__ = ["save_dataset", "load_dataset"]
 
@@ -213,10 +223,10 @@ def save_dataset(dataset, path: str | os.PathLike) -> Path:
     if isinstance(dataset, xr.DataArray):
         dataset = dataset.to_dataset(name=dataset.name if dataset.name is not None else "data")
     if not isinstance(dataset, xr.Dataset):
-        raise ValueError(
+        raise ParameterTypeError(
             f"The 'dataset' argument must be an xarray.Dataset. Got {type(dataset).__name__}."
         )
-    path = Path(path)
+    path = Path(_check_path(path, "save_dataset"))
     encoded = _encode(dataset)  # unstorable values raise here, before anything is written
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}{TMP_SUFFIX}")
@@ -247,7 +257,7 @@ def load_dataset(path: str | os.PathLike):
     """
     import xarray as xr
 
-    path = Path(path)
+    path = Path(_check_path(path, "load_dataset"))
     if not path.exists():
         raise FileNotFoundError(f"Result file {path} does not exist.")
     try:
