@@ -497,9 +497,10 @@ def test_most_trained_three_bit_flipflop_networks_have_exactly_eight_stable_fixe
 
     Measured (seed 0, AMD EPYC, 2 cores): with the C kernels all 16 reached the criterion and
     14 of 16 were canonical (the other 2 hold their memories on limit cycles: free-run step
-    ~6, no stable points); with DYNRNN_DISABLE_C=1 (plain torch loop) 15 of 16 (network 11 cycles). The bound 10/16
-    leaves a margin of 4 networks below the lower measurement (for p = 14/16 the chance of
-    fewer than 10 of 16 is about 1%).
+    ~6, no stable points); with DYNRNN_DISABLE_C=1 (plain torch loop) 15 of 16 (network 11
+    cycles). The bound 10/16 leaves a margin of 4 networks below the lower measurement (for
+    p = 14/16 the chance of fewer than 10 of 16 is about 1%). Passed in 514 s on a loaded
+    2-core machine.
     """
     model, history = train_flipflop_ensemble(3, 64, 16, seed=0)
     assert history.reached.sum() >= 14, history.reached
