@@ -42,6 +42,15 @@ _LIBS = ["-lmvec", "-lm"]
 _warned: set[str] = set()
 
 
+#: the C sources shipped with the package (``dynrnn/kernels/csrc/<name>.c``)
+SOURCE_DIR = Path(__file__).parent / "csrc"
+
+
+def source(name: str) -> str:
+    """The text of the shipped C source ``csrc/<name>.c`` (what :func:`load` compiles)."""
+    return (SOURCE_DIR / f"{name}.c").read_text()
+
+
 def cache_dir() -> Path:
     root = os.environ.get("DYNRNN_CACHE_DIR")
     return Path(root) if root else Path.home() / ".cache" / "dynrnn" / "kernels"
