@@ -202,8 +202,8 @@ def test_stf_training_equals_plain_loop(lorenz, noise):
 
 
 def test_best_checkpoint_restores_each_networks_best(lorenz):
+    from dynrnn.analyses import BestCheckpoint
     from dynrnn.analyses.dsr_metrics import evaluate_reconstruction
-    from dynrnn.training import BestCheckpoint
 
     m = ShallowPLRNN(ShallowPLRNNConfig(3, 3, n_hidden=16, clipped=True), n_networks=3)
     ckpt = BestCheckpoint(lorenz, every=10, max_samples=1500)
@@ -216,6 +216,10 @@ def test_best_checkpoint_restores_each_networks_best(lorenz):
     assert ckpt.restore(m).all()
     again = evaluate_reconstruction(m, lorenz[:1500], lyapunov=False, pe_steps=1)
     assert np.allclose(again.D_stsp.values, ckpt.best_score)
+    ds = ckpt.to_xarray()
+    assert ds.D_stsp.dims == ("network", "evaluation") and ds.D_stsp.shape == (3, 4)
+    assert list(ds.iteration.values) == [10, 20, 30, 40]
+    assert np.array_equal(ds.best_iteration.values, ckpt.best_iteration)
     with pytest.raises(ValueError, match="every"):
         BestCheckpoint(lorenz, every=0)
     with pytest.raises(ValueError, match="metric"):

@@ -16,19 +16,19 @@ Maths (``a_t = U x_t + b + noise_t + W h_{t-1}``, ``alpha = 1/tau``):
 * ``"outside"``: ``h_t = h_{t-1} + alpha (phi(a_t) - h_{t-1})``;
 * ``y_t = W_out h_t + b_out``.
 
-The reference (specification) is :func:`rate_rnn_reference`, the plain autograd loop; tests
-compare the two on random inputs (values and gradients) and with ``gradcheck``.
+The reference (specification) is :func:`rate_rnn_reference`, the plain autograd loop over the
+model's equations (:func:`dynrnn.functional.rate.rate_step`, the function ``RateRNN`` steps
+with); tests compare the two on random inputs (values and gradients) and with ``gradcheck``.
 """
 
 from __future__ import annotations
 
-import ctypes
-
 import torch
 
 from .._validation import ParameterTypeError, check_choice, check_shape
-from ..models._nonlin import NONLINEARITIES, dphi, phi
-from . import _cbuild
+from ..functional.nonlin import NONLINEARITIES, dphi, phi
+from ..functional.rate import LEAK_FORMS, leak_mix, rate_cell, rate_step
+from . import _backends, _cbuild
 from . import _rate_rnn_c as _C
 from ._workspace import POOL
 
@@ -42,24 +42,17 @@ def _drive(x_t, W_in_T, b):
     return torch.baddbmm(b, x_t, W_in_T)
 
 
-def _cell(h, a, alpha, name, form):
-    if alpha is None:
-        return phi(name, a)
-    if form == "inside":
-        return phi(name, h + alpha * (a - h))
-    return h + alpha * (phi(name, a) - h)
-
-
 def rate_rnn_reference(x, h0, W_in, b, W_T, alpha, W_out, b_out, noise, nonlinearity, leak_form):
-    """Plain autograd loop. ``x [Kx, T, B, I]`` -> ``(H [K, T, B, N], Y [K, T, B, O])``."""
+    """Plain autograd loop of :func:`dynrnn.functional.rate.rate_step` (the model's step):
+    ``x [Kx, T, B, I]`` -> ``(H [K, T, B, N], Y [K, T, B, O])``, arguments as in
+    :func:`rate_rnn`."""
     W_in_T, W_out_T = W_in.transpose(1, 2), W_out.transpose(1, 2)
     b3, bo3 = b[:, None, :], b_out[:, None, :]
     h, hs, ys = h0, [], []
     for t in range(x.shape[1]):
         d = _drive(x[:, t], W_in_T, b3)
-        if noise is not None:
-            d = d + noise[:, t]
-        h = _cell(h, torch.baddbmm(d, h, W_T), alpha, nonlinearity, leak_form)
+        h = rate_step(h, d, W_T, alpha, nonlinearity, leak_form,
+                      None if noise is None else noise[:, t])
         hs.append(h)
         ys.append(torch.baddbmm(bo3, h, W_out_T))
     return torch.stack(hs, 1), torch.stack(ys, 1)
@@ -111,7 +104,7 @@ class _FusedRateRNN(torch.autograd.Function):
                     torch.tanh(a, out=h_new)
                 else:
                     A[:, t] = a
-                    h_new.copy_(_cell(ZH[:, t, :, :N], a, alpha, nonlinearity, leak_form))
+                    h_new.copy_(rate_cell(ZH[:, t, :, :N], a, alpha, nonlinearity, leak_form))
             H = ZH[:, 1:, :, :N]
             Y[:, T - 1] = torch.baddbmm(b_out[:, None, :], H[:, T - 1], W_out.transpose(1, 2))
         empty = torch.empty(0)
@@ -165,7 +158,7 @@ class _FusedRateRNN(torch.autograd.Function):
                 torch.mul(g, dphi(name, A[:, t]), out=ga)
             elif form == "inside":
                 a = A[:, t]
-                gu = g * dphi(name, h_prev + alpha * (a - h_prev))
+                gu = g * dphi(name, leak_mix(h_prev, a, alpha))
                 torch.mul(gu, alpha, out=ga)
                 g_alpha += gu * (a - h_prev)
                 leak = gu * (1 - alpha)
@@ -239,15 +232,8 @@ def _c_library(dtype: torch.dtype, nonlinearity: str, leak_form: str | None, n_u
     }
     if dtype == torch.float32:
         defines["REAL_IS_FLOAT"] = None
-    lib = _cbuild.load(_C.SOURCE, defines)
-    if lib is not None and not getattr(lib, "_dynrnn_typed", False):
-        i64, ptr = ctypes.c_int64, ctypes.c_void_p
-        lib.rate_fwd.argtypes = [i64] * 7 + [ptr] * 13
-        lib.rate_fwd.restype = None
-        lib.rate_bwd.argtypes = [i64] * 7 + [ptr] * 20
-        lib.rate_bwd.restype = None
-        lib._dynrnn_typed = True
-    return lib
+    # IEEE by default; libmvec tanh/exp and reassociation only under DYNRNN_FAST_MATH=1
+    return _cbuild.load(_C.SOURCE, defines, _cbuild.FAST_MATH)
 
 
 def _p(t: torch.Tensor | None):
@@ -341,7 +327,8 @@ class _CRateRNN(torch.autograd.Function):
         )
 
 
-BACKENDS = ("auto", "cpu", "cpu-torch", "triton", "reference")
+#: the backends of :func:`rate_rnn`: all of :data:`._backends.BACKENDS`
+BACKENDS = _backends.BACKENDS
 
 
 def triton_available() -> bool:
@@ -374,7 +361,7 @@ def _check_args(x, h0, W_in, b, W_T, alpha, W_out, b_out, noise, nonlinearity, l
                 f"{t.dtype if torch.is_tensor(t) else type(t).__name__} instead."
             )
     check_choice(owner, "nonlinearity", nonlinearity, NONLINEARITIES)
-    check_choice(owner, "leak_form", leak_form, ("inside", "outside"))
+    check_choice(owner, "leak_form", leak_form, LEAK_FORMS)
     check_shape(owner, "h0", h0, [("K", "B", "N")])
     K, B, N = h0.shape
     check_shape(owner, "x", x, [("K|1", "T", "B", "I0")], "h0", K=K, B=B)
@@ -431,8 +418,7 @@ def rate_rnn(
     Returns:
         ``(H [K, T, B, N], Y [K, T, B, O])``.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"The 'backend' parameter must be one of {BACKENDS}. Got {backend!r}.")
+    backend = _backends.check_backend("rate_rnn", backend, BACKENDS)
     _check_args(x, h0, W_in, b, W_T, alpha, W_out, b_out, noise, nonlinearity, leak_form)
     if backend == "auto":
         if h0.device.type == "cuda":

@@ -8,16 +8,26 @@ GRU (gates r, z, n):  ``r = s(Wir x + bir + Whr h + bhr)``, ``z = s(Wiz x + biz 
 
 LSTM (gates i, f, g, o): ``c' = f * c + i * g``, ``h' = o * tanh(c')``. The protocol state is the
 concatenation ``[h, c]`` so ``n_units = 2 * hidden_size``; the readout uses the ``h`` half.
+
+The cells themselves are :mod:`dynrnn.functional.gated` (with their citations).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from .._validation import check_bool, check_float, check_int
+from .._validation import (
+    Bool,
+    Constraint,
+    Float,
+    Int,
+    validate_config,
+)
+from ..functional.gated import gru_step, lstm_step
 from .base import RecurrentModel
 
 __all__ = ["GRUConfig", "GRU", "LSTMConfig", "LSTM"]
@@ -36,15 +46,18 @@ class GRUConfig:
     rec_noise_std: float = 0.0
     dt: float = 1.0
 
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "n_inputs": Int(0),
+        "n_units": Int(1),
+        "n_outputs": Int(1),
+        "init_scale": Float(0.0),
+        "readout_bias": Bool(),
+        "rec_noise_std": Float(0.0),
+        "dt": Float(0.0, None, low_inclusive=False),
+    }
+
     def __post_init__(self):
-        o = type(self).__name__
-        check_int(o, "n_inputs", self.n_inputs, 0)
-        check_int(o, "n_units", self.n_units, 1)
-        check_int(o, "n_outputs", self.n_outputs, 1)
-        check_float(o, "init_scale", self.init_scale, 0.0, None)
-        check_bool(o, "readout_bias", self.readout_bias)
-        check_float(o, "rec_noise_std", self.rec_noise_std, 0.0, None)
-        check_float(o, "dt", self.dt, 0.0, None, low_inclusive=False)
+        validate_config(self)
 
 
 @dataclass(frozen=True)
@@ -95,6 +108,15 @@ class _Gated(RecurrentModel):
     def _readout_input(self, h):
         return h[..., : self.hidden_size]
 
+    def weight_layout(self) -> dict[str, torch.Tensor]:
+        """Not defined: each hidden unit owns one row in each gate block of ``W_ih`` / ``W_hh``
+        (and an LSTM's state also holds the cell c), so there is no single recurrent matrix; a
+        weight distance would need gate-aware permutations."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has gated units ({self.n_gates} weight blocks per unit); "
+            "gate-aware permutations are not supported."
+        )
+
 
 class GRU(_Gated):
     """K GRU networks (state ``[K, B, H]``); see module docstring for the equations."""
@@ -108,12 +130,8 @@ class GRU(_Gated):
         return self.hidden_size
 
     def step_drive(self, h, drive, params, noise=None):
-        H = self.hidden_size
-        gh = torch.baddbmm(self.b_hh[:, None, :], h, params["W_hh_T"])
-        r = torch.sigmoid(drive[..., :H] + gh[..., :H])
-        z = torch.sigmoid(drive[..., H : 2 * H] + gh[..., H : 2 * H])
-        n = torch.tanh(drive[..., 2 * H :] + r * gh[..., 2 * H :])
-        h_new = n + z * (h - n)
+        """One step (:func:`dynrnn.functional.gated.gru_step`), noise added to the new state."""
+        h_new = gru_step(h, drive, params["W_hh_T"], self.b_hh)
         if noise is not None:
             h_new = h_new + noise
         return h_new
@@ -131,15 +149,10 @@ class LSTM(_Gated):
         return 2 * self.hidden_size
 
     def step_drive(self, h, drive, params, noise=None):
+        """One step (:func:`dynrnn.functional.gated.lstm_step`) of the state ``[h, c]``; noise
+        is added to the new ``h``."""
         H = self.hidden_size
-        hid, c = h[..., :H], h[..., H:]
-        gates = drive + torch.baddbmm(self.b_hh[:, None, :], hid, params["W_hh_T"])
-        i = torch.sigmoid(gates[..., :H])
-        f = torch.sigmoid(gates[..., H : 2 * H])
-        g = torch.tanh(gates[..., 2 * H : 3 * H])
-        o = torch.sigmoid(gates[..., 3 * H :])
-        c_new = f * c + i * g
-        h_new = o * torch.tanh(c_new)
+        h_new, c_new = lstm_step(h[..., :H], h[..., H:], drive, params["W_hh_T"], self.b_hh)
         if noise is not None:
             h_new = h_new + noise[..., :H]
         return torch.cat([h_new, c_new], dim=-1)

@@ -1,6 +1,6 @@
-"""Piecewise-linear RNNs for dynamical-systems reconstruction (Durstewitz lab), batched over K.
+"""Piecewise-linear RNNs for dynamical-systems reconstruction, batched over K.
 
-Four latent maps of ``z [K, B, M]`` (REFERENCES §2), each with an optional external input
+Four latent maps of ``z [K, B, M]`` (see docs/references.md), each with an optional external input
 ``C s`` (``n_inputs > 0``):
 
 * :class:`PLRNN` (Koppe et al. 2019): ``z' = A z + W relu(z) + h``, ``A`` diagonal, ``W`` with
@@ -20,20 +20,35 @@ Every model is piecewise affine: in the linear region with code ``d`` (a 0/1 vec
 (:mod:`dynrnn.analyses.scyfi`) and to symbolic dynamics (:mod:`dynrnn.analyses.symbolic`).
 Jacobians are analytic: ``J = M_d`` at the state's region.
 
-Initialisation (REFERENCES §2): ``A`` is the diagonal of ``S = R^T R / M + I`` normalised to
-largest eigenvalue 1 (``R ~ N(0, 1)``; the PLRNN's ``W`` is the off-diagonal of the same ``S``);
-shPLRNN ``W1, W2 ~ U(+-1/sqrt(fan_in))``, ``h2 ~ U(+-1/sqrt(M))``, ``h1 = 0``; AL-RNN
-``W ~ N(0, 0.01^2)``, ``h = 0``.
+Initialisation (Hess et al. 2023; Brenner et al. 2024): ``A`` is the diagonal of
+``S = R^T R / M + I`` normalised to largest eigenvalue 1 (``R ~ N(0, 1)``; the PLRNN's ``W`` is
+the off-diagonal of the same ``S``); shPLRNN ``W1, W2 ~ U(+-1/sqrt(fan_in))``,
+``h2 ~ U(+-1/sqrt(M))``, ``h1 = 0``; AL-RNN ``W ~ N(0, 0.01^2)``, ``h = 0``.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from .._validation import check_bool, check_choice, check_float, check_int
+from .._validation import (
+    Bool,
+    Choice,
+    Constraint,
+    Float,
+    Int,
+    validate_config,
+)
+from ..functional.plrnn import (
+    plrnn_affine,
+    plrnn_phi,
+    plrnn_step,
+    shplrnn_affine,
+    shplrnn_step,
+)
 from .base import RecurrentModel
 
 __all__ = [
@@ -64,7 +79,8 @@ class PLRNNConfig:
         learn_initial_state: identity observation with ``M > N``: infer the ``M - N``
             unobserved units of a window's (or a free run's) first state from its first
             observation with a trained matrix ``L [M-N, N]``, ``z_0 = [x_0; L x_0]`` (as the
-            lab's reference code does; ``L ~ U(+-1/sqrt(N))``). False: they start at 0.
+            AL-RNN reference code of Brenner et al. 2024 does; ``L ~ U(+-1/sqrt(N))``).
+            False: they start at 0.
     """
 
     n_latent: int
@@ -75,19 +91,25 @@ class PLRNNConfig:
     dt: float = 1.0
     learn_initial_state: bool = True
 
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "n_latent": Int(1),
+        "n_outputs": Int(1),
+        "n_inputs": Int(0),
+        "observation": Choice(("identity", "affine")),
+        "readout_bias": Bool(),
+        "dt": Float(0.0, None, low_inclusive=False),
+        "learn_initial_state": Bool(),
+    }
+
     def __post_init__(self):
-        o = type(self).__name__
-        check_int(o, "n_latent", self.n_latent, 1)
-        check_int(o, "n_outputs", self.n_outputs, 1)
-        check_int(o, "n_inputs", self.n_inputs, 0)
-        check_choice(o, "observation", self.observation, ("identity", "affine"))
-        check_bool(o, "readout_bias", self.readout_bias)
-        check_float(o, "dt", self.dt, 0.0, None, low_inclusive=False)
-        check_bool(o, "learn_initial_state", self.learn_initial_state)
+        validate_config(self)
+
+    def _check_relations(self):
         if self.observation == "identity" and self.n_outputs > self.n_latent:
             raise ValueError(
-                f"The 'n_outputs' parameter of {o} must be <= n_latent={self.n_latent} for the "
-                f"identity observation model. Got {self.n_outputs} instead."
+                f"The 'n_outputs' parameter of {type(self).__name__} must be <= "
+                f"n_latent={self.n_latent} for the identity observation model. Got "
+                f"{self.n_outputs} instead."
             )
 
 
@@ -98,11 +120,7 @@ class ShallowPLRNNConfig(PLRNNConfig):
     n_hidden: int = 100
     clipped: bool = False
 
-    def __post_init__(self):
-        super().__post_init__()
-        o = type(self).__name__
-        check_int(o, "n_hidden", self.n_hidden, 1)
-        check_bool(o, "clipped", self.clipped)
+    constraints: ClassVar[dict[str, Constraint]] = {"n_hidden": Int(1), "clipped": Bool()}
 
 
 @dataclass(frozen=True)
@@ -111,10 +129,7 @@ class ALRNNConfig(PLRNNConfig):
 
     n_pwl: int = 2
 
-    def __post_init__(self):
-        super().__post_init__()
-        o = type(self).__name__
-        check_int(o, "n_pwl", self.n_pwl, 0, self.n_latent)
+    constraints: ClassVar[dict[str, Constraint]] = {"n_pwl": Int(0, "n_latent")}
 
 
 def _init_a_w(M: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -254,6 +269,11 @@ class PiecewiseLinearRNN(RecurrentModel):
         """The latent units teacher forcing replaces (identity observation: the first N)."""
         return slice(0, self.n_outputs)
 
+    def has_fused_forced_rollout(self) -> bool:
+        """Autonomous PLRNN-family models have a fused teacher-forced rollout
+        (:mod:`dynrnn.kernels.plrnn_rollout`)."""
+        return self.n_inputs == 0
+
     def _expand(self, t: torch.Tensor, lead_ndim: int) -> torch.Tensor:
         """Insert ``lead_ndim`` singleton dims after K."""
         return t.reshape(t.shape[0], *([1] * lead_ndim), *t.shape[1:])
@@ -285,8 +305,13 @@ class PLRNN(PiecewiseLinearRNN):
         return {"W_T": (self.W * self.offdiag).transpose(1, 2)}
 
     def step_drive(self, h, drive, params, noise=None):
-        out = torch.baddbmm(drive, torch.relu(h), params["W_T"]) + self.A[:, None, :] * h
+        out = plrnn_step(h, drive, self.A, params["W_T"])
         return out if noise is None else out + noise
+
+    def fused_forced_rollout(self, zhat, weights, z0):
+        from ..kernels.plrnn_rollout import plrnn_forced_rollout
+
+        return plrnn_forced_rollout(zhat, weights, z0, self.A, self.W * self.offdiag, self.h, 0)
 
     @property
     def n_region_bits(self):
@@ -297,8 +322,7 @@ class PLRNN(PiecewiseLinearRNN):
 
     def affine_pieces(self, d, with_bias=True):
         n = d.ndim - 2
-        W = self._expand(self.W * self.offdiag, n)
-        mats = W * d.unsqueeze(-2) + torch.diag_embed(self._expand(self.A, n).expand_as(d))
+        mats = plrnn_affine(self._expand(self.A, n), self._expand(self.W * self.offdiag, n), d)
         c = self._expand(self.h, n).expand(*d.shape[:-1], self.n_latent)
         return mats, c
 
@@ -336,12 +360,15 @@ class ShallowPLRNN(PiecewiseLinearRNN):
         return {"W1_T": self.W1.transpose(1, 2), "W2_T": self.W2.transpose(1, 2)}
 
     def step_drive(self, h, drive, params, noise=None):
-        u = torch.bmm(h, params["W2_T"])
-        r = torch.relu(u + self.h2[:, None, :])
-        if self.config.clipped:
-            r = r - torch.relu(u)
-        out = torch.baddbmm(drive, r, params["W1_T"]) + self.A[:, None, :] * h
+        out = shplrnn_step(h, drive, self.A, params["W1_T"], params["W2_T"], self.h2,
+                           bool(self.config.clipped))
         return out if noise is None else out + noise
+
+    def fused_forced_rollout(self, zhat, weights, z0):
+        from ..kernels.plrnn_rollout import shplrnn_forced_rollout
+
+        return shplrnn_forced_rollout(zhat, weights, z0, self.A, self.W1, self.W2, self.h1,
+                                      self.h2, bool(self.config.clipped))
 
     @property
     def n_region_bits(self):
@@ -359,14 +386,11 @@ class ShallowPLRNN(PiecewiseLinearRNN):
     def affine_pieces(self, d, with_bias=True):
         n = d.ndim - 2
         L = self.config.n_hidden
-        W1, W2 = self._expand(self.W1, n), self._expand(self.W2, n)
         d1 = d[..., :L]
         eff = d1 - d[..., L:] if self.config.clipped else d1
-        mats = (W1 * eff.unsqueeze(-2)) @ W2
-        mats = mats + torch.diag_embed(self._expand(self.A, n).expand(*d.shape[:-1], -1))
-        c = self._expand(self.h1, n) + ((W1 * d1.unsqueeze(-2)) @ self._expand(self.h2, n)
-                                        .unsqueeze(-1)).squeeze(-1)
-        return mats, c
+        e = self._expand
+        return shplrnn_affine(e(self.A, n), e(self.W1, n), e(self.W2, n), e(self.h1, n),
+                              e(self.h2, n), d1, eff)
 
 
 class ALRNN(PiecewiseLinearRNN):
@@ -401,14 +425,19 @@ class ALRNN(PiecewiseLinearRNN):
         return {"W_T": self.W.transpose(1, 2)}
 
     def phi(self, z):
-        P = self.n_pwl
-        if P == 0:
-            return z
-        return torch.cat([z[..., : self.n_latent - P], torch.relu(z[..., self.n_latent - P:])], -1)
+        """``Phi*(z)``: identity on the first M-P units, ReLU on the last P
+        (:func:`dynrnn.functional.plrnn.plrnn_phi`)."""
+        return plrnn_phi(z, self.n_latent - self.n_pwl)
 
     def step_drive(self, h, drive, params, noise=None):
-        out = torch.baddbmm(drive, self.phi(h), params["W_T"]) + self.A[:, None, :] * h
+        out = plrnn_step(h, drive, self.A, params["W_T"], self.n_latent - self.n_pwl)
         return out if noise is None else out + noise
+
+    def fused_forced_rollout(self, zhat, weights, z0):
+        from ..kernels.plrnn_rollout import plrnn_forced_rollout
+
+        return plrnn_forced_rollout(zhat, weights, z0, self.A, self.W, self.h,
+                                    self.n_latent - self.n_pwl)
 
     @property
     def n_region_bits(self):
@@ -423,7 +452,6 @@ class ALRNN(PiecewiseLinearRNN):
         full = torch.ones(*d.shape[:-1], M, dtype=d.dtype, device=d.device)
         if P:
             full = torch.cat([full[..., : M - P], d], dim=-1)
-        mats = self._expand(self.W, n) * full.unsqueeze(-2)
-        mats = mats + torch.diag_embed(self._expand(self.A, n).expand(*d.shape[:-1], -1))
+        mats = plrnn_affine(self._expand(self.A, n), self._expand(self.W, n), full)
         c = self._expand(self.h, n).expand(*d.shape[:-1], M)
         return mats, c

@@ -1,6 +1,6 @@
 """Leaky rate RNN with per-neuron trainable time constants (batched over K networks).
 
-Two update forms (Khajehabdollahi et al., ICLR 2024; REFERENCES §1), with ``alpha = 1 / tau``
+Two update forms (Khajehabdollahi et al., ICLR 2024), with ``alpha = 1 / tau``
 per neuron and ``a = W h + U x + b`` (plus noise):
 
 * ``leak_form="inside"``:  ``h' = phi((1 - alpha) h + alpha a)`` (the paper's main form);
@@ -18,11 +18,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from .._validation import check_bool, check_choice, check_float, check_int, resolve_generator
-from ._nonlin import NONLINEARITIES, dphi, phi
+from .._validation import (
+    Bool,
+    Choice,
+    Constraint,
+    Float,
+    Int,
+    check_int,
+    resolve_generator,
+    validate_config,
+)
+from ..functional.nonlin import NONLINEARITIES
+from ..functional.rate import rate_cell_jacobian, rate_preactivation, rate_step
 from .base import RecurrentModel
 
 __all__ = ["RateRNNConfig", "RateRNN"]
@@ -73,32 +84,38 @@ class RateRNNConfig:
     dt: float = 1.0
     readout_scale: float = 1.0
 
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "n_inputs": Int(0),
+        "n_units": Int(1),
+        "n_outputs": Int(1),
+        "nonlinearity": Choice(NONLINEARITIES),
+        "leak_form": Choice(("inside", "outside")),
+        "tau_min": Float(0.0, None, low_inclusive=False),
+        "tau_init": Float("tau_min", None),
+        "tau_jitter": Float(0.0),
+        "train_tau": Bool(),
+        "init_gain": Float(0.0),
+        "zero_diagonal": Bool(),
+        "dale": Bool(),
+        "frac_excitatory": Float(0.0, 1.0),
+        "bias": Bool(),
+        "readout_bias": Bool(),
+        "rec_noise_std": Float(0.0),
+        "input_noise_std": Float(0.0),
+        "h0_scale": Float(0.0),
+        "dt": Float(0.0, None, low_inclusive=False),
+        "readout_scale": Float(0.0, None, low_inclusive=False),
+    }
+
     def __post_init__(self):
-        o = type(self).__name__
-        check_int(o, "n_inputs", self.n_inputs, 0)
-        check_int(o, "n_units", self.n_units, 1)
-        check_int(o, "n_outputs", self.n_outputs, 1)
-        check_choice(o, "nonlinearity", self.nonlinearity, NONLINEARITIES)
-        check_choice(o, "leak_form", self.leak_form, ("inside", "outside"))
-        check_float(o, "tau_min", self.tau_min, 0.0, None, low_inclusive=False)
-        check_float(o, "tau_init", self.tau_init, self.tau_min, None)
-        check_float(o, "tau_jitter", self.tau_jitter, 0.0, None)
-        check_bool(o, "train_tau", self.train_tau)
-        check_float(o, "init_gain", self.init_gain, 0.0, None)
-        check_bool(o, "zero_diagonal", self.zero_diagonal)
-        check_bool(o, "dale", self.dale)
-        check_float(o, "frac_excitatory", self.frac_excitatory, 0.0, 1.0)
-        check_bool(o, "bias", self.bias)
-        check_bool(o, "readout_bias", self.readout_bias)
-        check_float(o, "rec_noise_std", self.rec_noise_std, 0.0, None)
-        check_float(o, "input_noise_std", self.input_noise_std, 0.0, None)
-        check_float(o, "h0_scale", self.h0_scale, 0.0, None)
-        check_float(o, "dt", self.dt, 0.0, None, low_inclusive=False)
-        check_float(o, "readout_scale", self.readout_scale, 0.0, None, low_inclusive=False)
+        validate_config(self)
+
+    def _check_relations(self):
         if self.dale and self.nonlinearity in ("tanh", "identity"):
             raise ValueError(
-                f"The 'dale' parameter of {o} needs non-negative rates; use a nonlinearity from "
-                f"('relu', 'softplus', 'sigmoid', 'leaky_relu'), not {self.nonlinearity!r}."
+                f"The 'dale' parameter of {type(self).__name__} needs non-negative rates; use a "
+                f"nonlinearity from ('relu', 'softplus', 'sigmoid', 'leaky_relu'), not "
+                f"{self.nonlinearity!r}."
             )
 
     @property
@@ -198,6 +215,22 @@ class RateRNN(RecurrentModel):
             W = W * self.diag_mask
         return W
 
+    def weight_layout(self) -> dict[str, torch.Tensor]:
+        """The weights by role (see :meth:`RecurrentModel.weight_layout`): ``recurrent`` = the
+        effective weights ``[K, N, N]`` (Dale's law and the diagonal mask applied), ``input`` =
+        ``W_in [K, N, I]``, ``output`` = ``W_out [K, O, N]`` (before ``readout_scale``), and
+        ``bias`` = ``b [K, N]``, ``output_bias`` = ``b_out [K, O]``, ``tau [K, N]`` when the
+        config has ``bias``, ``readout_bias``, ``train_tau``."""
+        c = self.config
+        layout = {"recurrent": self.effective_weights(), "input": self.W_in, "output": self.W_out}
+        if c.bias:
+            layout["bias"] = self.b
+        if c.readout_bias:
+            layout["output_bias"] = self.b_out
+        if c.train_tau:
+            layout["tau"] = self.tau
+        return layout
+
     def alpha(self) -> torch.Tensor | None:
         """``1 / max(tau, tau_min)`` as ``[K, 1, N]``, or None when every tau is exactly 1."""
         if not self.config.train_tau and bool((self.tau == 1).all()):
@@ -223,16 +256,11 @@ class RateRNN(RecurrentModel):
         return out.reshape(K, *lead[1:], self.n_units)
 
     def step_drive(self, h, drive, params, noise=None):
-        a = torch.baddbmm(drive, h, params["W_T"])
-        if noise is not None:
-            a = a + noise
-        name = self.config.nonlinearity
-        alpha = params.get("alpha")
-        if alpha is None:
-            return phi(name, a)
-        if self.config.leak_form == "inside":
-            return phi(name, h + alpha * (a - h))
-        return h + alpha * (phi(name, a) - h)
+        """One step (:func:`dynrnn.functional.rate.rate_step`): ``h [K, B, N]``, ``drive = U x
+        + b [K, B, N]``, state noise ``[K, B, N]`` added to the pre-activation, or None."""
+        c = self.config
+        return rate_step(h, drive, params["W_T"], params.get("alpha"), c.nonlinearity,
+                         c.leak_form, noise)
 
     def has_fused_loop(self) -> bool:
         return True
@@ -284,7 +312,7 @@ class RateRNN(RecurrentModel):
         return h
 
     def jacobian(self, h, x=None):
-        """Analytic Jacobian ``[K, B, N, N]``.
+        """Analytic Jacobian ``[K, B, N, N]`` (:func:`dynrnn.functional.rate.rate_cell_jacobian`).
 
         inside: ``J = diag(phi'(u)) ((1 - alpha) I + alpha W)`` with ``u = (1-alpha) h + alpha a``;
         outside: ``J = (1 - alpha) I + diag(alpha phi'(a)) W``; tau = 1: ``diag(phi'(a)) W``.
@@ -293,18 +321,9 @@ class RateRNN(RecurrentModel):
         drive = self._drive_for_step(h, x, "jacobian")
         params = self.prepare()
         W = params["W_T"].transpose(1, 2)[:, None]  # [K, 1, N, N]
-        a = torch.baddbmm(drive, h, params["W_T"])
-        name = self.config.nonlinearity
-        alpha = params.get("alpha")
-        if alpha is None:
-            return dphi(name, a)[..., :, None] * W
-        eye = torch.eye(self.n_units, dtype=h.dtype, device=h.device)
-        alpha = alpha.expand_as(h)
-        if self.config.leak_form == "inside":
-            u = h + alpha * (a - h)
-            inner = (1 - alpha)[..., None] * eye + alpha[..., :, None] * W
-            return dphi(name, u)[..., :, None] * inner
-        return (1 - alpha)[..., None] * eye + (alpha * dphi(name, a))[..., :, None] * W
+        a = rate_preactivation(h, drive, params["W_T"])
+        c = self.config
+        return rate_cell_jacobian(h, a, W, params.get("alpha"), c.nonlinearity, c.leak_form)
 
     def project_(self) -> None:
         with torch.no_grad():

@@ -1,6 +1,6 @@
 """Teacher forcing for dynamical-systems reconstruction (DSR), K networks trained at once.
 
-Generalized teacher forcing (GTF; Hess et al., ICML 2023; REFERENCES §3). At every step the
+Generalized teacher forcing (GTF; Hess et al., ICML 2023). At every step the
 latent state is pulled towards the state inferred from the data before the map is applied,
 
     z~_{t-1} = (1 - alpha) z_{t-1} + alpha zhat_{t-1},      z_t = F(z~_{t-1}),
@@ -23,7 +23,7 @@ Everything is batched over the K networks of the model (leading dim K, per-netwo
 learning rate, gradient clipping; :class:`~dynrnn.training.optim.EnsembleOptimizer`). The time
 loop is a tight loop over preallocated data windows: one ``lerp`` for forcing plus the model's
 step per time step. Optimiser: RAdam with exponential decay of the learning rate from ``lr``
-to ``lr_end`` over the run (REFERENCES §3: 1e-3 -> 1e-6).
+to ``lr_end`` over the run (Hess et al. 2023: 1e-3 -> 1e-6; see docs/references.md).
 """
 
 from __future__ import annotations
@@ -32,22 +32,28 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from .._progress import finish_early, progress_bar, stage
+from .._progress import finish_early, progress_bar
 from .._validation import (
+    Bool,
+    Choice,
+    Constraint,
+    Float,
+    Int,
+    OrNone,
     ParameterTypeError,
     check_bool,
     check_choice,
-    check_float,
     check_int,
     check_tensor,
     resolve_generator,
+    validate_config,
 )
-from ._gtf_kernels import fused_rollout, supports_fused
+from ..models.protocol import latent_from_observation
 from .optim import EnsembleOptimizer, per_network_grad_norm
 
 __all__ = [
@@ -59,7 +65,6 @@ __all__ = [
     "estimate_forcing_interval",
     "check_dsr_data",
     "sample_windows",
-    "BestCheckpoint",
 ]
 
 FORCING = ("gtf", "agtf", "stf", "none")
@@ -87,8 +92,9 @@ class GTFConfig:
         noise_std: std of Gaussian noise added to the teacher signal (data used for forcing)
             each batch (regularisation; 0: off).
         noise_on_targets: add that same noise to the loss targets too, i.e. to the whole
-            sampled batch, as the lab's reference code does (``add_gaussian_noise!`` on the
-            batch, which is both the forcing signal and the target).
+            sampled batch, as the AL-RNN reference code of Brenner et al. (2024) does
+            (``add_gaussian_noise!`` on the batch, which is both the forcing signal and the
+            target).
         loss_burn_in: leading steps of each window excluded from the loss (lets unobserved
             latent units, which start at 0, settle under forcing; 0: off).
         seed: seed of window sampling and noise.
@@ -112,27 +118,28 @@ class GTFConfig:
     loss_burn_in: int = 0
     seed: int = 0
 
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "n_iterations": Int(1),
+        "seq_len": Int(1),
+        "batch_size": Int(1),
+        "forcing": Choice(FORCING),
+        "alpha": Float(0.0, 1.0),
+        "alpha_init": Float(0.0, 1.0),
+        "agtf_every": Int(1),
+        "agtf_decay": Float(0.0, 1.0),
+        "tau": OrNone(Int(1)),
+        "lr": Float(0.0, None, low_inclusive=False),
+        "lr_end": Float(0.0, "lr", low_inclusive=False),
+        "optimizer": Choice(("radam", "adam")),
+        "grad_clip": OrNone(Float(0.0)),
+        "noise_std": Float(0.0),
+        "noise_on_targets": Bool(),
+        "loss_burn_in": Int(0, lambda c: c.seq_len - 1),
+        "seed": Int(0),
+    }
+
     def __post_init__(self):
-        o = type(self).__name__
-        check_int(o, "n_iterations", self.n_iterations, 1)
-        check_int(o, "seq_len", self.seq_len, 1)
-        check_int(o, "batch_size", self.batch_size, 1)
-        check_choice(o, "forcing", self.forcing, FORCING)
-        check_float(o, "alpha", self.alpha, 0.0, 1.0)
-        check_float(o, "alpha_init", self.alpha_init, 0.0, 1.0)
-        check_int(o, "agtf_every", self.agtf_every, 1)
-        check_float(o, "agtf_decay", self.agtf_decay, 0.0, 1.0)
-        if self.tau is not None:
-            check_int(o, "tau", self.tau, 1)
-        check_float(o, "lr", self.lr, 0.0, None, low_inclusive=False)
-        check_float(o, "lr_end", self.lr_end, 0.0, self.lr, low_inclusive=False)
-        check_choice(o, "optimizer", self.optimizer, ("radam", "adam"))
-        if self.grad_clip is not None:
-            check_float(o, "grad_clip", self.grad_clip, 0.0, None)
-        check_float(o, "noise_std", self.noise_std, 0.0, None)
-        check_bool(o, "noise_on_targets", self.noise_on_targets)
-        check_int(o, "loss_burn_in", self.loss_burn_in, 0, self.seq_len - 1)
-        check_int(o, "seed", self.seed, 0)
+        validate_config(self)
 
 
 @dataclass
@@ -157,6 +164,23 @@ class GTFHistory:
             "lr": np.asarray(self.lr),
             "wall_time": np.asarray(self.wall_time),
         }
+
+    def to_xarray(self):
+        """The history as an ``xarray.Dataset``: ``loss``, ``alpha``, ``grad_norm``
+        ``(network, iteration)``, ``lr`` and ``wall_time`` ``(iteration)``; attrs ``tau``
+        (STF forcing interval, -1 if none) and ``stopped``."""
+        import xarray as xr
+
+        a = self.as_arrays()
+        n = len(self.loss)
+        K = a["loss"].shape[1] if n else 0
+        per_net = {k: (("network", "iteration"), a[k].reshape(n, K).T)
+                   for k in ("loss", "alpha", "grad_norm")}  # fmt: skip
+        data = {**per_net, "lr": (("iteration",), a["lr"]),
+                "wall_time": (("iteration",), a["wall_time"])}  # fmt: skip
+        coords = {"network": np.arange(K), "iteration": np.arange(n)}
+        attrs = {"tau": -1 if self.tau is None else int(self.tau), "stopped": int(self.stopped)}
+        return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
 def check_dsr_data(data: Any, n_obs: int | None, owner: str, min_len: int = 2) -> torch.Tensor:
@@ -201,19 +225,6 @@ def sample_windows(data: torch.Tensor, K: int, B: int, length: int, gen: torch.G
     return data[r[:, None], idx].reshape(K, B, length, N)
 
 
-def _pad_latent(model, x: torch.Tensor, initial: bool = False) -> torch.Tensor:
-    """The data-inferred latent state ``zhat`` for observations ``x [K, ..., N]`` ->
-    ``[K, ..., M]`` (identity: ``[x; 0]``, or ``[x; L x]`` for a first state of a model that
-    learns its initial state; affine: least-squares inverse of the observation model)."""
-    infer = getattr(model, "latent_from_observation", None)
-    if infer is not None:
-        return infer(x, initial=initial)
-    M, N = model.n_units, model.n_outputs
-    if M == N:
-        return x
-    return torch.cat([x, x.new_zeros(*x.shape[:-1], M - N)], dim=-1)
-
-
 def _forcing_weights(model, alpha: torch.Tensor) -> torch.Tensor:
     """Per-unit forcing weight ``[K, 1, M]``: alpha on the forced units, 0 on the others."""
     K, M = model.n_networks, model.n_units
@@ -249,8 +260,9 @@ def gtf_loss(
         return_states: also return the forced states ``z~ [K, B, S, M]`` (detached).
         loss_burn_in: leading predicted steps left out of the loss (the unobserved latent units
             start at 0 in every window; a burn-in lets them settle under forcing first).
-        backend: ``"auto"`` uses the fused rollout with hand-written BPTT
-            (:mod:`dynrnn.training._gtf_kernels`) for autonomous PLRNN-family models;
+        backend: ``"auto"`` uses the model's fused rollout with hand-written BPTT where it
+            has one (``model.has_fused_forced_rollout()``: autonomous PLRNN-family models,
+            :mod:`dynrnn.kernels.plrnn_rollout`);
             ``"reference"`` forces the plain autograd loop (the specification).
 
     Returns:
@@ -261,20 +273,21 @@ def gtf_loss(
     S = windows.shape[2] - 1
     alpha = torch.as_tensor(alpha, dtype=windows.dtype).expand(K)
     check_choice("gtf_loss", "backend", backend, ("auto", "reference"))
-    zhat = _pad_latent(model, teacher)  # [K, B, S+1, M]
-    z0 = _pad_latent(model, teacher[:, :, 0], initial=True)  # [K, B, M], may carry gradient
+    zhat = latent_from_observation(model, teacher)  # [K, B, S+1, M]
+    # [K, B, M], may carry gradient (a learned initial state)
+    z0 = latent_from_observation(model, teacher[:, :, 0], initial=True)
     if forcing == "stf":
         w = _forcing_weights(model, torch.ones_like(alpha))
     else:
         w = _forcing_weights(model, alpha)
     use_forcing = forcing in ("gtf", "agtf") and bool((alpha > 0).any())
-    if backend == "auto" and supports_fused(model):
+    if backend == "auto" and model.has_fused_forced_rollout():
         weights = torch.zeros(S, *w.shape, dtype=w.dtype)
         if use_forcing:
             weights[:] = w
         elif forcing == "stf":
             weights[:: max(int(tau), 1)] = w
-        Z, ZF = fused_rollout(model, zhat.transpose(1, 2).contiguous(), weights, z0)
+        Z, ZF = model.fused_forced_rollout(zhat.transpose(1, 2).contiguous(), weights, z0)
         Z, forced = Z.transpose(1, 2), ZF.transpose(1, 2)
     else:
         zhat_steps = zhat.unbind(2)
@@ -384,6 +397,7 @@ def train_gtf(
     config: GTFConfig | None = None,
     *,
     callback: Callable[[int, Any, GTFHistory], bool | None] | None = None,
+    seed: int | None = None,
     progress: bool = True,
 ) -> GTFHistory:
     """Train the K networks of ``model`` on observed time series with teacher forcing.
@@ -396,13 +410,16 @@ def train_gtf(
         config: a :class:`GTFConfig` (defaults: GTF alpha 0.2, RAdam 1e-3 -> 1e-6, clip 10).
         callback: called as ``callback(iteration, model, history)`` after each iteration;
             returning True stops training (e.g. when DSR metrics are reached).
+        seed: seeds the window sampling and the teacher noise (same seed -> same result);
+            None (default) takes ``config.seed``.
         progress: show a tqdm progress bar on stderr over the iterations; evaluations of a
-            :class:`BestCheckpoint` callback show on it as ``evaluating``. When the callback
-            stops training the bar's total becomes the iterations run.
+            :class:`~dynrnn.analyses.BestCheckpoint` callback show on it as ``evaluating``.
+            When the callback stops training the bar's total becomes the iterations run.
 
     Returns:
         :class:`GTFHistory` with per-iteration ``loss [K]``, ``alpha [K]``, ``grad_norm [K]``,
-        ``lr`` and wall time; ``tau`` (STF).
+        ``lr`` and wall time; ``tau`` (STF); ``.to_xarray()`` gives them as a Dataset with
+        dims ``network`` and ``iteration``.
     """
     owner = "train_gtf"
     config = GTFConfig() if config is None else config
@@ -411,6 +428,7 @@ def train_gtf(
             f"The 'config' parameter of {owner} must be a GTFConfig. Got {config!r}."
         )
     check_bool(owner, "progress", progress)
+    seed = config.seed if seed is None else check_int(owner, "seed", seed, 0)
     if not isinstance(model, torch.nn.Module) or not all(
         hasattr(model, a) for a in ("n_networks", "n_outputs", "step_drive", "readout")
     ):
@@ -425,7 +443,7 @@ def train_gtf(
     x = check_dsr_data(data, model.n_outputs, owner, min_len=config.seq_len + 1)
     x = x.to(model.dtype)
     K = model.n_networks
-    gen = resolve_generator(config.seed)
+    gen = resolve_generator(seed)
     tau = config.tau
     if config.forcing == "stf" and tau is None:
         tau = estimate_forcing_interval(x)
@@ -486,94 +504,3 @@ def train_gtf(
                     finish_early(bar, "stopped by the callback")
                 break
     return hist
-
-
-class BestCheckpoint:
-    """Keep each network's best parameters during :func:`train_gtf` (the lab's AL-RNN tutorial
-    returns its best model by D_stsp in the same way).
-
-    Every ``every`` iterations all K networks are evaluated with the DSR protocol
-    (:func:`~dynrnn.analyses.dsr_metrics.evaluate_reconstruction`: free run of 1.25 T steps
-    from the first observation, 25% transient dropped; no Lyapunov exponent) on ``data`` (its
-    first ``max_samples`` steps), and every network whose ``metric`` improved has its state
-    copied. :meth:`restore` loads the best state of each network into the model; networks
-    never evaluated, or never finite, keep their current state. DSR free runs can fall onto a
-    fixed point late in training while the loss still falls, so the last iterate is not
-    always the best reconstruction. While it evaluates, the progress bar of
-    :func:`train_gtf` shows ``evaluating``.
-
-    Use: ``ckpt = BestCheckpoint(clean_data, every=2000); train_gtf(model, data, cfg,
-    callback=ckpt); ckpt.restore(model)``. ``ckpt.history`` lists ``(iteration, D_stsp [K],
-    D_H [K])``; ``ckpt.best_score [K]`` and ``ckpt.best_iteration [K]`` (-1: none) the best.
-
-    Arguments:
-        data: observations ``[T, N]`` to evaluate against (e.g. the clean series).
-        every: iterations between evaluations (>= 1).
-        metric: ``"D_stsp"`` or ``"D_H"`` (lower is better).
-        max_samples: evaluate on the first ``max_samples`` steps only (None: all; the
-            tutorial used 10,000).
-        stop_below: optional ``(D_stsp, D_H)``: stop training once every network has reached
-            both (returns True to :func:`train_gtf`).
-    """
-
-    def __init__(self, data: Any, every: int = 1000, metric: str = "D_stsp",
-                 max_samples: int | None = None,
-                 stop_below: tuple[float, float] | None = None):
-        owner = "BestCheckpoint"
-        self.every = check_int(owner, "every", every, 1)
-        self.metric = check_choice(owner, "metric", metric, ("D_stsp", "D_H"))
-        x = check_dsr_data(data, None, owner)[0]
-        if max_samples is not None:
-            x = x[: check_int(owner, "max_samples", max_samples, 2)]
-        self.data = x
-        if stop_below is not None:
-            if len(stop_below) != 2:
-                raise ValueError(f"The 'stop_below' parameter of {owner} must be a pair "
-                                 f"(D_stsp, D_H). Got {stop_below!r}.")
-            stop_below = (float(stop_below[0]), float(stop_below[1]))
-        self.stop_below = stop_below
-        self.history: list[tuple[int, np.ndarray, np.ndarray]] = []
-        self.best_score: np.ndarray | None = None
-        self.best_iteration: np.ndarray | None = None
-        self._state: dict[str, torch.Tensor] | None = None
-
-    def __call__(self, iteration: int, model, history=None) -> bool:
-        if (iteration + 1) % self.every:
-            return False
-        from ..analyses.dsr_metrics import evaluate_reconstruction
-
-        with stage("evaluating"):  # on the bar of train_gtf, if one is running
-            ds = evaluate_reconstruction(model, self.data, lyapunov=False, pe_steps=1)
-        d_stsp, d_h = ds.D_stsp.values, ds.D_H.values
-        self.history.append((iteration + 1, d_stsp.copy(), d_h.copy()))
-        score = d_stsp if self.metric == "D_stsp" else d_h
-        score = np.where(np.isfinite(score), score, np.inf)
-        K = model.n_networks
-        if self._state is None:
-            self.best_score = np.full(K, np.inf)
-            self.best_iteration = np.full(K, -1)
-            self._state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        better = score < self.best_score
-        if better.any():
-            idx = torch.as_tensor(np.nonzero(better)[0])
-            for k, v in model.state_dict().items():
-                self._state[k][idx] = v.detach()[idx]
-            self.best_score[better] = score[better]
-            self.best_iteration[better] = iteration + 1
-        if self.stop_below is None:
-            return False
-        s_max, h_max = self.stop_below
-        return bool(np.all((d_stsp < s_max) & (d_h < h_max)))
-
-    @torch.no_grad()
-    def restore(self, model) -> np.ndarray:
-        """Load each network's best state into ``model``; returns the networks changed
-        ``[K]`` bool."""
-        if self._state is None:
-            return np.zeros(model.n_networks, dtype=bool)
-        took = self.best_iteration >= 0
-        idx = torch.as_tensor(np.nonzero(took)[0])
-        current = model.state_dict()
-        for k, v in current.items():
-            v[idx] = self._state[k][idx].to(v.dtype)
-        return took

@@ -1,5 +1,8 @@
 """Masked losses computed per network (shape ``[K]``), so an ensemble's total loss is their sum
-and each network's gradient is exactly its own loss's gradient."""
+and each network's gradient is exactly its own loss's gradient.
+
+:func:`masked_mse` is defined in :mod:`dynrnn.functional.losses` (analyses use it too) and
+re-exported here."""
 
 from __future__ import annotations
 
@@ -7,16 +10,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._validation import ParameterTypeError, check_shape, check_tensor
+from .._validation import ParameterTypeError, check_shape
+from ..functional.losses import _real, masked_mse
 
 __all__ = ["masked_mse", "head_cross_entropy", "head_accuracy"]
-
-
-def _real(owner: str, name: str, value) -> torch.Tensor:
-    """A real tensor (kept as it is when it already is one, so gradients flow)."""
-    if torch.is_tensor(value) and (value.is_floating_point() or value.dtype == torch.bool):
-        return value
-    return check_tensor(owner, name, value)
 
 
 def _integer(owner: str, name: str, value) -> torch.Tensor:
@@ -62,39 +59,6 @@ def _check_heads(owner, outputs, labels, mask, head_map):
             f"two-class heads of 'head_map' need {2 * head_map.shape[1]}."
         )
     return outputs, labels, mask, head_map
-
-
-def masked_mse(outputs: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean squared error over the masked entries, per network.
-
-    Arguments:
-        outputs: ``[K, B, T, O]``.
-        targets: ``[B, T, O]`` or ``[K, B, T, O]``.
-        mask: ``[B, T]`` or ``[B, T, O]`` (or with a leading K), True where counted.
-
-    Returns:
-        ``[K]``: ``sum(mask * (y - target)^2) / sum(mask)`` (mask expanded over O).
-    """
-    owner = "masked_mse"
-    outputs = _real(owner, "outputs", outputs)
-    if outputs.dtype == torch.bool:
-        outputs = outputs.to(torch.get_default_dtype())
-    targets = _real(owner, "targets", targets).to(outputs.dtype)
-    mask = _real(owner, "mask", mask)
-    check_shape(owner, "outputs", outputs, [("K", "B", "T", "O")])
-    K, B, T, O = outputs.shape
-    sizes = dict(K=K, B=B, T=T, O=O)
-    if check_shape(owner, "targets", targets, [("B", "T", "O"), ("K|1", "B", "T", "O")],
-                   "outputs", **sizes) == 0:
-        check_shape(owner, "mask", mask, [("B", "T"), ("B", "T", "O")], "outputs", **sizes)
-    else:
-        check_shape(owner, "mask", mask, [("K|1", "B", "T"), ("K|1", "B", "T", "O")], "outputs",
-                    **sizes)
-    if mask.ndim == targets.ndim - 1:
-        mask = mask.unsqueeze(-1)
-    m = mask.expand_as(targets).to(outputs.dtype)
-    err = (outputs - targets).pow(2) * m
-    return err.sum(dim=(-3, -2, -1)) / m.sum(dim=(-3, -2, -1)).clamp(min=1)
 
 
 def _head_logits(outputs: torch.Tensor, n_heads: int) -> torch.Tensor:

@@ -1,9 +1,17 @@
-"""Pointwise nonlinearities with their derivatives (for analytic Jacobians)."""
+"""Pointwise nonlinearities ``phi`` and their slopes ``phi'`` (the one source of both).
+
+Every function is elementwise: ``a`` has any shape and the result has the same shape and dtype.
+``leaky_relu`` has slope :data:`LEAKY_SLOPE` below 0; at the kinks of ``relu`` and
+``leaky_relu`` the slope is the left one (0, resp. :data:`LEAKY_SLOPE`), the subgradient that
+autograd uses.
+"""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+__all__ = ["LEAKY_SLOPE", "NONLINEARITIES", "phi", "dphi"]
 
 LEAKY_SLOPE = 0.01
 
@@ -11,6 +19,11 @@ NONLINEARITIES = ("tanh", "relu", "leaky_relu", "softplus", "sigmoid", "identity
 
 
 def phi(name: str, a: torch.Tensor) -> torch.Tensor:
+    """``phi(a)`` for the nonlinearity ``name`` (one of :data:`NONLINEARITIES`).
+
+    ``tanh``; ``relu = max(a, 0)``; ``leaky_relu = max(a, 0.01 a)``;
+    ``softplus = log(1 + e^a)``; ``sigmoid = 1 / (1 + e^-a)``; ``identity = a``.
+    """
     if name == "tanh":
         return torch.tanh(a)
     if name == "relu":
@@ -27,7 +40,11 @@ def phi(name: str, a: torch.Tensor) -> torch.Tensor:
 
 
 def dphi(name: str, a: torch.Tensor) -> torch.Tensor:
-    """Derivative phi'(a) (subgradient 0 at the ReLU kink, as autograd uses)."""
+    """The slope ``phi'(a)`` (subgradient 0 at the ReLU kink, as autograd uses).
+
+    ``tanh: 1 - tanh(a)^2``; ``relu: [a > 0]``; ``leaky_relu: 1 if a > 0 else 0.01``;
+    ``softplus: sigmoid(a)``; ``sigmoid: s (1 - s)``; ``identity: 1``.
+    """
     if name == "tanh":
         return 1 - torch.tanh(a) ** 2
     if name == "relu":
@@ -42,15 +59,3 @@ def dphi(name: str, a: torch.Tensor) -> torch.Tensor:
     if name == "identity":
         return torch.ones_like(a)
     raise ValueError(f"Unknown nonlinearity {name!r}; choose one of {NONLINEARITIES}.")
-
-
-def max_slope(name: str) -> float:
-    """Upper bound g of phi' (used by stability certificates)."""
-    return {
-        "tanh": 1.0,
-        "relu": 1.0,
-        "leaky_relu": 1.0,
-        "softplus": 1.0,
-        "sigmoid": 0.25,
-        "identity": 1.0,
-    }[name]
