@@ -42,7 +42,7 @@ import time
 
 import torch
 
-from dynrnn.kernels.spiking import cpp_extension_available
+from dynrnn.kernels.izhikevich import cpp_extension_available
 from dynrnn.models import run
 from dynrnn.models.reservoir import EchoStateConfig, EchoStateNetwork
 from dynrnn.models.spiking import IzhikevichConfig, IzhikevichReservoir
@@ -280,7 +280,7 @@ def main():
         tb, rb = dynrnn_izhikevich(1, 32, args.repeats)
         print(f"dynrnn  32 trials (B)     {tb:8.4f} s  rate {rb:5.1f} Hz  "
               f"{32 * updates / tb / 1e6:8.1f} M neuron-updates/s")  # fmt: skip
-        tt, rt = dynrnn_izhikevich(1, 1, max(1, args.repeats - 1), backend="torch")
+        tt, rt = dynrnn_izhikevich(1, 1, max(1, args.repeats - 1), backend="cpu-torch")
         print(f"dynrnn torch backend, 1 network {tt:8.4f} s  rate {rt:5.1f} Hz  "
               f"(preallocated per-step loop, event-driven columns)")  # fmt: skip
         tn, rn = naive_torch_izhikevich(max(1, args.repeats - 1))

@@ -29,7 +29,7 @@ def test_ridge_recovers_a_linear_readout():
     feats = reservoir_features(model, x)  # [K, B, T, N]
     W_true = torch.randn(2, 2, 80, generator=torch.Generator().manual_seed(1), dtype=F64)
     y = torch.einsum("kbtn,kon->kbto", feats, W_true) + 0.5
-    mse = ridge_readout(model, x, y, alpha=1e-10, washout=20)
+    mse = ridge_readout(model, x, y, alpha=1e-10, washout=20).mse
     assert mse.max() < 1e-12
     torch.testing.assert_close(model.W_out, W_true, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(model.b_out, torch.full((2, 2), 0.5, dtype=F64))

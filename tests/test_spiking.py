@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from dynrnn.kernels.spiking import cpp_extension_available, noise_streams, noise_streams_draw
+from dynrnn.kernels.izhikevich import cpp_extension_available, noise_streams, noise_streams_draw
 from dynrnn.models import run
 from dynrnn.models.reservoir import EchoStateConfig, EchoStateNetwork
 from dynrnn.models.spiking import IzhikevichConfig, IzhikevichReservoir
@@ -102,7 +102,7 @@ def test_fast_equals_reference_float64(synapse, scheme):
     x = torch.randn(2, 3, 300, 2, generator=torch.Generator().manual_seed(1), dtype=F64)
     ref = model.simulate(x=x, seed=2, backend="reference", record_rates=True)
     assert ref.spikes.sum() > 500
-    for backend in ("torch", "cpp") if cpp_extension_available() else ("torch",):
+    for backend in ("cpu-torch", "cpu") if cpp_extension_available() else ("cpu-torch",):
         fast = model.simulate(x=x, seed=2, backend=backend, record_rates=True)
         assert torch.equal(fast.spikes, ref.spikes), backend
         torch.testing.assert_close(fast.rates, ref.rates, rtol=1e-12, atol=1e-12)
@@ -115,7 +115,7 @@ def test_fast_equals_reference_single_trial_event_driven():
         IzhikevichConfig(n_excitatory=160, n_inhibitory=40, n_inputs=0, n_outputs=0), seed=3
     ).to(F64)
     ref = model.simulate(600, seed=4, backend="reference", noise_rng="torch")
-    for backend in ("torch", "cpp") if cpp_extension_available() else ("torch",):
+    for backend in ("cpu-torch", "cpu") if cpp_extension_available() else ("cpu-torch",):
         fast = model.simulate(600, seed=4, backend=backend, noise_rng="torch")
         assert torch.equal(fast.spikes, ref.spikes)
 
@@ -140,7 +140,7 @@ def test_fast_vs_reference_float32_tolerance(synapse):
     model = _random_model(synapse).float()
     x = torch.randn(2, 3, 300, 2, generator=torch.Generator().manual_seed(1))
     ref = model.simulate(x=x, seed=2, backend="reference")
-    fast = model.simulate(x=x, seed=2, backend="cpp")
+    fast = model.simulate(x=x, seed=2, backend="cpu")
     assert torch.equal(fast.spikes[:, :, :100], ref.spikes[:, :, :100])
     n_ref, n_fast = ref.spikes.sum().item(), fast.spikes.sum().item()
     assert abs(n_ref - n_fast) <= 0.02 * n_ref
@@ -251,7 +251,7 @@ def test_bad_esn_config_and_simulate_args():
 
 def test_compiled_loop_split_over_threads_is_identical():
     """Independent networks run on torch's threads; the result must not depend on the split."""
-    from dynrnn.kernels.spiking import cpp_extension_available, izhikevich_fast
+    from dynrnn.kernels.izhikevich import cpp_extension_available, izhikevich_fast
 
     if not cpp_extension_available(torch.float64):
         pytest.skip("no C compiler: the compiled loop is not used")
@@ -276,7 +276,7 @@ def test_compiled_loop_split_over_threads_is_identical():
 def test_esn_loop_split_over_threads_is_identical():
     """The compiled echo-state loop splits each step's rows over torch's threads (a barrier
     between steps); every row is computed by the same code, so the states are bitwise equal."""
-    from dynrnn.kernels.spiking import cpp_extension_available
+    from dynrnn.kernels.esn import esn_available as cpp_extension_available
     from dynrnn.models import run
     from dynrnn.models.reservoir import EchoStateConfig, EchoStateNetwork
 
@@ -296,3 +296,75 @@ def test_esn_loop_split_over_threads_is_identical():
         torch.set_num_threads(before)
     assert torch.isfinite(out[1]).all() and out[1].abs().max() > 0.05
     assert torch.equal(out[1], out[2]) and torch.equal(out[1], out[3])
+
+
+@pytest.mark.skipif(not cpp_extension_available(), reason="no C compiler")
+@pytest.mark.parametrize("dtype", [F64, torch.float32])
+def test_noise_streams_torch_equals_c(dtype):
+    """The torch generator draws exactly the C loop's noise (same seed -> same samples, and
+    the streams advance alike), so the noise does not depend on whether C is available."""
+    from dynrnn.kernels._noise import draw_torch
+
+    std = torch.rand(2, 700, generator=torch.Generator().manual_seed(0), dtype=dtype) + 0.5
+    rng_c, rng_t = noise_streams(11, 2, 3), noise_streams(11, 2, 3)
+    for n_steps in (150, 3):  # two calls: the streams carry over
+        z_c = noise_streams_draw(rng_c, std, n_steps)
+        z_t = draw_torch(rng_t, std, n_steps)
+        assert torch.equal(z_c, z_t)
+        assert torch.equal(rng_c, rng_t)
+    assert z_c.dtype == dtype
+
+
+@pytest.mark.skipif(not cpp_extension_available(), reason="no C compiler")
+@pytest.mark.parametrize("K, B", [(2, 2), (1, 1)])
+def test_c_path_and_torch_path_same_noise_same_spikes(K, B, monkeypatch):
+    """Same seed, C loop (noise drawn inside the loop) vs the torch loop with C turned off
+    (noise drawn by the torch generator): identical spikes and states in float64."""
+    model = IzhikevichReservoir(
+        IzhikevichConfig(n_excitatory=160, n_inhibitory=40, n_inputs=0, n_outputs=0),
+        n_networks=K, seed=1,
+    ).to(F64)  # fmt: skip
+    c_run = model.simulate(500, batch_size=B, seed=5, backend="cpu", record_rates=True)
+    monkeypatch.setenv("DYNRNN_DISABLE_C", "1")
+    t_run = model.simulate(500, batch_size=B, seed=5, record_rates=True)  # auto -> cpu-torch
+    assert c_run.spikes.sum() > 100 * K * B
+    assert torch.equal(c_run.spikes, t_run.spikes)
+    torch.testing.assert_close(c_run.rates, t_run.rates, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("synapse", ["delta", "double_exp"])
+def test_run_fused_loop_equals_reference(synapse):
+    """Without gradients run takes the model's fused loop; it equals run's reference loop
+    (spikes identical in float64: for delta synapses x holds the spikes)."""
+    model = _random_model(synapse, K=2)
+    x = torch.randn(2, 2, 200, 2, generator=torch.Generator().manual_seed(3), dtype=F64)
+    h0 = model.init_state(2, generator=0)
+    with torch.no_grad():
+        assert model.has_fused_loop()
+        S_ref, Y_ref = run(model, x, h0, backend="reference")
+        S, Y = run(model, x, h0)
+    N = model.n_neurons
+    if synapse == "delta":
+        assert S_ref[..., 3 * N:].sum() > 100
+        assert torch.equal(S[..., 3 * N:], S_ref[..., 3 * N:])
+    torch.testing.assert_close(S[..., 2 * N:3 * N], S_ref[..., 2 * N:3 * N], rtol=1e-12,
+                               atol=1e-12)
+    torch.testing.assert_close(Y, Y_ref, rtol=1e-10, atol=1e-10)
+
+
+def test_esn_fused_loop_batches_networks_with_their_own_inputs():
+    # K networks in one call of the C loop, each with its own inputs and noise
+    model = EchoStateNetwork(
+        EchoStateConfig(n_units=90, n_inputs=2, n_outputs=2, leak=0.4, bias_scaling=0.3,
+                        noise_std=0.05),
+        n_networks=3, seed=2,
+    ).to(F64)  # fmt: skip
+    x = torch.randn(3, 2, 120, 2, generator=torch.Generator().manual_seed(4), dtype=F64)
+    with torch.no_grad():
+        S_ref, Y_ref = run(model, x, noise=True, generator=7, backend="reference")
+        S, Y = run(model, x, noise=True, generator=7)
+        one, _ = run(model.select(2), x[2:3], noise=False)
+        ref_one, _ = run(model.select(2), x[2:3], noise=False, backend="reference")
+    torch.testing.assert_close(S, S_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(Y, Y_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(one, ref_one, rtol=1e-12, atol=1e-12)

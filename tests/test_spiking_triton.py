@@ -4,7 +4,7 @@ Triton's interpreter on the CPU (TRITON_INTERPRET=1 from conftest.py; small size
 import pytest
 import torch
 
-from dynrnn.kernels.spiking import izhikevich_reference
+from dynrnn.kernels.izhikevich import izhikevich_reference
 from dynrnn.models.spiking import IzhikevichConfig, IzhikevichReservoir
 
 pytest.importorskip("triton", reason="triton is not installed (pip install triton)")

@@ -1,7 +1,7 @@
 """Triton (GPU) backend of the Izhikevich reservoir loop: one fused kernel per time step.
 
 Each program owns a tile of (network k, a block of trials, a block of neurons) and does, for
-that tile, everything of one step of :func:`dynrnn.kernels.spiking.izhikevich_step`: the
+that tile, everything of one step of :func:`dynrnn.functional.izhikevich.izhikevich_step`: the
 synaptic propagation ``I_syn = s W^T`` (``tl.dot`` over the presynaptic axis, with ``s`` the
 previous spikes for ``delta`` synapses and the filtered rates otherwise), the external and
 feedback currents, the membrane update (``half_step`` or ``euler``), spike detection and reset,
@@ -9,7 +9,7 @@ and the synaptic filters. State is double-buffered (read step t, write step t + 
 never race. Readout feedback ``eta W_out r`` is a small batched matmul added to the external
 current in torch before the step.
 
-Same signature and results as :func:`~dynrnn.kernels.spiking.izhikevich_reference` (spikes
+Same signature and results as :func:`~dynrnn.kernels.izhikevich.izhikevich_reference` (spikes
 identical in float64 up to the summation order of ``I_syn``). Without a GPU it runs in Triton's
 interpreter (``TRITON_INTERPRET=1``; tests use small sizes).
 """
@@ -22,7 +22,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .spiking import _external
+from .izhikevich import _external
 
 __all__ = ["izhikevich_triton"]
 
@@ -100,10 +100,12 @@ def _izh_step_kernel(
 
 
 def izhikevich_triton(
-    state, p, cfg, n_steps, *, drive=None, noise=None, rng=None, record_rates=False
-):
-    """The loop of :func:`~dynrnn.kernels.spiking.izhikevich_reference` with one fused Triton
-    kernel per step. Returns ``(state, spikes [K, T, B, N] bool, rates or None)``."""
+    state, p, cfg, n_steps, *, drive=None, noise=None, rng=None, record_rates=False,
+    record_states=False,
+):  # fmt: skip
+    """The loop of :func:`~dynrnn.kernels.izhikevich.izhikevich_reference` with one fused Triton
+    kernel per step. Returns ``(state, spikes [K, T, B, N] bool, rates or None)`` and, with
+    ``record_states``, the states ``[K, T, B, 4N]`` of every step."""
     ext = _external(p, n_steps, drive, noise, rng)  # [K, T, B, N]
     K, T, B, N = ext.shape
     dtype = ext.dtype
@@ -114,6 +116,8 @@ def izhikevich_triton(
     spikes = torch.empty(K, T, B, N, dtype=torch.bool, device=ext.device)
     spk = torch.empty(K, B, N, dtype=dtype, device=ext.device)
     rates = torch.empty(K, T, B, N, dtype=dtype, device=ext.device) if record_rates else None
+    hist = (torch.empty(K, T, B, 4 * N, dtype=dtype, device=ext.device)
+            if record_states else None)  # fmt: skip
     dt, td, tr = float(cfg["dt"]), float(cfg["tau_decay"]), float(cfg["tau_rise"])
     ed, er = math.exp(-dt / td), math.exp(-dt / tr)
     block_b = max(16, min(32, triton.next_power_of_2(B)))
@@ -134,5 +138,7 @@ def izhikevich_triton(
         spikes[:, t] = spk > 0
         if record_rates:
             rates[:, t] = nxt[2]
+        if record_states:
+            hist[:, t] = torch.cat(nxt, -1)
         cur, nxt = nxt, cur
-    return tuple(cur), spikes, rates
+    return (tuple(cur), spikes, rates, hist) if record_states else (tuple(cur), spikes, rates)

@@ -10,9 +10,9 @@ Map (Jaeger 2001; leaky integrator form of Jaeger et al. 2007)::
 the feedback scaling. ``W_out`` starts at zero and is set by the readout rules of
 :mod:`dynrnn.training.readouts` (ridge, FORCE, three-factor).
 
-Without feedback, :func:`dynrnn.models.run` uses a compiled C loop with ``W`` in SELL-C
-(:func:`dynrnn.kernels.spiking.esn_fast`); it agrees with the reference loop to rounding
-(summation order and libm ``tanh``).
+Without feedback, :func:`dynrnn.models.run` uses a compiled C loop with ``W`` in SELL-C-sigma
+for all K networks in one call (:func:`dynrnn.kernels.esn.esn_loop`); it agrees with the
+reference loop to rounding (summation order and libm ``tanh``).
 
 ESN runs show no progress bar. They go through :func:`~dynrnn.models.run`, the one simulation
 loop, which is also the inner loop of training and of the analyses and so reports nothing; its
@@ -27,10 +27,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from .._validation import check_bool, check_float, check_int, resolve_generator
+from .._validation import (
+    Bool,
+    Constraint,
+    Float,
+    Int,
+    resolve_generator,
+    validate_config,
+)
+from ..kernels.esn import esn_available, esn_loop
 from .base import RecurrentModel
 
 __all__ = ["EchoStateConfig", "EchoStateNetwork"]
@@ -66,20 +75,23 @@ class EchoStateConfig:
     init_std: float = 0.0
     readout_bias: bool = False
 
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "n_units": Int(1),
+        "n_inputs": Int(0),
+        "n_outputs": Int(0),
+        "spectral_radius": Float(0.0, 100.0, low_inclusive=False),
+        "leak": Float(0.0, 1.0, low_inclusive=False),
+        "input_scaling": Float(0.0, 1e6),
+        "bias_scaling": Float(0.0, 1e6),
+        "feedback_scaling": Float(0.0, 1e6),
+        "density": Float(0.0, 1.0, low_inclusive=False),
+        "noise_std": Float(0.0, 1e6),
+        "init_std": Float(0.0, 1e6),
+        "readout_bias": Bool(),
+    }
+
     def __post_init__(self):
-        owner = type(self).__name__
-        check_int(owner, "n_units", self.n_units, 1)
-        check_int(owner, "n_inputs", self.n_inputs, 0)
-        check_int(owner, "n_outputs", self.n_outputs, 0)
-        check_float(owner, "spectral_radius", self.spectral_radius, 0.0, 100.0, low_inclusive=False)
-        check_float(owner, "leak", self.leak, 0.0, 1.0, low_inclusive=False)
-        check_float(owner, "input_scaling", self.input_scaling, 0.0, 1e6)
-        check_float(owner, "bias_scaling", self.bias_scaling, 0.0, 1e6)
-        check_float(owner, "feedback_scaling", self.feedback_scaling, 0.0, 1e6)
-        check_float(owner, "density", self.density, 0.0, 1.0, low_inclusive=False)
-        check_float(owner, "noise_std", self.noise_std, 0.0, 1e6)
-        check_float(owner, "init_std", self.init_std, 0.0, 1e6)
-        check_bool(owner, "readout_bias", self.readout_bias)
+        validate_config(self)
 
 
 class EchoStateNetwork(RecurrentModel):
@@ -157,29 +169,23 @@ class EchoStateNetwork(RecurrentModel):
         return h + a * (torch.tanh(pre) - h)
 
     def has_fused_loop(self) -> bool:
-        from ..kernels.spiking import cpp_extension_available
-
         return (
             not self.has_feedback()
             and not torch.is_grad_enabled()
+            and self.device.type == "cpu"
             and self.dtype in (torch.float32, torch.float64)
-            and cpp_extension_available(self.dtype)
+            and esn_available(self.dtype)
         )
 
-    def fused_loop(self, h0, x, noise):
-        """C loop with sparse (SELL-C) ``W`` per network
-        (:func:`dynrnn.kernels.spiking.esn_fast`); the input projection is done inside the
-        loop, so no ``[K, T, B, N]`` drive is written."""
-        from ..kernels.spiking import esn_fast
-
-        K = self.n_networks
-        states = []
-        for k in range(K):
-            xk = x[k if x.shape[0] > 1 else 0]
-            nk = None if noise is None else noise[k]
-            W_in, b, W, leak = self.W_in[k], self.b[k], self.W[k], float(self.leak[k])
-            states.append(esn_fast(h0[k], xk, W_in, b, W, leak, nk))
-        S = states[0].unsqueeze(0) if K == 1 else torch.stack(states)
+    def fused_loop(self, h0, x, noise, backend: str = "auto"):
+        """All K networks in one call of the C loop with sparse (SELL-C-sigma) ``W``
+        (:func:`dynrnn.kernels.esn.esn_loop`); the input projection is done inside the loop, so
+        no ``[K, T, B, N]`` drive is written. ``h0 [K, B, N]``, ``x [K or 1, T, B, I]``, noise
+        ``[K, T, B, N]`` or None -> ``(states [K, T, B, N], outputs [K, T, B, O])``.
+        ``backend``: ``"auto"`` or ``"cpu"`` (the only fused loop is the C loop)."""
+        S = esn_loop(h0, x, self.W_in, self.b, self.W, self.leak, noise)
+        if S is None:
+            raise RuntimeError("The compiled echo-state loop is not available.")
         return S, self.readout(S)
 
     def spectral_radius(self) -> torch.Tensor:

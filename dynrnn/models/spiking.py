@@ -6,35 +6,50 @@ Neuron model (Izhikevich, IEEE Trans. Neural Netw. 14:1569, 2003), time in ms, v
 
 Heterogeneous population (r ~ U(0, 1) per neuron): excitatory a=0.02, b=0.2, c=-65+15 r^2,
 d=8-6 r^2; inhibitory a=0.02+0.08 r, b=0.25-0.05 r, c=-65, d=2. The step, the synapses and the
-integration scheme are specified in :mod:`dynrnn.kernels.spiking` (``half_step``:
-Izhikevich's scheme, v in two halves of dt/2 then u with the new v; ``euler``).
+integration scheme are :mod:`dynrnn.functional.izhikevich` (``half_step``: Izhikevich's
+scheme, v in two halves of dt/2 then u with the new v; ``euler``).
 
 The model follows the :class:`~dynrnn.models.base.RecurrentModel` protocol with the state
 ``h = [v, u, r, x]`` (``4 N`` values per network and trial: membrane, recovery, filtered rate,
 and the last spikes (``delta`` synapses) or the synaptic rise variable (``double_exp``)), so
-``run`` and the analyses apply; :meth:`IzhikevichReservoir.simulate` is the convenient entry
-point that draws the thalamic noise, records spikes and filtered rates and uses the fast loop.
-It shows a progress bar over the time steps (``progress=True``); ``run`` shows none, being
-also the inner loop of training and of the analyses.
+``run`` and the analyses apply; without gradients ``run`` takes the fused loop
+(:meth:`IzhikevichReservoir.fused_loop`, :func:`dynrnn.kernels.izhikevich_fast`).
+:meth:`IzhikevichReservoir.simulate` is the entry point that draws the thalamic noise inside
+the loop (splitmix64/ziggurat streams, the same numbers in C and torch), records spikes and
+filtered rates instead of whole states, and goes through the same kernel loop with the same
+backend names. It shows a progress bar over the time steps (``progress=True``); ``run`` shows
+none, being also the inner loop of training and of the analyses.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from .._progress import progress_bar
-from .._validation import check_bool, check_choice, check_float, check_int, resolve_generator
-from ..kernels.spiking import (
-    SCHEMES,
-    SYNAPSES,
+from .._validation import (
+    Check,
+    Choice,
+    Constraint,
+    Float,
+    Int,
+    check_bool,
+    check_choice,
+    check_float,
+    check_int,
+    resolve_generator,
+    validate_config,
+)
+from ..functional.izhikevich import IZHIKEVICH_SCHEMES as SCHEMES
+from ..functional.izhikevich import IZHIKEVICH_SYNAPSES as SYNAPSES
+from ..functional.izhikevich import izhikevich_step
+from ..kernels._backends import check_backend
+from ..kernels.izhikevich import (
     cpp_extension_available,
     izhikevich_fast,
-    izhikevich_reference,
-    izhikevich_step,
     noise_streams,
 )
 from .base import RecurrentModel
@@ -87,6 +102,20 @@ def _check_param(owner, name, value, n):
     if not all(math.isfinite(v) for v in vals):
         raise ValueError(f"The {name!r} parameter of {owner} must be finite. Got {value!r}.")
     return vals
+
+
+def _check_neuron_param(owner, name, value, config):
+    return _check_param(owner, name, value, config.n_excitatory + config.n_inhibitory)
+
+
+def _check_n_inhibitory(owner, name, value, config):
+    value = check_int(owner, name, value, 0)
+    if config.n_excitatory + value < 1:
+        raise ValueError(
+            f"{owner} needs at least one neuron: n_excitatory + n_inhibitory must be >= 1. "
+            f"Got {config.n_excitatory} + {value}."
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -148,45 +177,46 @@ class IzhikevichConfig:
     feedback_gain: float = 0.0
     init: str = "rest"
 
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "n_excitatory": Int(0),
+        "n_inhibitory": Check(_check_n_inhibitory),
+        "n_inputs": Int(0),
+        "n_outputs": Int(0),
+        "scheme": Choice(SCHEMES),
+        "dt": Float(0.0, None, low_inclusive=False),
+        "neuron_type": Choice(("heterogeneous", *NEURON_TYPES)),
+        "a": Check(_check_neuron_param),
+        "b": Check(_check_neuron_param),
+        "c": Check(_check_neuron_param),
+        "d": Check(_check_neuron_param),
+        "v_peak": Float(-100.0, 1000.0),
+        "connectivity": Choice(("classic", "gaussian")),
+        "density": Float(0.0, 1.0, low_inclusive=False),
+        "gain": Float(0.0, 1e9),
+        "w_exc": Float(0.0, 1e9),
+        "w_inh": Float(0.0, 1e9),
+        "synapse": Choice(SYNAPSES),
+        "tau_rise": Float(0.0, None, low_inclusive=False),
+        "tau_decay": Float(0.0, None, low_inclusive=False),
+        "bias": Float(-1e9, 1e9),
+        "noise_exc": Float(0.0, 1e9),
+        "noise_inh": Float(0.0, 1e9),
+        "input_scale": Float(0.0, 1e9),
+        "feedback_gain": Float(0.0, 1e12),
+        "init": Choice(("rest", "random")),
+    }
+
     def __post_init__(self):
-        owner = type(self).__name__
-        check_int(owner, "n_excitatory", self.n_excitatory, 0)
-        check_int(owner, "n_inhibitory", self.n_inhibitory, 0)
-        n = self.n_excitatory + self.n_inhibitory
-        if n < 1:
-            raise ValueError(
-                f"{owner} needs at least one neuron: n_excitatory + n_inhibitory must be >= 1. "
-                f"Got {self.n_excitatory} + {self.n_inhibitory}."
-            )
-        check_int(owner, "n_inputs", self.n_inputs, 0)
-        check_int(owner, "n_outputs", self.n_outputs, 0)
-        check_choice(owner, "scheme", self.scheme, SCHEMES)
-        check_float(owner, "dt", self.dt, 0.0, math.inf, low_inclusive=False)
+        validate_config(self)
+
+    def _check_relations(self):
         limit = MAX_STABLE_DT[self.scheme]
         if self.dt > limit:
             raise ValueError(
-                f"The 'dt' parameter of {owner} must be <= {limit} ms for stable integration "
-                f"with scheme={self.scheme!r} (the quadratic v term overshoots and corrupts u). "
-                f"Got {self.dt!r} instead."
+                f"The 'dt' parameter of {type(self).__name__} must be <= {limit} ms for stable "
+                f"integration with scheme={self.scheme!r} (the quadratic v term overshoots and "
+                f"corrupts u). Got {self.dt!r} instead."
             )
-        check_choice(owner, "neuron_type", self.neuron_type, ("heterogeneous", *NEURON_TYPES))
-        for name in ("a", "b", "c", "d"):
-            object.__setattr__(self, name, _check_param(owner, name, getattr(self, name), n))
-        check_float(owner, "v_peak", self.v_peak, -100.0, 1000.0)
-        check_choice(owner, "connectivity", self.connectivity, ("classic", "gaussian"))
-        check_float(owner, "density", self.density, 0.0, 1.0, low_inclusive=False)
-        check_float(owner, "gain", self.gain, 0.0, 1e9)
-        check_float(owner, "w_exc", self.w_exc, 0.0, 1e9)
-        check_float(owner, "w_inh", self.w_inh, 0.0, 1e9)
-        check_choice(owner, "synapse", self.synapse, SYNAPSES)
-        check_float(owner, "tau_rise", self.tau_rise, 0.0, math.inf, low_inclusive=False)
-        check_float(owner, "tau_decay", self.tau_decay, 0.0, math.inf, low_inclusive=False)
-        check_float(owner, "bias", self.bias, -1e9, 1e9)
-        check_float(owner, "noise_exc", self.noise_exc, 0.0, 1e9)
-        check_float(owner, "noise_inh", self.noise_inh, 0.0, 1e9)
-        check_float(owner, "input_scale", self.input_scale, 0.0, 1e9)
-        check_float(owner, "feedback_gain", self.feedback_gain, 0.0, 1e12)
-        check_choice(owner, "init", self.init, ("rest", "random"))
 
     @property
     def n_neurons(self) -> int:
@@ -381,6 +411,31 @@ class IzhikevichReservoir(RecurrentModel):
         z = torch.zeros_like(v)
         return torch.cat([v, u, z, z], -1)
 
+    def has_fused_loop(self) -> bool:
+        """Whether :func:`~dynrnn.models.run` may take :meth:`fused_loop` (no gradients: the
+        kernel loops are not differentiable; float32/float64)."""
+        return not torch.is_grad_enabled() and self.dtype in (torch.float32, torch.float64)
+
+    def fused_loop(self, h0, x, noise, backend: str = "auto"):
+        """The whole trial in one kernel loop (:func:`dynrnn.kernels.izhikevich_fast`).
+
+        Arguments:
+            h0: ``[K, B, 4N]``; x: inputs ``[K or 1, T, B, I]`` (time-major);
+            noise: current noise ``[K, T, B, N]`` or None; backend: a backend name
+            (``auto``, ``reference``, ``cpu``, ``cpu-torch``, ``triton``).
+
+        Returns:
+            ``(states [K, T, B, 4N], outputs [K, T, B, O])``, equal to the reference loop of
+            :func:`~dynrnn.models.run` (spikes identical in float64).
+        """
+        with torch.no_grad():
+            drive = self.input_drive(x.to(self.dtype))  # [K, T, B, N]
+            *_, S = izhikevich_fast(
+                self.split_state(h0), self.prepare_simulation(), self._cfg(), x.shape[1],
+                drive=drive, noise=noise, record_states=True, backend=backend,
+            )  # fmt: skip
+            return S, self.readout(S)
+
     def sample_noise(self, batch_size, n_steps, generator):
         """Per-step Gaussian current ``[K, T, B, N]``: std ``noise_std * sqrt(1 ms / dt)`` per
         neuron (white noise whose 1 ms samples have std ``noise_std``, as in Izhikevich 2003)."""
@@ -407,21 +462,34 @@ class IzhikevichReservoir(RecurrentModel):
     ) -> SpikingResult:
         """Simulate with thalamic noise, recording spikes (and optionally rates / outputs).
 
+        :func:`dynrnn.run` simulates this model too (states ``[K, B, T, 4N]``, through
+        :meth:`fused_loop`, the same kernel loops and the same equations of
+        :mod:`dynrnn.functional.izhikevich`). ``simulate`` is the entry point for long
+        recordings: it keeps only the spikes (``[K, B, T, N]`` bools, 1/32 of the float64
+        states ``run`` returns) and draws the thalamic noise inside the loop from per-trial
+        streams instead of taking a ``[K, T, B, N]`` noise tensor, which ``run``'s protocol
+        (``sample_noise``) would have to hold in memory. It is not a second loop: it calls
+        the kernel :meth:`fused_loop` calls, with a spike-only output.
+
         Arguments:
             n_steps: number of steps T (or give ``x``).
             x: inputs ``[B, T, I]`` or ``[K or 1, B, T, I]`` (None = no input).
             batch_size: B trials when ``x`` is None.
             h0: initial state ``[K or 1, B, 4N]`` (default ``init_state``).
             seed: seed / generator of the noise (and of a random initial state).
-            noise_rng: ``"streams"`` (one splitmix64/ziggurat stream per network and trial,
-                drawn inside the C++ loop; needs the extension), ``"torch"`` (``torch.randn``
-                per chunk of ``chunk_steps`` steps as ``[K, chunk, B, N]``), or ``"auto"``
-                (streams if the extension is available). Reference and fast backends see the
-                same noise for the same choice.
+            noise_rng: ``"streams"`` (one splitmix64/ziggurat stream per network and
+                trial, :mod:`dynrnn.kernels._noise`, drawn inside the C loop; the
+                torch loops draw the same numbers, so the noise does not depend on whether a
+                C compiler exists), ``"torch"`` (``torch.randn`` from ``seed`` per chunk of
+                ``chunk_steps`` steps as ``[K, chunk, B, N]``, as :meth:`sample_noise`), or
+                ``"auto"`` (= ``"streams"``). All backends see the same noise for the same
+                choice.
             noise: add the per-step Gaussian current.
             record_rates, record_outputs: also return r and ``W_out r`` per step.
-            backend: ``"reference"`` (the plain loop), ``"auto"`` / ``"cpp"`` / ``"torch"``
-                (fast loops of :mod:`dynrnn.kernels.spiking`, identical spikes).
+            backend: a backend name, as for :func:`dynrnn.run`:
+                ``"reference"`` (the plain loop over the functional step), ``"auto"``,
+                ``"cpu"`` (C), ``"cpu-torch"``, ``"triton"`` (fast loops of
+                :mod:`dynrnn.kernels.izhikevich`, identical spikes).
             chunk_steps: steps per call of the loop when inputs or torch noise are cut into
                 chunks (without inputs and with noise streams the C loop runs all steps in one
                 call).
@@ -435,14 +503,12 @@ class IzhikevichReservoir(RecurrentModel):
             :class:`SpikingResult`.
         """
         owner = "IzhikevichReservoir.simulate"
-        check_choice(owner, "backend", backend, ("auto", "reference", "cpp", "torch"))
+        backend = check_backend(owner, backend)
         check_bool(owner, "noise", noise)
         check_bool(owner, "progress", progress)
         check_choice(owner, "noise_rng", noise_rng, ("auto", "streams", "torch"))
         if noise_rng == "auto":
-            noise_rng = "streams" if cpp_extension_available(self.dtype) else "torch"
-        elif noise_rng == "streams" and not cpp_extension_available(self.dtype):
-            raise RuntimeError("noise_rng='streams' needs the C++ extension (it failed to build).")
+            noise_rng = "streams"
         chunk_steps = check_int(owner, "chunk_steps", chunk_steps, 1)
         K, N = self.n_networks, self.n_neurons
         if x is not None:
@@ -475,7 +541,10 @@ class IzhikevichReservoir(RecurrentModel):
             spikes = torch.empty(K, B, T, N, dtype=torch.bool)
             want_r = record_rates or record_outputs
             rates = torch.empty(K, B, T, N, dtype=dtype) if want_r else None
-            if x is None and rng is not None and backend in ("auto", "cpp"):
+            in_loop = backend == "cpu" or (
+                backend == "auto" and self.device.type == "cpu" and cpp_extension_available(dtype)
+            )  # the C loop, which draws the noise streams inside the time loop
+            if x is None and rng is not None and in_loop:
                 chunk_steps = T  # nothing of size T is materialised
                 if progress:  # chunks for the bar, large enough to cost nothing measurable
                     chunk_steps = min(T, max(1, -(-_BAR_CHUNK_NEURON_STEPS // (K * B * N))))
@@ -491,11 +560,8 @@ class IzhikevichReservoir(RecurrentModel):
                         kw["rng"] = rng
                     elif x is None:
                         kw["drive"] = p["bias"][:, None].expand(K, t1 - t0, B, N)
-                    if backend == "reference":
-                        state, spk, r = izhikevich_reference(state, p, cfg, t1 - t0, **kw)
-                    else:
-                        state, spk, r = izhikevich_fast(state, p, cfg, t1 - t0, backend=backend,
-                                                        **kw)
+                    state, spk, r = izhikevich_fast(state, p, cfg, t1 - t0, backend=backend,
+                                                    **kw)
                     spikes[:, :, t0:t1] = spk.transpose(1, 2)
                     if want_r:
                         rates[:, :, t0:t1] = r.transpose(1, 2)

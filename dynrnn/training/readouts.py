@@ -7,7 +7,8 @@
   ``W_out <- W_out - c e k^T``, ``P(0) = I / alpha``, every ``update_every`` steps, while the
   output is fed back into the reservoir; for rate (ESN) and spiking (Izhikevich, Nicola &
   Clopath 2017) reservoirs alike.
-* :class:`ThreeFactorReadout` -- error-modulated, attention-gated Hebbian readout for the
+* :class:`ThreeFactorReadout` (trained on a sequence of trials by :func:`train_three_factor`)
+  -- error-modulated, attention-gated Hebbian readout for the
   what/when paradigm (after Yamada & Chao 2025; the trace time constant and gate form are our
   choice, stated below).
 """
@@ -16,21 +17,28 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from .._progress import progress_bar
 from .._validation import (
+    Bool,
+    Check,
+    Choice,
+    Constraint,
+    Float,
+    Int,
     ParameterTypeError,
     check_bool,
-    check_choice,
     check_float,
     check_int,
     check_model_tensor,
     check_shape,
     check_tensor,
     resolve_generator,
+    validate_config,
 )
 from ..kernels.hebbian import three_factor_online
 from ..models.base import RecurrentModel, run
@@ -38,10 +46,13 @@ from ..models.base import RecurrentModel, run
 __all__ = [
     "reservoir_features",
     "ridge_readout",
+    "RidgeResult",
     "force_train",
     "ForceResult",
     "ThreeFactorConfig",
     "ThreeFactorReadout",
+    "ThreeFactorResult",
+    "train_three_factor",
     "RLSReadout",
 ]
 
@@ -107,6 +118,40 @@ def reservoir_features(
         return model._readout_input(S)
 
 
+@dataclass
+class RidgeResult:
+    """Outcome of :func:`ridge_readout` (the weights are also written into the model).
+
+    Attributes:
+        mse: ``[K]`` training MSE per network (float32).
+        W_out: ``[K, O, F]`` fitted readout weights.
+        b_out: ``[K, O]`` fitted readout bias, or None when the model has none.
+        alpha: the ridge penalty used.
+        washout: leading steps excluded from the fit.
+    """
+
+    mse: torch.Tensor
+    W_out: torch.Tensor
+    b_out: torch.Tensor | None
+    alpha: float
+    washout: int
+
+    def to_xarray(self):
+        """``mse (network)``, ``W_out (network, output, feature)``, ``b_out (network, output)``
+        as an ``xarray.Dataset``; attrs ``alpha``, ``washout``."""
+        import xarray as xr
+
+        K = self.mse.shape[0]
+        data = {
+            "mse": (("network",), self.mse.detach().cpu().numpy()),
+            "W_out": (("network", "output", "feature"), self.W_out.detach().cpu().numpy()),
+        }
+        if self.b_out is not None:
+            data["b_out"] = (("network", "output"), self.b_out.detach().cpu().numpy())
+        attrs = {"alpha": self.alpha, "washout": self.washout}
+        return xr.Dataset(data, coords={"network": np.arange(K)}, attrs=attrs)
+
+
 def ridge_readout(
     model: RecurrentModel,
     x: torch.Tensor | None = None,
@@ -118,7 +163,7 @@ def ridge_readout(
     mask: torch.Tensor | None = None,
     seed: int | torch.Generator | None = 0,
     progress: bool = True,
-) -> torch.Tensor:
+) -> RidgeResult:
     """Fit ``W_out`` (and ``b_out`` if the model has a readout bias) by ridge regression.
 
     Arguments:
@@ -135,13 +180,16 @@ def ridge_readout(
             batched matrix products and solves.
 
     Returns:
-        Per-network training MSE ``[K]``. The weights are written into the model.
+        :class:`RidgeResult` with the per-network training MSE ``mse [K]`` and the fitted
+        weights (``.to_xarray()``: a Dataset with a ``network`` dim). The weights are written
+        into the model.
     """
     owner = "ridge_readout"
     _check_reservoir(model, owner)
     alpha = check_float(owner, "alpha", alpha, 0.0, 1e12)
     washout = check_int(owner, "washout", washout, 0)
     seed = _check_seed(seed, owner)
+    check_bool(owner, "progress", progress)
     if targets is None:
         raise ValueError("The 'targets' argument of ridge_readout is required.")
     targets = check_tensor(owner, "targets", targets, finite=True, detach=True)
@@ -214,7 +262,14 @@ def ridge_readout(
     pred = X @ W[:, :F]
     if use_bias:
         pred = pred + W[:, F][:, None, :]
-    return ((pred - Yk) ** 2).mean((1, 2)).to(torch.float32)
+    mse = ((pred - Yk) ** 2).mean((1, 2)).to(torch.float32)
+    return RidgeResult(
+        mse=mse,
+        W_out=W[:, :F].transpose(1, 2).contiguous(),
+        b_out=W[:, F].clone() if use_bias else None,
+        alpha=alpha,
+        washout=washout,
+    )
 
 
 # --------------------------------------------------------------------------------- FORCE
@@ -233,6 +288,19 @@ class ForceResult:
     errors: torch.Tensor
     P: torch.Tensor
     final_state: torch.Tensor
+
+    def to_xarray(self):
+        """``outputs (network, time, output)``, ``errors (network, time)`` and ``P (network,
+        feature, feature_2)`` as an ``xarray.Dataset``."""
+        import xarray as xr
+
+        K, T, _ = self.outputs.shape
+        data = {
+            "outputs": (("network", "time", "output"), self.outputs.detach().cpu().numpy()),
+            "errors": (("network", "time"), self.errors.detach().cpu().numpy()),
+            "P": (("network", "feature", "feature_2"), self.P.detach().cpu().numpy()),
+        }
+        return xr.Dataset(data, coords={"network": np.arange(K), "time": np.arange(T)})
 
 
 def force_train(
@@ -265,11 +333,11 @@ def force_train(
         h0: initial state ``[K or 1, 1, n_units]``; default ``model.init_state(1)``.
         P0: initial ``P [K, F, F]`` (e.g. from a previous call) instead of ``I / alpha``.
         noise: per-step noise (default: True for spiking reservoirs, False for rate ones).
-        seed: seed of the noise.
+        seed: seed of the noise (same seed -> same result).
         progress: show a tqdm progress bar on stderr over the T steps.
 
     Returns:
-        :class:`ForceResult`.
+        :class:`ForceResult` (``.to_xarray()``: a Dataset with a ``network`` dim).
     """
     owner = "force_train"
     _check_reservoir(model, owner)
@@ -321,14 +389,9 @@ def force_train(
         )
     bar_cm = progress_bar(progress, total=T, desc="force_train", unit="step")
     with torch.no_grad(), bar_cm as bar:
-        if spiking:
-            params = model.prepare_simulation()
-            drive = model.input_drive(x.transpose(1, 2))  # [K, T, 1, N]
-            noise_seq = model.sample_noise(1, T, gen) if noise else None
-        else:
-            params = model.prepare()
-            drive = model.input_drive(x.transpose(1, 2)).expand(K, -1, -1, -1)
-            noise_seq = model.sample_noise(1, T, gen) if noise else None
+        params = model.prepare()
+        drive = model.input_drive(x.transpose(1, 2)).expand(K, -1, -1, -1)  # [K, T, 1, D]
+        noise_seq = model.sample_noise(1, T, gen) if noise else None
         F = model._readout_input(h).shape[-1]
         if P0 is None:
             P = torch.eye(F, dtype=dtype).expand(K, F, F) / alpha
@@ -407,12 +470,25 @@ class ThreeFactorConfig:
     gate: str = "cue"
     normalise: bool = True
 
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "lr_when": Float(0.0, 10.0, low_inclusive=False),
+        "lr_what": Float(0.0, 1.0, low_inclusive=False),
+        "tau_eligibility": Float(0.0, 1e6),
+        "gate": Choice(("cue", "always")),
+        "normalise": Bool(),
+    }
+
     def __post_init__(self):
-        owner = type(self).__name__
-        check_float(owner, "lr_when", self.lr_when, 0.0, 10.0, low_inclusive=False)
-        check_float(owner, "lr_what", self.lr_what, 0.0, 1.0, low_inclusive=False)
-        check_float(owner, "tau_eligibility", self.tau_eligibility, 0.0, 1e6)
-        check_choice(owner, "gate", self.gate, ("cue", "always"))
+        validate_config(self)
+
+
+def _check_three_factor_config(owner, name, value, config):
+    if not isinstance(value, ThreeFactorConfig):
+        raise ParameterTypeError(
+            f"The {name!r} parameter of {owner} must be a ThreeFactorConfig. Got "
+            f"{type(value).__name__} instead."
+        )
+    return value
 
 
 @dataclass
@@ -445,10 +521,14 @@ class ThreeFactorReadout:
     n_stimuli: int
     config: ThreeFactorConfig = field(default_factory=ThreeFactorConfig)
 
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "n_features": Int(1),
+        "n_stimuli": Int(1),
+        "config": Check(_check_three_factor_config),
+    }
+
     def __post_init__(self):
-        owner = type(self).__name__
-        check_int(owner, "n_features", self.n_features, 1)
-        check_int(owner, "n_stimuli", self.n_stimuli, 1)
+        validate_config(self)
         self.w = torch.zeros(self.n_features, dtype=torch.float64)
         self.q = torch.full((self.n_stimuli,), 1.0 / self.n_stimuli, dtype=torch.float64)
 
@@ -512,3 +592,113 @@ class ThreeFactorReadout:
                 onehot = shown / shown.sum()
                 self.q += cfg.lr_what * (onehot - self.q)
         return out
+
+
+@dataclass
+class ThreeFactorResult:
+    """Outcome of :func:`train_three_factor`.
+
+    Attributes:
+        readouts: the K trained :class:`ThreeFactorReadout` (one per network).
+        outputs: ``[K, B, T, S]`` outputs during training (each step's prediction before that
+            step's update).
+        w: ``[K, B, F]`` "when" weights after each trial.
+        q: ``[K, B, S]`` "what" probabilities after each trial.
+    """
+
+    readouts: list[ThreeFactorReadout]
+    outputs: torch.Tensor
+    w: torch.Tensor
+    q: torch.Tensor
+
+    def to_xarray(self):
+        """``outputs (network, trial, time, stimulus)``, ``w (network, trial, feature)`` and
+        ``q (network, trial, stimulus)`` as an ``xarray.Dataset``."""
+        import xarray as xr
+
+        K, B, T, _ = self.outputs.shape
+        data = {
+            "outputs": (("network", "trial", "time", "stimulus"), self.outputs.cpu().numpy()),
+            "w": (("network", "trial", "feature"), self.w.cpu().numpy()),
+            "q": (("network", "trial", "stimulus"), self.q.cpu().numpy()),
+        }
+        coords = {"network": np.arange(K), "trial": np.arange(B), "time": np.arange(T)}
+        return xr.Dataset(data, coords=coords)
+
+
+def train_three_factor(
+    model: RecurrentModel | None,
+    x: torch.Tensor | None = None,
+    stimuli: torch.Tensor | None = None,
+    *,
+    cue: torch.Tensor | None = None,
+    features: torch.Tensor | None = None,
+    config: ThreeFactorConfig | None = None,
+    noise: bool | None = None,
+    seed: int | torch.Generator | None = 0,
+    progress: bool = True,
+) -> ThreeFactorResult:
+    """Train one :class:`ThreeFactorReadout` per network on B trials shown in order.
+
+    The features of each network (:func:`reservoir_features` of ``model`` on ``x``, or the
+    given ``features``) are fed trial after trial to :meth:`ThreeFactorReadout.trial`; the
+    readouts are not reset between trials (they track changes of the stimulus statistics).
+
+    Arguments:
+        model: a reservoir with K networks (``EchoStateNetwork``, ``IzhikevichReservoir``);
+            may be None when ``features`` are given.
+        x: reservoir inputs ``[B, T, I]`` or ``[K or 1, B, T, I]`` (ignored if ``features``).
+        stimuli: ``[B, T, S]`` observed stimuli (0/1), e.g. ``WhatWhenTask`` trials'
+            ``info["stimuli"]``.
+        cue: ``[B, T]`` cue channel for ``gate="cue"`` (None: the gate is always on).
+        features: precomputed features ``[K, B, T, F]``.
+        config: :class:`ThreeFactorConfig` (default: its defaults).
+        noise: reservoir noise when the features are computed here (see
+            :func:`reservoir_features`).
+        seed: seed of the reservoir's noise when the features are computed here (the rule
+            itself is deterministic; same seed -> same result).
+        progress: show a tqdm progress bar on stderr over the K * B trials (and the spiking
+            simulation's bar while the features are computed).
+
+    Returns:
+        :class:`ThreeFactorResult` (``.to_xarray()``: a Dataset with a ``network`` dim).
+    """
+    owner = "train_three_factor"
+    check_bool(owner, "progress", progress)
+    seed = _check_seed(seed, owner)
+    config = ThreeFactorConfig() if config is None else config
+    if not isinstance(config, ThreeFactorConfig):
+        raise ParameterTypeError(
+            f"The 'config' parameter of {owner} must be a ThreeFactorConfig or None. Got "
+            f"{type(config).__name__} instead."
+        )
+    if features is None:
+        if model is None or x is None:
+            raise ValueError(f"{owner} needs 'model' and 'x', or 'features'.")
+        _check_reservoir(model, owner)
+        features = reservoir_features(model, x, seed=seed, noise=noise, progress=progress)
+    else:
+        features = check_tensor(owner, "features", features, finite=True, detach=True)
+        check_shape(owner, "features", features, [("K", "B", "T", "F")])
+    K, B, T, F = features.shape
+    if stimuli is None:
+        raise ValueError(f"The 'stimuli' argument of {owner} is required.")
+    stimuli = check_tensor(owner, "stimuli", stimuli, dtype=torch.float64, finite=True,
+                           detach=True)  # fmt: skip
+    check_shape(owner, "stimuli", stimuli, [("B", "T", "S")], "features", B=B, T=T)
+    S = stimuli.shape[-1]
+    if cue is not None:
+        cue = check_tensor(owner, "cue", cue, dtype=torch.float64, finite=True, detach=True)
+        check_shape(owner, "cue", cue, [("B", "T")], "features", B=B, T=T)
+    readouts = [ThreeFactorReadout(F, S, config) for _ in range(K)]
+    outputs = torch.empty(K, B, T, S, dtype=torch.float64)
+    w = torch.empty(K, B, F, dtype=torch.float64)
+    q = torch.empty(K, B, S, dtype=torch.float64)
+    with progress_bar(progress, total=K * B, desc=owner, unit="trial") as bar:
+        for k, readout in enumerate(readouts):
+            for b in range(B):
+                c = None if cue is None else cue[b]
+                outputs[k, b] = readout.trial(features[k, b], stimuli[b], cue=c)
+                w[k, b], q[k, b] = readout.w, readout.q
+                bar.update(1)
+    return ThreeFactorResult(readouts=readouts, outputs=outputs, w=w, q=q)
