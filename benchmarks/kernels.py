@@ -103,7 +103,7 @@ def report_hebbian_and_spiking(repeats):
     and the Izhikevich loop (800E/200I, 0.5 ms, 1000 steps, 4 trials): fast CPU backends vs
     their reference loops."""
     from dynrnn.kernels.hebbian import three_factor_online
-    from dynrnn.kernels.spiking import izhikevich_fast, izhikevich_reference
+    from dynrnn.kernels.izhikevich import izhikevich_fast, izhikevich_reference
     from dynrnn.models.spiking import IzhikevichConfig, IzhikevichReservoir
 
     print("\n== Hebbian / spiking loops on the CPU (median of repeats) ==")

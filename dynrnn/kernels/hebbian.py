@@ -26,46 +26,16 @@
 
 from __future__ import annotations
 
-import ctypes
-
 import torch
 
-from . import _cbuild
+from . import _backends, _cbuild
 
 __all__ = ["three_factor_online", "oja_subspace", "HEBBIAN_BACKENDS"]
 
-HEBBIAN_BACKENDS = ("auto", "reference", "cpu", "triton")
+#: the names of :data:`._backends.BACKENDS` these kernels support
+HEBBIAN_BACKENDS = (_backends.AUTO, _backends.REFERENCE, _backends.C, _backends.TRITON)
 
-_THREE_FACTOR_C = r"""
-#include <stdint.h>
-/* K readouts [k0, k1): w [K, F] updated in place; r [K, T, F]; target, gate [K, T];
-   y [K, T] out; e: work of F scalars. */
-void three_factor(int64_t k0, int64_t k1, int64_t T, int64_t F, double lr, double lam,
-                  int64_t normalise, double *restrict w, const REAL *restrict r,
-                  const REAL *restrict target, const REAL *restrict gate, REAL *restrict y,
-                  double *restrict e) {
-    for (int64_t k = k0; k < k1; k++) {
-        double *wk = w + k * F;
-        for (int64_t f = 0; f < F; f++) e[f] = 0.0;
-        for (int64_t t = 0; t < T; t++) {
-            const REAL *rt = r + (k * T + t) * F;
-            double dot = 0.0, ee = 0.0;
-            for (int64_t f = 0; f < F; f++) {
-                e[f] = lam * e[f] + (1.0 - lam) * (double)rt[f];
-                dot += wk[f] * (double)rt[f];
-                ee += e[f] * e[f];
-            }
-            y[k * T + t] = (REAL)dot;
-            const double g = (double)gate[k * T + t];
-            if (g > 0) {
-                double step = lr * g * ((double)target[k * T + t] - dot);
-                if (normalise) step /= 1.0 + ee;
-                for (int64_t f = 0; f < F; f++) wk[f] += step * e[f];
-            }
-        }
-    }
-}
-"""
+_THREE_FACTOR_C = _cbuild.source("hebbian")  # csrc/hebbian.c
 
 
 def _three_factor_reference(w, r, target, gate, lr, lam, normalise):
@@ -90,12 +60,9 @@ def _three_factor_c(w, r, target, gate, lr, lam, normalise):
     if dtype not in (torch.float32, torch.float64) or r.device.type != "cpu":
         return None
     defines = {"REAL": "float" if dtype == torch.float32 else "double"}
-    lib = _cbuild.load(_THREE_FACTOR_C, defines)
+    lib = _cbuild.load(_THREE_FACTOR_C, defines)  # IEEE (the sums are float64 already)
     if lib is None:
         return None
-    i64, dbl, ptr = ctypes.c_int64, ctypes.c_double, ctypes.c_void_p
-    lib.three_factor.argtypes = [i64, i64, i64, i64, dbl, dbl, i64] + [ptr] * 6
-    lib.three_factor.restype = None
     K, T, F = r.shape
     w = w.to(torch.float64).contiguous().clone()
     r, target, gate = r.contiguous(), target.to(dtype).contiguous(), gate.to(dtype).contiguous()
@@ -108,10 +75,8 @@ def _three_factor_c(w, r, target, gate, lr, lam, normalise):
 
 
 def _check_backend(backend: str, device: torch.device) -> str:
-    if backend not in HEBBIAN_BACKENDS:
-        raise ValueError(
-            f"The 'backend' parameter must be one of {HEBBIAN_BACKENDS}. Got {backend!r}."
-        )
+    backend = _backends.check_backend("three_factor_online/oja_subspace", backend,
+                                      HEBBIAN_BACKENDS)
     if backend == "auto":
         if device.type == "cuda":
             from .rate_rnn import triton_available
