@@ -9,33 +9,32 @@
    Baseline, measured in the same run: the same GTF algorithm as a plain prototype -- one
    network, the autograd loop over time (``backend="reference"``); its seconds per iteration
    times the iterations a network needed gives the baseline's time to reach the criterion.
-   The issue's prototype (a Python loop over time, one seed) needed 7 minutes.
-2. The same for an AL-RNN with P=2 (the topologically minimal PWL form of Lorenz): the lab's
-   recipe (sparse TF tau 16, training data with 5% observation noise, RAdam 1e-3 -> 1e-5, no
-   gradient clipping; ``dynrnn reconstruct``'s AL-RNN defaults) with M=40 instead of the lab's
+   For orientation: a first prototype (a Python loop over time, one seed) needed 7 minutes.
+2. The same for an AL-RNN with P=2 (the topologically minimal PWL form of Lorenz): the recipe of
+   Brenner et al. (2024) (sparse TF tau 16, training data with 5% observation noise, RAdam 1e-3 ->
+   1e-5, no gradient clipping; ``dynrnn reconstruct``'s AL-RNN defaults) with M=40 instead of their
    20 and the unobserved units starting at 0, evaluated against the clean data. Besides the
-   criterion above, the time to reach the quality of the lab's AL-RNN tutorial on Lorenz-63
-   (D_stsp 3.52, D_H 0.143 after about 21 minutes, REFERENCES.md section 3) is reported.
-   Measured (20,000 iterations, 2 threads): 4.1 ms per seed-iteration against 15.5 ms for the
-   plain prototype (3.8x). Until 7,000 iterations every free run fell onto a fixed point; from
-   8,000-11,000 iterations on each network was a chaotic two-wing attractor using 3-4
-   subregions at most checkpoints (and on a fixed point again at some, e.g. two networks at
-   19,000): best D_stsp 2.00-2.32, D_H 0.26-0.29; at 20,000 iterations D_stsp 2.06-2.79 and
-   lambda_max 0.70-1.02 (true 0.906). No network reached D_stsp < 0.2 nor the tutorial's D_H.
-   What did worse (4 seeds each, 20,000 iterations unless said; "on a fixed point" at the end):
-   M=20 with the same recipe (all 4; one was chaotic at 14,000 and 18,000 iterations); the
-   learned first state at M=40 (2 of 4); tau 8 (3 of 4); the learning rate decayed to 1e-6
-   instead of 1e-5 (all 4, at every checkpoint); 400-step windows (1 of 4, the others no
-   better); GTF alpha 0.05 at M=40 (best D_stsp 9.9-14.6); aGTF at M=20 on clean data (all 4 at
-   every checkpoint to 12,000); 50,000 iterations (best 2.43-3.09, worse mid-run). The collapse
-   happens with a plain re-implementation of the lab's tutorial procedure at M=20 too (sparse
-   TF tau 16, clean data, learned first state; onto C- by 5,000 iterations), and ``train_gtf``
-   follows that procedure step for step
-   (tests/test_gtf.py::test_stf_training_equals_plain_loop).
-3. The same for an AL-RNN with more ReLU units (M=30, P=10; GTF alpha 0.1, clean data, the
-   lab also ships an M=30, P=10 Lorenz model). Measured: 1 of 4 seeds reached D_stsp < 0.2
-   and D_H < 0.1 after 334 s of training for the 4 seeds (83 s per seed-equivalent; the
-   plain prototype needs 345 s for the same 22,000 iterations); D_stsp 0.08, D_H 0.073 at
+   criterion above, the time to reach the quality that the DurstewitzLab AL-RNN tutorial
+   (accompanying Brenner et al. 2024) reports on Lorenz-63 (D_stsp 3.52, D_H 0.143 after about 21
+   minutes; see docs/references.md) is reported. Measured (20,000 iterations, 2 threads): 4.1 ms
+   per seed-iteration against 15.5 ms for the plain prototype (3.8x). Until 7,000 iterations every
+   free run fell onto a fixed point; from 8,000-11,000 iterations on each network was a chaotic
+   two-wing attractor using 3-4 subregions at most checkpoints (and on a fixed point again at some,
+   e.g. two networks at 19,000): best D_stsp 2.00-2.32, D_H 0.26-0.29; at 20,000 iterations D_stsp
+   2.06-2.79 and lambda_max 0.70-1.02 (true 0.906). No network reached D_stsp < 0.2 nor the
+   tutorial's D_H. What did worse (4 seeds each, 20,000 iterations unless said; "on a fixed point"
+   at the end): M=20 with the same recipe (all 4; one was chaotic at 14,000 and 18,000 iterations);
+   the learned first state at M=40 (2 of 4); tau 8 (3 of 4); the learning rate decayed to 1e-6
+   instead of 1e-5 (all 4, at every checkpoint); 400-step windows (1 of 4, the others no better);
+   GTF alpha 0.05 at M=40 (best D_stsp 9.9-14.6); aGTF at M=20 on clean data (all 4 at every
+   checkpoint to 12,000); 50,000 iterations (best 2.43-3.09, worse mid-run). The collapse happens
+   with a plain re-implementation of that tutorial's procedure at M=20 too (sparse TF tau 16, clean
+   data, learned first state; onto C- by 5,000 iterations), and ``train_gtf`` follows that
+   procedure step for step (tests/test_gtf.py::test_stf_training_equals_plain_loop).
+3. The same for an AL-RNN with more ReLU units (M=30, P=10; GTF alpha 0.1, clean data; the
+   DurstewitzLab also distributes an M=30, P=10 Lorenz-63 AL-RNN). Measured: 1 of 4 seeds reached
+   D_stsp < 0.2 and D_H < 0.1 after 334 s of training for the 4 seeds (83 s per seed-equivalent;
+   the plain prototype needs 345 s for the same 22,000 iterations); D_stsp 0.08, D_H 0.073 at
    40,000 iterations.
 4. **SCYFI vs brute force**: wall time to find all fixed points and 2-cycles of random PLRNNs
    as M grows (brute force enumerates 2^M regions for fixed points, 4^M for 2-cycles).
@@ -55,18 +54,20 @@ import time
 import numpy as np
 import torch
 
+from dynrnn.analyses.dsr_metrics import BestCheckpoint
 from dynrnn.analyses.scyfi import brute_force_cycles, find_cycles
 from dynrnn.models import ALRNN, PLRNN, ALRNNConfig, PLRNNConfig, ShallowPLRNN, ShallowPLRNNConfig
 from dynrnn.tasks.chaotic import ChaoticSystemTask
-from dynrnn.training.gtf import BestCheckpoint, GTFConfig, gtf_loss, sample_windows, train_gtf
+from dynrnn.training.gtf import GTFConfig, gtf_loss, sample_windows, train_gtf
 
 
 def lorenz_data(n=100_000, seed=0, noise=0.0):
     return ChaoticSystemTask("lorenz63", n_steps=n, dt=0.01, noise=noise).sample(1, seed=seed)
 
 
-# (D_stsp, D_H) thresholds: the issue's criterion, and the AL-RNN tutorial's reported quality
-CRITERIA = {"issue": (0.2, 0.1), "alrnn_tutorial": (3.52, 0.143)}
+# (D_stsp, D_H) thresholds: the target criterion (D_stsp < 0.2, D_H < 0.1), and the quality the
+# AL-RNN tutorial accompanying Brenner et al. (2024) reports
+CRITERIA = {"target": (0.2, 0.1), "alrnn_tutorial": (3.52, 0.143)}
 DEFAULT_ITERATIONS = {"shplrnn": 15000, "alrnn": 20000, "alrnn-p10": 40000}
 
 
@@ -88,7 +89,7 @@ def per_iteration_seconds(model, data, backend, cfg_kw, n=30):
 
 
 def time_to_reconstruct(name, model, data, iterations, eval_every, cfg_kw, eval_data=None,
-                        criteria=("issue",)):
+                        criteria=("target",)):
     """Train with GTF, evaluating every ``eval_every`` iterations through
     :class:`BestCheckpoint` (which also keeps each network's best state); training time
     excludes evaluation time."""
@@ -96,7 +97,7 @@ def time_to_reconstruct(name, model, data, iterations, eval_every, cfg_kw, eval_
     ckpt = BestCheckpoint(data if eval_data is None else eval_data, every=eval_every)
     reached_at = np.full(K, np.nan)
     reached_it = np.full(K, -1)
-    other = {c: np.full(K, np.nan) for c in criteria if c != "issue"}
+    other = {c: np.full(K, np.nan) for c in criteria if c != "target"}
     state = {"train_s": 0.0, "eval_s": 0.0, "last": time.perf_counter()}
     log = []
 
@@ -107,7 +108,7 @@ def time_to_reconstruct(name, model, data, iterations, eval_every, cfg_kw, eval_
         state["train_s"] += now - state["last"]
         ckpt(it, m, hist)
         _, d_s, d_h = ckpt.history[-1]
-        s_max, h_max = CRITERIA["issue"]
+        s_max, h_max = CRITERIA["target"]
         ok = (d_s < s_max) & (d_h < h_max) & np.isnan(reached_at)
         reached_at[ok] = state["train_s"]
         reached_it[ok] = it + 1
@@ -137,19 +138,21 @@ def part_training(kind, K, iterations, eval_every, results):
     data, clean = tr.targets[0], tr.info["clean"][0]
     cfg_kw = dict(seq_len=200, batch_size=16, alpha=0.2, lr=1e-3, lr_end=1e-5, grad_clip=10.0)
     if kind == "shplrnn":
-        criteria = ("issue",)
+        criteria = ("target",)
         make = lambda k, s: ShallowPLRNN(  # noqa: E731
             ShallowPLRNNConfig(3, 3, n_hidden=100, clipped=True, dt=0.01), n_networks=k, seed=s)
     elif kind == "alrnn-p10":
-        # more ReLU units (the lab also ships an M=30, P=10 Lorenz model): GTF alpha 0.1 on
+        # more ReLU units (the DurstewitzLab also distributes an M=30, P=10 Lorenz model): GTF
+        # alpha 0.1 on
         # clean data, learned first state
-        criteria = ("issue", "alrnn_tutorial")
+        criteria = ("target", "alrnn_tutorial")
         cfg_kw["alpha"] = 0.1
         make = lambda k, s: ALRNN(ALRNNConfig(30, 3, n_pwl=10, dt=0.01),  # noqa: E731
                                   n_networks=k, seed=s)
     else:
-        criteria = ("issue", "alrnn_tutorial")
-        # the lab's recipe (sparse TF tau 16, 5% noise, no gradient clipping) with M=40 instead
+        criteria = ("target", "alrnn_tutorial")
+        # the recipe of Brenner et al. 2024 (sparse TF tau 16, 5% noise, no gradient clipping)
+        # with M=40 instead
         # of 20 and the unobserved units starting at 0: with M=20 (or the learned first state)
         # most free runs collapsed onto a fixed point
         cfg_kw.update(forcing="stf", tau=16, grad_clip=None)
@@ -196,7 +199,8 @@ def part_training(kind, K, iterations, eval_every, results):
         print(f"[{kind}] {ok.sum()}/{K} reached D_stsp<0.2 & D_H<0.1; median "
               f"{np.nanmedian(reached_at):.0f} s of training for {K} seeds = {per_seed:.0f} s "
               f"per seed-equivalent; the plain prototype needs {base:.0f} s for the same "
-              f"{med_it:.0f} iterations (ratio x{base / per_seed:.1f}; issue: 7 min)", flush=True)
+              f"{med_it:.0f} iterations (ratio x{base / per_seed:.1f}; first prototype: 7 min)",
+              flush=True)
     else:
         print(f"[{kind}] no network reached the criterion in {iterations} iterations; best "
               f"D_stsp {res['best_D_stsp']}, D_H {res['best_D_H']}", flush=True)

@@ -189,9 +189,9 @@ def cmd_reconstruct(args) -> int:
     matplotlib.use("Agg")
     import numpy as np
 
-    from dynrnn.analyses.dsr_metrics import evaluate_reconstruction, generate
+    from dynrnn.analyses.dsr_metrics import BestCheckpoint, evaluate_reconstruction, generate
     from dynrnn.tasks.chaotic import ChaoticSystemTask
-    from dynrnn.training.gtf import BestCheckpoint, GTFConfig, train_gtf
+    from dynrnn.training.gtf import GTFConfig, train_gtf
     from dynrnn.zoo import save_model
 
     out = Path(args.out)  # main ran check_reconstruct: the defaults are filled in

@@ -1,4 +1,6 @@
-"""Lyapunov spectra (dynrnn.analyses.lyapunov) against the oracles of REFERENCES §4."""
+"""Lyapunov spectra (dynrnn.analyses.lyapunov) against their oracles: log|eig J| at a
+stable fixed point, the sum of the full spectrum equal to the mean log|det J|, and the
+two-trajectory estimate of the maximal exponent (Benettin et al. 1976, 1980)."""
 
 from __future__ import annotations
 

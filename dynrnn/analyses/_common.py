@@ -11,6 +11,7 @@ import torch
 
 from .._validation import ParameterTypeError, check_model_tensor, check_tensor
 from .._validation import check_finite as _check_finite
+from ..models.protocol import ANALYSIS_PROTOCOL
 
 __all__ = [
     "check_model",
@@ -28,7 +29,7 @@ __all__ = [
     "split_batch",
 ]
 
-_PROTOCOL = ("step", "jacobian", "step_drive", "input_drive", "prepare", "n_units", "n_networks")
+_PROTOCOL = ANALYSIS_PROTOCOL
 
 
 def check_model(model: Any, owner: str) -> None:
@@ -52,11 +53,22 @@ def check_model(model: Any, owner: str) -> None:
 
 def float64_copy(model: Any) -> Any:
     """A detached float64 copy of ``model`` (the original is untouched)."""
+    if not isinstance(model, torch.nn.Module):
+        # a user's protocol object (dynrnn.models.DynamicalSystem) that is not a torch module
+        if getattr(model, "dtype", None) == torch.float64:
+            return model
+        if hasattr(model, "to"):
+            return model.to(torch.float64)
+        raise ParameterTypeError(
+            "The analyses compute in float64: the 'model' parameter must be a torch module, "
+            "have dtype torch.float64, or have a .to(dtype) method returning a float64 copy. "
+            f"Got {type(model).__name__} with dtype {getattr(model, 'dtype', None)}."
+        )
     new = copy.deepcopy(model)
     new = new.double()
     for p in new.parameters():
         p.requires_grad_(False)
-    return new.eval() if hasattr(new, "eval") else new
+    return new.eval()
 
 
 def _coord_value(value: Any) -> Any:

@@ -18,6 +18,18 @@
   data-inferred first state, drop the first 25% as transient, compare with the T data samples;
   plus PE(n) and the maximal Lyapunov exponent of each reconstruction
   (:func:`dynrnn.analyses.lyapunov.lyapunov_spectrum`) against the data's.
+* :class:`BestCheckpoint` -- a :func:`dynrnn.training.train_gtf` callback that evaluates the
+  networks every so many iterations and keeps each network's best parameters.
+
+Every metric returns an ``xarray.Dataset`` with a ``network`` dimension (K generated series or
+K networks; coordinates from ``model.network_metadata()`` where a model is given).
+
+References: Koppe, G., Toutounji, H., Kirsch, P., Lis, S. & Durstewitz, D. (2019). Identifying
+nonlinear dynamical systems via generative recurrent neural networks with applications to fMRI.
+PLOS Computational Biology 15(8), e1007263 (D_stsp). Mikhaeil, J. M., Monfared, Z. & Durstewitz,
+D. (2022). On the difficulty of learning chaotic dynamics with RNNs. Advances in Neural
+Information Processing Systems 35 (NeurIPS 2022) (binned D_stsp, D_H and the evaluation
+protocol).
 
 Calibration on Lorenz-63 (1e5 samples, dt 0.01, standardised; see tests): the system against
 another trajectory of itself gives ~0.05 / ~0.05 (the floor), with 0.3 sd observation noise
@@ -34,6 +46,7 @@ import torch
 import xarray as xr
 from scipy.ndimage import gaussian_filter1d
 
+from .._progress import stage
 from .._validation import (
     ParameterTypeError,
     check_array,
@@ -43,6 +56,9 @@ from .._validation import (
     check_int,
     check_model_tensor,
 )
+from ..models.base import run
+from ..models.protocol import latent_from_observation
+from ..training.gtf import check_dsr_data
 from ._common import check_model, network_coords, network_dts
 
 __all__ = [
@@ -51,7 +67,25 @@ __all__ = [
     "prediction_error",
     "generate",
     "evaluate_reconstruction",
+    "BestCheckpoint",
 ]
+
+_KOPPE_2019 = (
+    "Koppe, Toutounji, Kirsch, Lis & Durstewitz (2019), Identifying nonlinear dynamical systems "
+    "via generative recurrent neural networks with applications to fMRI, PLOS Computational "
+    "Biology 15(8), e1007263"
+)
+_MIKHAEIL_2022 = (
+    "Mikhaeil, Monfared & Durstewitz (2022), On the difficulty of learning chaotic dynamics "
+    "with RNNs, NeurIPS 35"
+)
+
+
+def _per_series(name: str, values: np.ndarray, **attrs: Any) -> xr.Dataset:
+    """One value per generated series: ``name (network)`` with ``network = 0..K-1``."""
+    values = np.asarray(values, dtype=np.float64)
+    return xr.Dataset({name: ("network", values)},
+                      coords={"network": np.arange(len(values))}, attrs=attrs)
 
 
 def _series(x: Any, owner: str, name: str) -> np.ndarray:
@@ -189,8 +223,14 @@ def state_space_divergence(
     sigma: float = 1.0,
     n_points: int = 2000,
     seed: int = 0,
-) -> np.ndarray:
+) -> xr.Dataset:
     """D_stsp = KL(p_true || p_gen) of the state-space occupation of two series.
+
+    ``KL = sum_bins p log(p / q)`` over the smoothed histograms ``p`` (data) and ``q``
+    (generated), ``p = (counts + a) / (n + a bins^N)`` (Koppe et al. 2019, PLOS Comput. Biol.;
+    binned form of Mikhaeil et al. 2022, NeurIPS); ``"gmm"``: Monte-Carlo estimate
+    ``mean_i [log p(x_i) - log q(x_i)]`` over the data points, ``p`` and ``q`` mixtures of
+    isotropic Gaussians centred on the (standardised, subsampled) points.
 
     Arguments:
         x_true: data ``[T, N]`` (finite).
@@ -201,7 +241,8 @@ def state_space_divergence(
         sigma: width of the Gaussians of ``"gmm"`` (in data sd); n_points: subsampled centres.
 
     Returns:
-        ``[K]`` divergences (nats).
+        ``xarray.Dataset`` with ``D_stsp (network)`` (nats; one per generated series,
+        ``network = 0..K-1``); attrs ``analysis``, ``method``, the settings and ``reference``.
     """
     owner = "state_space_divergence"
     check_choice(owner, "method", method, ("bins", "gmm"))
@@ -213,8 +254,15 @@ def state_space_divergence(
     seed = check_int(owner, "seed", seed, 0)
     xt, xg = _check_pair(x_true, x_gen, owner)
     if method == "bins":
-        return _binned_kl(xt, xg, n_bins, margin, smoothing)
-    return _gmm_kl(xt, xg, sigma, n_points, seed)
+        d = _binned_kl(xt, xg, n_bins, margin, smoothing)
+        settings = dict(n_bins=n_bins, margin=float(margin), smoothing=float(smoothing))
+    else:
+        d = _gmm_kl(xt, xg, sigma, n_points, seed)
+        settings = dict(sigma=float(sigma), n_points=n_points, seed=seed)
+    ds = _per_series("D_stsp", d, analysis=owner, method=method, **settings,
+                     reference=f"{_KOPPE_2019}; {_MIKHAEIL_2022}")
+    ds["D_stsp"].attrs.update(units="nats", long_name="KL(p_data || p_gen)")
+    return ds
 
 
 def _spectra(x: np.ndarray, sigma: float) -> np.ndarray:
@@ -230,8 +278,12 @@ def _spectra(x: np.ndarray, sigma: float) -> np.ndarray:
     return np.where(total > 0, ps / np.where(total > 0, total, 1.0), flat).T
 
 
-def power_spectrum_distance(x_true: Any, x_gen: Any, *, sigma: float = 20.0) -> np.ndarray:
+def power_spectrum_distance(x_true: Any, x_gen: Any, *, sigma: float = 20.0) -> xr.Dataset:
     """D_H: Hellinger distance of smoothed power spectra, averaged over dimensions.
+
+    ``D_H = mean_n sqrt(1 - sum_f sqrt(P_n(f) Q_n(f)))`` with ``P_n``, ``Q_n`` the normalised,
+    Gaussian-smoothed power spectra ``|rfft|^2`` of dimension n of the standardised data and
+    generated series (Mikhaeil et al. 2022, NeurIPS).
 
     Arguments:
         x_true: data ``[T, N]``.
@@ -240,7 +292,8 @@ def power_spectrum_distance(x_true: Any, x_gen: Any, *, sigma: float = 20.0) -> 
         sigma: Gaussian smoothing of the spectra, in frequency bins.
 
     Returns:
-        ``[K]`` distances in [0, 1].
+        ``xarray.Dataset`` with ``D_H (network)`` in [0, 1] (one per generated series,
+        ``network = 0..K-1``); attrs ``analysis``, ``method``, ``sigma`` and ``reference``.
     """
     owner = "power_spectrum_distance"
     check_float(owner, "sigma", sigma, 0.0, math.inf, high_inclusive=False)
@@ -259,13 +312,15 @@ def power_spectrum_distance(x_true: Any, x_gen: Any, *, sigma: float = 20.0) -> 
         pg = _spectra(g, sigma)
         bc = np.sqrt(pt * pg).sum(1)
         out.append(float(np.sqrt(np.clip(1.0 - bc, 0.0, None)).mean()))
-    return np.asarray(out)
+    ds = _per_series("D_H", np.asarray(out), analysis=owner,
+                     method="Hellinger distance of smoothed power spectra", sigma=float(sigma),
+                     reference=_MIKHAEIL_2022)
+    ds["D_H"].attrs.update(long_name="Hellinger distance of power spectra (mean over dims)")
+    return ds
 
 
 def _latent_from_obs(model, x: torch.Tensor) -> torch.Tensor:
-    from ..training.gtf import _pad_latent
-
-    return _pad_latent(model, x, initial=True)
+    return latent_from_observation(model, x, initial=True)
 
 
 @torch.no_grad()
@@ -294,23 +349,29 @@ def generate(model, x0: Any, n_steps: int) -> tuple[torch.Tensor, torch.Tensor]:
         x0 = x0.unsqueeze(0)
     x0 = x0.expand(K, *x0.shape[1:])
     z = _latent_from_obs(model, x0)
-    params = {k: v.detach() for k, v in model.prepare().items()}
-    drive = model.input_drive(torch.zeros(1, z.shape[1], model.n_inputs, dtype=model.dtype))
-    Z = torch.empty(K, n_steps, *z.shape[1:], dtype=model.dtype)
-    for t in range(n_steps):
-        z = model.step_drive(z, drive, params)
-        Z[:, t] = z
-    Z = Z.transpose(1, 2)
-    return model.readout(Z), Z
+    Z, X = run(model, h0=z, n_steps=n_steps, backend="reference")
+    return X, Z
 
 
 @torch.no_grad()
 def prediction_error(
     model, data: Any, n: int = 20, *, n_starts: int = 1000, seed: int = 0
-) -> np.ndarray:
+) -> xr.Dataset:
     """PE(n): mean squared error of n-step free predictions from ``n_starts`` data points.
 
-    Returns ``[K, n]``: entry ``[k, j]`` is PE(j + 1) of network k.
+    ``PE(n) = mean_{s, i} (x^gen_{s+n,i} - x_{s+n,i})^2``, the generated series started from
+    the latent state inferred from data point ``x_s`` (Koppe et al. 2019, PLOS Comput. Biol.).
+
+    Arguments:
+        model: K-network model with ``n_outputs`` observations.
+        data: observations ``[T, N]`` (finite, ``T > n``).
+        n: largest prediction horizon; n_starts: start points drawn (without replacement)
+            from the data; seed: of that draw.
+
+    Returns:
+        ``xarray.Dataset`` with ``PE (network, n)`` (``PE[k, j]`` = PE(j + 1) of network k;
+        coordinates ``n = 1..n`` and the networks' metadata); attrs ``analysis``, ``n_starts``,
+        ``seed`` and ``reference``.
     """
     owner = "prediction_error"
     _check_dsr_model(model, owner)
@@ -328,7 +389,13 @@ def prediction_error(
     xt = torch.as_tensor(x, dtype=model.dtype)
     obs, _ = generate(model, xt[starts], n)  # [K, B, n, N]
     target = xt[starts[:, None] + np.arange(1, n + 1)[None, :]]  # [B, n, N]
-    return ((obs - target) ** 2).mean(dim=(1, 3)).double().numpy()
+    pe = ((obs - target) ** 2).mean(dim=(1, 3)).double().numpy()
+    ds = xr.Dataset({"PE": (("network", "n"), pe)},
+                    coords={**network_coords(model), "n": np.arange(1, n + 1)})
+    ds["PE"].attrs.update(long_name="n-step free-run prediction MSE")
+    ds.attrs.update(analysis=owner, method="free-run from data points", n_starts=len(starts),
+                    seed=seed, reference=_KOPPE_2019)
+    return ds
 
 
 def evaluate_reconstruction(
@@ -388,9 +455,9 @@ def evaluate_reconstruction(
     obs, Z = generate(model, x[0], n_gen)
     gen = obs[:, 0, n_gen - T:].double().numpy()  # [K, T, N]
     diverged = ~np.isfinite(gen).all(axis=(1, 2))
-    d_stsp = state_space_divergence(x, gen, n_bins=n_bins, method=dstsp_method)
-    d_h = power_spectrum_distance(x, gen, sigma=sigma)
-    pe = prediction_error(model, x, pe_steps)
+    d_stsp = state_space_divergence(x, gen, n_bins=n_bins, method=dstsp_method)["D_stsp"].values
+    d_h = power_spectrum_distance(x, gen, sigma=sigma)["D_H"].values
+    pe = prediction_error(model, x, pe_steps)["PE"].values
     K = model.n_networks
     lam = np.full(K, np.nan)
     if lyapunov:
@@ -423,10 +490,132 @@ def evaluate_reconstruction(
     ds["max_lyapunov"].attrs.update(units=f"per time unit (dt = {network_dts(model)[0]})")
     ds.attrs.update(
         analysis="evaluate_reconstruction",
+        method=f"free run of 1.25 T steps, 25% transient dropped; D_stsp by {dstsp_method}",
+        dstsp_method=dstsp_method,
         n_bins=n_bins,
         sigma=sigma,
         n_generated=n_gen,
         transient=n_gen - T,
         true_lyapunov=np.nan if true_lyapunov is None else float(true_lyapunov),
+        reference=f"{_KOPPE_2019}; {_MIKHAEIL_2022}",
     )
     return ds
+
+
+class BestCheckpoint:
+    """Keep each network's best parameters during :func:`dynrnn.training.train_gtf` (the
+    DurstewitzLab's AL-RNN tutorial accompanying Brenner, Hemmer, Monfared & Durstewitz (2024),
+    Almost-linear RNNs yield highly interpretable symbolic codes in dynamical systems
+    reconstruction, NeurIPS 37, returns its best model by D_stsp in the same way).
+
+    A callback of the training layer's generic form ``callback(iteration, model, history)``;
+    it lives with the metrics it computes (training never imports the analyses).
+
+    Every ``every`` iterations all K networks are evaluated with the DSR protocol
+    (:func:`evaluate_reconstruction`: free run of 1.25 T steps
+    from the first observation, 25% transient dropped; no Lyapunov exponent) on ``data`` (its
+    first ``max_samples`` steps), and every network whose ``metric`` improved has its state
+    copied. :meth:`restore` loads the best state of each network into the model; networks
+    never evaluated, or never finite, keep their current state. DSR free runs can fall onto a
+    fixed point late in training while the loss still falls, so the last iterate is not
+    always the best reconstruction. While it evaluates, the progress bar of
+    :func:`~dynrnn.training.train_gtf` shows ``evaluating``.
+
+    Use: ``ckpt = BestCheckpoint(clean_data, every=2000); train_gtf(model, data, cfg,
+    callback=ckpt); ckpt.restore(model)``. ``ckpt.history`` lists ``(iteration, D_stsp [K],
+    D_H [K])``; ``ckpt.best_score [K]`` and ``ckpt.best_iteration [K]`` (-1: none) the best;
+    :meth:`to_xarray` gives all of them as a Dataset over ``network``.
+
+    Arguments:
+        data: observations ``[T, N]`` to evaluate against (e.g. the clean series).
+        every: iterations between evaluations (>= 1).
+        metric: ``"D_stsp"`` or ``"D_H"`` (lower is better).
+        max_samples: evaluate on the first ``max_samples`` steps only (None: all; the
+            tutorial used 10,000).
+        stop_below: optional ``(D_stsp, D_H)``: stop training once every network has reached
+            both (returns True to :func:`~dynrnn.training.train_gtf`).
+    """
+
+    def __init__(self, data: Any, every: int = 1000, metric: str = "D_stsp",
+                 max_samples: int | None = None,
+                 stop_below: tuple[float, float] | None = None):
+        owner = "BestCheckpoint"
+        self.every = check_int(owner, "every", every, 1)
+        self.metric = check_choice(owner, "metric", metric, ("D_stsp", "D_H"))
+        x = check_dsr_data(data, None, owner)[0]
+        if max_samples is not None:
+            x = x[: check_int(owner, "max_samples", max_samples, 2)]
+        self.data = x
+        if stop_below is not None:
+            if len(stop_below) != 2:
+                raise ValueError(f"The 'stop_below' parameter of {owner} must be a pair "
+                                 f"(D_stsp, D_H). Got {stop_below!r}.")
+            stop_below = (float(stop_below[0]), float(stop_below[1]))
+        self.stop_below = stop_below
+        self.history: list[tuple[int, np.ndarray, np.ndarray]] = []
+        self.best_score: np.ndarray | None = None
+        self.best_iteration: np.ndarray | None = None
+        self._state: dict[str, torch.Tensor] | None = None
+        self._coords: dict[str, Any] | None = None
+
+    def __call__(self, iteration: int, model, history=None) -> bool:
+        if (iteration + 1) % self.every:
+            return False
+        with stage("evaluating"):  # on the bar of train_gtf, if one is running
+            ds = evaluate_reconstruction(model, self.data, lyapunov=False, pe_steps=1)
+        d_stsp, d_h = ds.D_stsp.values, ds.D_H.values
+        self.history.append((iteration + 1, d_stsp.copy(), d_h.copy()))
+        score = d_stsp if self.metric == "D_stsp" else d_h
+        score = np.where(np.isfinite(score), score, np.inf)
+        K = model.n_networks
+        if self._state is None:
+            self.best_score = np.full(K, np.inf)
+            self.best_iteration = np.full(K, -1)
+            self._state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            self._coords = network_coords(model)
+        better = score < self.best_score
+        if better.any():
+            idx = torch.as_tensor(np.nonzero(better)[0])
+            for k, v in model.state_dict().items():
+                self._state[k][idx] = v.detach()[idx]
+            self.best_score[better] = score[better]
+            self.best_iteration[better] = iteration + 1
+        if self.stop_below is None:
+            return False
+        s_max, h_max = self.stop_below
+        return bool(np.all((d_stsp < s_max) & (d_h < h_max)))
+
+    def to_xarray(self) -> xr.Dataset:
+        """The evaluations as an ``xarray.Dataset``: ``D_stsp``, ``D_H``
+        ``(network, evaluation)`` with coordinate ``iteration (evaluation)``, ``best_score`` and
+        ``best_iteration`` ``(network)`` (-1: none); ``network`` coordinates from the model's
+        ``network_metadata()``. Empty (no ``network`` dim) before the first evaluation."""
+        attrs = dict(analysis="BestCheckpoint", metric=self.metric, every=self.every,
+                     n_samples=int(self.data.shape[0]),
+                     method="evaluate_reconstruction without Lyapunov exponent")
+        if not self.history:
+            return xr.Dataset(attrs=attrs)
+        its = np.asarray([h[0] for h in self.history])
+        d_stsp = np.stack([h[1] for h in self.history], axis=1)  # [K, E]
+        d_h = np.stack([h[2] for h in self.history], axis=1)
+        data = {
+            "D_stsp": (("network", "evaluation"), d_stsp),
+            "D_H": (("network", "evaluation"), d_h),
+            "best_score": ("network", self.best_score.copy()),
+            "best_iteration": ("network", self.best_iteration.copy()),
+        }
+        coords = {**self._coords, "iteration": ("evaluation", its)}
+        return xr.Dataset(data, coords=coords, attrs=attrs)
+
+    @torch.no_grad()
+    def restore(self, model) -> np.ndarray:
+        """Load each network's best state into ``model``; returns the networks changed
+        ``[K]`` bool."""
+        if self._state is None:
+            return np.zeros(model.n_networks, dtype=bool)
+        took = self.best_iteration >= 0
+        idx = torch.as_tensor(np.nonzero(took)[0])
+        current = model.state_dict()
+        for k, v in current.items():
+            v[idx] = self._state[k][idx].to(v.dtype)
+        return took

@@ -69,6 +69,7 @@ from .._validation import (
     resolve_generator,
 )
 from ..kernels.linalg import lu_factor, lu_solve
+from ..models.base import run
 from ._common import (
     as_tensor,
     check_finite,
@@ -261,12 +262,10 @@ def _initial_states(model, u, initial_states, trajectories, n_initial, noise_std
         n_sim = 32
         n_start = max(1, math.ceil(n_initial / 4))
         h = torch.randn(K, n_start, N, generator=gen, dtype=torch.float64).to(model.device)
-        params, drive, _ = _drive_and_params(model, u, n_start)
-        visited = [h]
+        x = u.to(model.dtype)[:, None, None, :].expand(-1, n_start, n_sim, -1)  # [K|1, P, T, I]
         with torch.no_grad():
-            for _ in range(n_sim):
-                h = model.step_drive(h.to(model.dtype), drive.expand(K, n_start, -1), params)
-                visited.append(h.double())
+            states, _ = run(model, x, h0=h.to(model.dtype), backend="reference")
+        visited = [h, *states.double().unbind(2)]
         trajectories = torch.cat(visited, dim=1)
         if not bool(torch.isfinite(trajectories).all()):
             trajectories = torch.nan_to_num(trajectories, nan=0.0, posinf=0.0, neginf=0.0)

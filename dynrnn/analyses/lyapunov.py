@@ -1,11 +1,11 @@
 """Lyapunov spectra of K networks at once: QR (Benettin/Shimada--Nagashima) method and the
 two-trajectory estimate of the maximal exponent.
 
-QR method (REFERENCES §4): after ``burn_in`` steps of the state alone, an orthonormal frame
-``Q [K, B, N, k]`` is pushed through the Jacobians along the trajectory, ``Q <- J_t Q``, and
-re-orthonormalised every ``reortho_every`` steps by a QR decomposition (sign-fixed so that
-``diag R > 0``). The first ``tangent_burn_in`` steps align the frame with the leading Lyapunov
-vectors; afterwards ``sum log R_ii`` is accumulated and
+QR method (Shimada & Nagashima 1979; Benettin et al. 1980): after ``burn_in`` steps of the state
+alone, an orthonormal frame ``Q [K, B, N, k]`` is pushed through the Jacobians along the
+trajectory, ``Q <- J_t Q``, and re-orthonormalised every ``reortho_every`` steps by a QR
+decomposition (sign-fixed so that ``diag R > 0``). The first ``tangent_burn_in`` steps align the
+frame with the leading Lyapunov vectors; afterwards ``sum log R_ii`` is accumulated and
 
     lambda_i = sum_t log R_ii(t) / n_steps      (per step; divide by dt for per time unit).
 
@@ -28,6 +28,7 @@ import xarray as xr
 
 from .._progress import progress_bar
 from .._validation import check_array, check_bool, check_float, check_int, resolve_generator
+from ..models.base import run
 from ._common import (
     check_model,
     check_states,
@@ -105,7 +106,27 @@ def _setup(model, inputs, h0, n_trials, n_steps, burn_in, transient, seed, h0_st
         def input_at(t):
             return u0
 
-    return m64, h, params, drive_at, input_at, n_steps, burn_in, transient, gen, B
+    burn_inputs = None  # [K, B, burn_in, I]: what the burn-in runs on
+    if burn_in and series:
+        burn_inputs = x[:, :, :burn_in]
+    elif burn_in:
+        burn_inputs = u0[:, :, None, :].expand(K, B, burn_in, -1)
+    return m64, h, params, drive_at, input_at, n_steps, burn_inputs, transient, gen, B
+
+
+def _burn_in(m64, h: torch.Tensor, inputs: torch.Tensor | None, bar) -> torch.Tensor:
+    """The state after running ``m64`` from ``h [K, B, N]`` over the burn-in inputs ``[K, B, T,
+    I]`` (None: no burn-in) with :func:`dynrnn.run` (the reference loop, nothing stored)."""
+    if inputs is None:
+        return h
+    last = {}
+
+    def advance(t, h_t):
+        last["h"] = h_t
+        bar.update(1)
+
+    run(m64, inputs, h0=h, return_states=False, callback=advance, backend="reference")
+    return last["h"]
 
 
 def _phase(bar, name: str) -> None:
@@ -197,18 +218,17 @@ def lyapunov_spectrum(
     reortho_every = check_int(owner, "reortho_every", reortho_every, 1)
     check_bool(owner, "return_log_det", return_log_det)
     check_bool(owner, "progress", progress)
-    (m64, h, params, drive_at, input_at, n_steps, burn_in, transient, gen, B) = _setup(
+    (m64, h, params, drive_at, input_at, n_steps, burn_inputs, transient, gen, B) = _setup(
         model, inputs, h0, n_trials, n_steps, burn_in, tangent_burn_in, seed, h0_std, owner
     )
+    burn_in = 0 if burn_inputs is None else burn_inputs.shape[2]
     K, N = h.shape[0], h.shape[-1]
     k = N if n_exponents is None else check_int(owner, "n_exponents", n_exponents, 1, N)
     bar_cm = progress_bar(progress, total=burn_in + transient + n_steps, desc="lyapunov_spectrum",
                           unit="step")
     with torch.no_grad(), bar_cm as bar:
         _phase(bar, "burn-in" if burn_in else "tangent burn-in" if transient else "accumulating")
-        for t in range(burn_in):
-            h = m64.step_drive(h, drive_at(t), params)
-            bar.update(1)
+        h = _burn_in(m64, h, burn_inputs, bar)
         if burn_in:
             _phase(bar, "tangent burn-in" if transient else "accumulating")
         Q0 = torch.randn(K, B, N, k, generator=gen, dtype=torch.float64).to(h.device)
@@ -312,18 +332,17 @@ def max_lyapunov_two_trajectory(
     eps = check_float(owner, "eps", eps, 0.0, None, low_inclusive=False)
     renorm_every = check_int(owner, "renorm_every", renorm_every, 1)
     check_bool(owner, "progress", progress)
-    (m64, h, params, drive_at, _, n_steps, burn_in, transient, gen, B) = _setup(
+    (m64, h, params, drive_at, _, n_steps, burn_inputs, transient, gen, B) = _setup(
         model, inputs, h0, n_trials, n_steps, burn_in, transient, seed, h0_std, owner,
         transient_name="transient",
     )
+    burn_in = 0 if burn_inputs is None else burn_inputs.shape[2]
     K, N = h.shape[0], h.shape[-1]
     bar_cm = progress_bar(progress, total=burn_in + transient + n_steps,
                           desc="max_lyapunov_two_trajectory", unit="step")
     with torch.no_grad(), bar_cm as bar:
         _phase(bar, "burn-in" if burn_in else "transient" if transient else "accumulating")
-        for t in range(burn_in):
-            h = m64.step_drive(h, drive_at(t), params)
-            bar.update(1)
+        h = _burn_in(m64, h, burn_inputs, bar)
         if burn_in:
             _phase(bar, "transient" if transient else "accumulating")
         v = torch.randn(K, B, N, generator=gen, dtype=torch.float64).to(h.device)

@@ -16,11 +16,14 @@ from .plrnn import (
     ShallowPLRNN,
     ShallowPLRNNConfig,
 )
+from .protocol import DynamicalSystem, ReconstructionModel
 from .rate import RateRNN, RateRNNConfig
 from .reservoir import EchoStateConfig, EchoStateNetwork
 from .spiking import NEURON_TYPES, IzhikevichConfig, IzhikevichReservoir, SpikingResult
 
 __all__ = [
+    "DynamicalSystem",
+    "ReconstructionModel",
     "RecurrentModel",
     "run",
     "model_from_spec",

@@ -19,7 +19,7 @@ per call of :func:`run`).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -28,19 +28,22 @@ from torch import nn
 from .._validation import (
     ParameterTypeError,
     check_bool,
-    check_choice,
     check_int,
     check_model_tensor,
     resolve_generator,
 )
 from .._validation import check_finite as check_finite_values
+from ..kernels._backends import check_backend
+from .protocol import RUN_PROTOCOL
 
-__all__ = ["RecurrentModel", "run", "MODEL_REGISTRY", "model_from_spec", "stack_networks"]
+__all__ = [
+    "RecurrentModel", "run", "MODEL_REGISTRY", "model_from_spec", "stack_networks",
+    "jacobian_by_autodiff",
+]
 
 MODEL_REGISTRY: dict[str, type[RecurrentModel]] = {}
-#: what :func:`run` needs of a model
-_RUN_PROTOCOL = ("n_networks", "n_inputs", "n_units", "init_state", "prepare", "input_drive",
-                 "step_drive", "readout")
+#: what :func:`run` needs of a model (:class:`~dynrnn.models.protocol.DynamicalSystem`)
+_RUN_PROTOCOL = RUN_PROTOCOL
 
 
 def _as_batched_input(
@@ -331,19 +334,31 @@ class RecurrentModel(nn.Module):
         exact to float precision. Subclasses override it with an analytic form where cheap.
         """
         h = self._check_state(h, "jacobian")
-        drive = self._drive_for_step(h, x, "jacobian")
-        params = self.prepare()
-        n = h.shape[-1]
-        basis = torch.eye(n, device=h.device, dtype=h.dtype)[:, None, None, :].expand(n, *h.shape)
-
-        def f(state):
-            return self.step_drive(state, drive, params)
-
-        cols = torch.func.vmap(lambda v: torch.func.jvp(f, (h,), (v,))[1])(basis)
-        return cols.permute(1, 2, 3, 0)
+        return jacobian_by_autodiff(self, h, self._drive_for_step(h, x, "jacobian"))
 
     def project_(self) -> None:
         """Re-impose parameter constraints after an optimiser step (e.g. tau >= tau_min)."""
+
+    def weight_layout(self) -> dict[str, torch.Tensor]:
+        """The weights by role, for comparisons that permute the hidden units (e.g.
+        :func:`dynrnn.analyses.weight_distance`).
+
+        Returns:
+            ``{"recurrent": [K, N, N], "input": [K, N, I], "output": [K, O, N]}`` plus, where the
+            model has them, ``"bias" [K, N]``, ``"output_bias" [K, O]`` and ``"tau" [K, N]``;
+            one permutation of the N hidden units must act on all of them consistently (rows
+            and columns of ``recurrent``, rows of ``input``, columns of ``output``, entries of
+            ``bias`` and ``tau``).
+
+        Raises:
+            NotImplementedError: by default; a model defines it only when its weights have that
+            layout.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} defines no weight_layout(): its weights have no single "
+            "recurrent / input / output / bias layout that one permutation of the hidden units "
+            "acts on."
+        )
 
     def has_fused_loop(self) -> bool:
         """Whether :meth:`fused_loop` is available (see :mod:`dynrnn.kernels`)."""
@@ -353,6 +368,28 @@ class RecurrentModel(nn.Module):
         """Whole trial at once (a :mod:`dynrnn.kernels` fast path): inputs ``x [Kx, T, B, I]``
         (time-major per network), state noise ``[K, T, B, N]`` or None -> ``(states
         [K, T, B, N], outputs [K, T, B, O])``; must equal the reference loop of :func:`run`."""
+        raise NotImplementedError
+
+    def has_fused_forced_rollout(self) -> bool:
+        """Whether :meth:`fused_forced_rollout` is available (teacher forcing,
+        :func:`dynrnn.training.gtf.gtf_loss`)."""
+        return False
+
+    def fused_forced_rollout(
+        self, zhat: torch.Tensor, weights: torch.Tensor, z0: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced rollout in one call (a :mod:`dynrnn.kernels` fast path) of
+        ``z~_{t-1} = z_{t-1} + w_t (zhat_{t-1} - z_{t-1})``, ``z_t = F(z~_{t-1})`` (no input).
+
+        Arguments:
+            zhat: data-inferred latent states ``[K, S+1, B, N]`` (time-major).
+            weights: forcing weights ``[S, K, 1, N]`` (entry t applies before step t).
+            z0: first state ``[K, B, N]`` (gradients flow into it).
+
+        Returns:
+            ``(Z, ZF)``, the states after each step and the forced states before it, both
+            ``[K, S, B, N]`` (``ZF`` carries no gradient); must equal the step-by-step loop.
+        """
         raise NotImplementedError
 
     def perturb_inputs(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -445,32 +482,86 @@ def model_from_spec(spec: dict) -> RecurrentModel:
     return cls(configs, seeds=spec["seeds"])
 
 
+def jacobian_by_autodiff(model: Any, h: torch.Tensor, drive: torch.Tensor) -> torch.Tensor:
+    """``J [K, B, N, N]``, ``J[k, b, i, j] = d F_i / d h_j``, of ``model.step_drive`` at states
+    ``h [K, B, N]`` and drive ``[K, B, D]`` by forward-mode autodiff (``torch.func.jvp`` vmapped
+    over the N basis directions; exact to float precision). The one autodiff Jacobian path: the
+    default of :meth:`RecurrentModel.jacobian`, and usable by any protocol model."""
+    params = model.prepare()
+    n = h.shape[-1]
+    basis = torch.eye(n, device=h.device, dtype=h.dtype)[:, None, None, :].expand(n, *h.shape)
+
+    def f(state):
+        return model.step_drive(state, drive, params)
+
+    cols = torch.func.vmap(lambda v: torch.func.jvp(f, (h,), (v,))[1])(basis)
+    return cols.permute(1, 2, 3, 0)
+
+
+def _state_for(model: Any, h: Any, owner: str, name: str) -> torch.Tensor:
+    """``h`` as ``[K, B, N]`` for any protocol model (a :class:`RecurrentModel` checks it with
+    its own ``_check_state``): ``[K or 1, B, N]`` or ``[B, N]``, converted to the model's dtype;
+    a wrong type or shape raises naming ``name``."""
+    if isinstance(model, RecurrentModel):
+        return model._check_state(h, owner, name)
+    h, layout = check_model_tensor(
+        owner, name, h, model, [("K|1", "B", "N"), ("B", "N")], dtype=model.dtype
+    )
+    if layout == 1:
+        h = h.unsqueeze(0)
+    if h.shape[0] == 1 and model.n_networks > 1:
+        h = h.expand(model.n_networks, -1, -1)
+    return h
+
+
 def run(
     model: RecurrentModel,
-    x: torch.Tensor,
+    x: torch.Tensor | None = None,
     h0: torch.Tensor | None = None,
     *,
+    n_steps: int | None = None,
+    batch_size: int | None = None,
     noise: bool = False,
     generator: torch.Generator | int | None = None,
     return_states: bool = True,
+    callback: Callable[[int, torch.Tensor], None] | None = None,
     backend: str = "auto",
     check_finite: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The one simulation loop: run ``model`` on inputs ``x`` from initial state ``h0``.
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """The one simulation loop: run ``model`` on inputs ``x`` (or ``n_steps`` steps without
+    input) from initial state ``h0``.
+
+    Every multi-step simulation of the package goes through here (training, the DSR metrics'
+    free runs, the Lyapunov burn-ins, the fixed-point finder's initial-state rollouts); models
+    with a fused kernel (``model.has_fused_loop()``, :mod:`dynrnn.kernels`) are run by it, the
+    rest by the reference loop below (the specification the kernels are tested against).
 
     Arguments:
-        model: a :class:`RecurrentModel` with K networks.
+        model: any object following :class:`~dynrnn.models.DynamicalSystem` (e.g. a
+            :class:`RecurrentModel`) with K networks.
         x: inputs ``[B, T, I]`` (shared by all networks) or ``[K or 1, B, T, I]`` with
             ``B, T >= 1``; a tensor, numpy array or nested list, converted to the model's dtype
-            (a floating tensor of that dtype is used as it is, so gradients flow into it).
+            (a floating tensor of that dtype is used as it is, so gradients flow into it). None:
+            zero input for ``n_steps`` steps (an autonomous run; no ``[B, T, I]`` tensor is
+            made).
         h0: initial state ``[K or 1, B, N]`` or ``[B, N]`` (converted like ``x``); default
             ``model.init_state(B, generator)``.
+        n_steps: number of steps T when ``x`` is None (must not be given with ``x``).
+        batch_size: trials B when neither ``x`` nor ``h0`` give it (default 1).
         noise: add the model's recurrent/input noise (training); needs ``generator`` for
             reproducibility.
         generator: seed or ``torch.Generator`` for initial states and noise.
-        return_states: if False, ``states`` is returned as None (saves memory).
-        backend: ``"auto"`` uses the model's fused loop (``dynrnn.kernels``) where it has one;
-            ``"reference"`` forces the plain autograd loop below (the specification).
+        return_states: if False, ``states`` is returned as None and the reference loop keeps
+            only the outputs (and the current state), never the ``[K, B, T, N]`` states.
+        callback: ``callback(t, h)`` after every step ``t = 0 .. T-1`` with the state ``h [K, B,
+            N]`` after that step (e.g. to accumulate a statistic without storing states). With
+            a fused kernel the whole trial runs first and the callback sees each step's state
+            afterwards (same values, same order).
+        backend: ``"auto"`` uses the model's fused loop where it has one (``backend="auto"``
+            passed on, the kernel picks); ``"reference"`` forces the plain autograd loop below;
+            a kernel name (``"cpu"``, ``"cpu-torch"``, ``"triton"``; see
+            :data:`dynrnn.kernels.BACKENDS`) is passed to the model's fused loop (ValueError for
+            a model without one).
         check_finite: raise ValueError naming ``x`` or ``h0`` when they hold NaN or inf. By
             default (False) non-finite values are allowed and simply propagate: a NaN input
             makes the states and outputs of its trial NaN from that step on (and, through the
@@ -478,63 +569,123 @@ def run(
             downstream; the check costs one pass over ``x``.
 
     Returns:
-        ``(states [K, B, T, N], outputs [K, B, T, O])``.
+        ``(states [K, B, T, N], outputs [K, B, T, O])``. From a fused kernel (time-major
+        internally) both are transposed views, not copies; call ``.contiguous()`` where a
+        contiguous layout is needed.
 
     Raises:
         ValueError: a wrong shape (I, K, N or the batch size of ``h0``), an empty batch or time
-            axis, an unknown ``backend``, a negative seed, or (with ``check_finite``) NaN / inf.
+            axis, an unknown ``backend``, a negative seed, ``x`` and ``n_steps`` both or
+            neither given, or (with ``check_finite``) NaN / inf.
         TypeError: a ``model`` without the protocol, or an argument of the wrong type (a
-            string, a complex tensor, a non-bool flag).
+            string, a complex tensor, a non-bool flag, a callback that is not callable).
     """
     missing = [a for a in _RUN_PROTOCOL if not hasattr(model, a)]
     if missing:
         raise ParameterTypeError(
-            f"The 'model' parameter of run must be a dynrnn model (missing {missing}). Got "
-            f"{type(model).__name__} instead."
+            f"The 'model' parameter of run must follow the dynrnn model protocol "
+            f"(dynrnn.models.DynamicalSystem; missing {missing}). Got {type(model).__name__} "
+            "instead."
         )
     check_bool("run", "noise", noise)
     check_bool("run", "return_states", return_states)
     check_bool("run", "check_finite", check_finite)
-    check_choice("run", "backend", backend, ("auto", "reference"))
-    x = _as_batched_input(model, x)
+    backend = check_backend("run", backend)
+    if callback is not None and not callable(callback):
+        raise ParameterTypeError(
+            f"The 'callback' parameter of run must be callable as callback(t, h) or None. Got "
+            f"{type(callback).__name__} instead."
+        )
     K = model.n_networks
-    B, T = x.shape[1], x.shape[2]
+    if x is None:
+        if n_steps is None:
+            raise ValueError("run needs inputs 'x' or a number of steps 'n_steps'. Got neither.")
+        T = check_int("run", "n_steps", n_steps, 1)
+        if h0 is not None:
+            B = _state_for(model, h0, "run", "h0").shape[1]
+        else:
+            B = 1 if batch_size is None else check_int("run", "batch_size", batch_size, 1)
+        if batch_size is not None and check_int("run", "batch_size", batch_size, 1) != B:
+            raise ValueError(
+                f"The 'batch_size' parameter of run ({batch_size}) must match the batch size of "
+                f"h0 ({B})."
+            )
+        x_zero = torch.zeros(1, 1, 1, model.n_inputs, device=model.device, dtype=model.dtype)
+        x_tm = x_zero.expand(1, T, B, model.n_inputs)  # [1, T, B, I], no memory
+    else:
+        if n_steps is not None:
+            raise ValueError(
+                "The 'n_steps' parameter of run is for runs without input; with inputs 'x' the "
+                f"number of steps is x's T. Got n_steps={n_steps!r} and x as well."
+            )
+        x = _as_batched_input(model, x)
+        B, T = x.shape[1], x.shape[2]
+        if batch_size is not None and check_int("run", "batch_size", batch_size, 1) != B:
+            raise ValueError(
+                f"The 'batch_size' parameter of run ({batch_size}) must match x's B ({B})."
+            )
+        x_tm = None
     gen = None
     if generator is not None or noise:
         gen = resolve_generator(generator, owner="run", name="generator")
     if h0 is None:
         h = model.init_state(B, gen)
     else:
-        h = model._check_state(h0, "run", "h0")
+        h = _state_for(model, h0, "run", "h0")
         if h.shape[1] != B:
             raise ValueError(
                 f"The 'h0' parameter of run must have batch size B={B} like x. Got "
                 f"{tuple(h.shape)} instead."
             )
     if check_finite:
-        check_finite_values("run", "x", x)
+        if x is not None:
+            check_finite_values("run", "x", x)
         check_finite_values("run", "h0", h)
     if h.shape[0] == 1 and K > 1:
         h = h.expand(K, -1, -1)
-    if noise:
-        x = model.perturb_inputs(x, gen)
-    # Layout [K, T, B, D]: each step is a batch of contiguous B x D matrices (see kernels).
-    x_tm = x.transpose(1, 2)
-    state_noise = model.sample_noise(B, T, gen) if noise else None  # [K, T, B, N]
-    if backend == "auto" and model.has_fused_loop():
-        S, Y = model.fused_loop(h, x_tm, state_noise)  # [K, T, B, N], [K, T, B, O]
+    if x_tm is None:
+        if noise and hasattr(model, "perturb_inputs"):
+            x = model.perturb_inputs(x, gen)
+        # Layout [K, T, B, D]: each step is a batch of contiguous B x D matrices (see kernels).
+        x_tm = x.transpose(1, 2)
+    state_noise = None  # [K, T, B, N]
+    if noise and hasattr(model, "sample_noise"):
+        state_noise = model.sample_noise(B, T, gen)
+    has_fused = getattr(model, "has_fused_loop", None)
+    fused = backend != "reference" and has_fused is not None and has_fused()
+    if backend not in ("auto", "reference") and not fused:
+        raise ValueError(
+            f"The 'backend' parameter of run is {backend!r}, a fused kernel, but "
+            f"{type(model).__name__} has no fused loop here; use 'auto' or 'reference'."
+        )
+    if fused:
+        if backend == "auto":
+            S, Y = model.fused_loop(h, x_tm, state_noise)  # [K, T, B, N], [K, T, B, O]
+        else:
+            S, Y = model.fused_loop(h, x_tm, state_noise, backend=backend)
+        if callback is not None:
+            for t, h_t in enumerate(S.unbind(1)):
+                callback(t, h_t)
+        return (S.transpose(1, 2) if return_states else None), Y.transpose(1, 2)
+    params = model.prepare()
+    constant_drive = x is None  # zero input: one drive for every step
+    if constant_drive:
+        drive_steps = [model.input_drive(x_tm[:, 0]).expand(K, B, -1)] * T
     else:
-        params = model.prepare()
-        drive = model.input_drive(x_tm).expand(K, -1, -1, -1)
         # unbind (not drive[:, t]) so that the backward is one stack, not T scatters into a
         # zero tensor of the whole sequence
-        drive_steps = drive.unbind(1)
-        noise_steps = state_noise.unbind(1) if state_noise is not None else [None] * T
-        states = []
-        for t in range(T):
-            h = model.step_drive(h, drive_steps[t], params, noise_steps[t])
+        drive_steps = model.input_drive(x_tm).expand(K, -1, -1, -1).unbind(1)
+    noise_steps = state_noise.unbind(1) if state_noise is not None else [None] * T
+    states, outputs = [], []
+    for t in range(T):
+        h = model.step_drive(h, drive_steps[t], params, noise_steps[t])
+        if return_states:
             states.append(h)
-        S = torch.stack(states, dim=1)
-        Y = model.readout(S)
-    outputs = Y.transpose(1, 2)
-    return (S.transpose(1, 2).contiguous() if return_states else None), outputs
+        else:
+            outputs.append(model.readout(h))
+        if callback is not None:
+            callback(t, h)
+    if not return_states:
+        return None, torch.stack(outputs, dim=2)
+    S = torch.stack(states, dim=2)  # [K, B, T, N] directly: no transposed copy
+    return S, model.readout(S)
