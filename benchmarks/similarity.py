@@ -1,6 +1,6 @@
 """Pairwise DSA for 20 networks: dynrnn vs the reference ``dsa-metric`` package.
 
-Setting (issue 4): 20 rate RNNs (64 units), briefly trained on the 3-bit flip-flop task, run on the
+Setting: 20 rate RNNs (64 units), briefly trained on the 3-bit flip-flop task, run on the
 same 1000-step input sequence; Hankel delay embedding 10, rank 30, angular score. dynrnn computes
 all 190 pairs (batched DMD + batched Procrustes over vector fields). The peer (``DSA`` from
 ``dsa-metric``; its HAVOK DMD and ``SimilarityTransformDist`` with its default optimiser, Adam on a
@@ -64,7 +64,7 @@ def run_peer(states, n_delays, rank, pairs, iters):
         d.fit()
         mats.append(d.A_v.detach().clone())
     t_dmd = time.perf_counter() - t
-    # the DSA class's defaults for the optimiser: Adam, lr 5e-3 (we set iters as the issue says)
+    # the DSA class's defaults for the optimiser: Adam, lr 5e-3 (iters from --iters, default 1000)
     sim = SimilarityTransformDist(iters=iters, score_method="angular", lr=5e-3, device="cpu")
     out, per_pair = [], []
     for i, j in pairs:

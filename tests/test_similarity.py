@@ -26,7 +26,7 @@ from dynrnn.analyses import (
     procrustes_vector_fields,
     weight_distance,
 )
-from dynrnn.analyses.similarity import _optimise_c, _random_orthogonal
+from dynrnn.analyses.similarity.orthogonal import _optimise_c, _random_orthogonal
 from dynrnn.models import Ensemble, RateRNNConfig
 
 
@@ -302,3 +302,24 @@ def test_weight_distance_pairwise_and_normalised():
     assert plain <= ident + 1e-12
     with pytest.raises(ValueError, match="same parameters and shapes"):
         weight_distance(m, Ensemble(RateRNNConfig(n_inputs=2, n_units=11, n_outputs=1)))
+
+
+def test_weight_layout_is_the_models_knowledge():
+    from dynrnn._validation import ParameterTypeError
+    from dynrnn.models import GRU, GRUConfig, RateRNN
+
+    cfg = RateRNNConfig(n_inputs=2, n_units=6, n_outputs=3, nonlinearity="relu", dale=True,
+                        train_tau=True)
+    m = RateRNN(cfg, n_networks=2, seed=1)
+    layout = m.weight_layout()
+    assert set(layout) == {"recurrent", "input", "output", "bias", "output_bias", "tau"}
+    assert torch.equal(layout["recurrent"], m.effective_weights())
+    assert layout["input"] is m.W_in and layout["output"] is m.W_out and layout["tau"] is m.tau
+    assert layout["recurrent"].shape == (2, 6, 6) and layout["bias"].shape == (2, 6)
+    ds = weight_distance(m, n_restarts=0, progress=False)
+    assert ds.attrs["parameters"] == "U V W b c tau"
+    gru = GRU(GRUConfig(n_inputs=2, n_units=4, n_outputs=1))
+    with pytest.raises(NotImplementedError, match="gate-aware"):
+        gru.weight_layout()
+    with pytest.raises(ParameterTypeError, match="weight_layout|gate-aware"):
+        weight_distance(gru)

@@ -6,7 +6,8 @@ dimension whose coordinates are the networks' hyperparameters.
 * :mod:`.linearisation` -- Jacobians, modes, local time constants, input coupling;
 * :mod:`.lyapunov` -- Lyapunov spectra (QR method) and two-trajectory maximal exponents;
 * :mod:`.timescales` -- FFT autocorrelation, exponential fits, network timescale tau_net;
-* :mod:`.dsr_metrics` -- D_stsp, D_H, PE(n), reconstruction evaluation;
+* :mod:`.dsr_metrics` -- D_stsp, D_H, PE(n), reconstruction evaluation, the GTF callback
+  ``BestCheckpoint``;
 * :mod:`.scyfi` -- exact fixed points and k-cycles of PLRNNs (SCYFI, brute-force oracle);
 * :mod:`.symbolic` -- AL-RNN symbolic dynamics (symbols, transition graph).
 """
@@ -19,6 +20,7 @@ from .degeneracy import (
     readout_multiplier,
 )
 from .dsr_metrics import (
+    BestCheckpoint,
     evaluate_reconstruction,
     generate,
     power_spectrum_distance,
@@ -76,6 +78,7 @@ __all__ = [
     "weight_distance",
     "brute_force_cycles",
     "evaluate_reconstruction",
+    "BestCheckpoint",
     "find_cycles",
     "generate",
     "power_spectrum_distance",

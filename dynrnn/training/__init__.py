@@ -2,7 +2,7 @@
 (GTF/aGTF/STF) for dynamical-systems reconstruction."""
 
 from .curriculum import Curriculum
-from .gtf import BestCheckpoint, GTFConfig, GTFHistory, estimate_forcing_interval, train_gtf
+from .gtf import GTFConfig, GTFHistory, estimate_forcing_interval, train_gtf
 from .hlop import (
     HLOP,
     MLP,
@@ -17,12 +17,15 @@ from .losses import head_accuracy, head_cross_entropy, masked_mse
 from .optim import EnsembleOptimizer, per_network_grad_norm
 from .readouts import (
     ForceResult,
+    RidgeResult,
     RLSReadout,
     ThreeFactorConfig,
     ThreeFactorReadout,
+    ThreeFactorResult,
     force_train,
     reservoir_features,
     ridge_readout,
+    train_three_factor,
 )
 from .supervised import History, TrainConfig, train
 
@@ -36,7 +39,6 @@ __all__ = [
     "train_continual",
     "principal_angles",
     "train_gtf",
-    "BestCheckpoint",
     "GTFConfig",
     "GTFHistory",
     "estimate_forcing_interval",
@@ -56,4 +58,7 @@ __all__ = [
     "RLSReadout",
     "ThreeFactorConfig",
     "ThreeFactorReadout",
+    "ThreeFactorResult",
+    "train_three_factor",
+    "RidgeResult",
 ]
