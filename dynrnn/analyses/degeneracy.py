@@ -26,7 +26,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -68,15 +68,29 @@ def readout_multiplier(n_units: int, regime: str = "standard") -> float:
 
 
 # --------------------------------------------------------------------------- sources
-def _as_models(source: Any, ids: Sequence[str] | None, owner: str) -> tuple[list, list | None]:
-    """``(models, rows)`` from a model, a sequence of models, or a Zoo plus ids. Zoo networks
-    are grouped so that networks that can be stacked (same model and structural fields) are
-    loaded together; ``rows`` then holds the zoo's row of every network (task fields, outcome,
-    tags) in the order of the models' networks."""
-    from ..models.base import MODEL_REGISTRY
-    from ..zoo import Zoo
+@runtime_checkable
+class NetworkStore(Protocol):
+    """What the degeneracy analyses use of a store of networks, such as :class:`dynrnn.zoo.Zoo`
+    (matched by these two methods, so that analyses never import the zoo layer above them).
 
-    if isinstance(source, Zoo):
+    ``metadata(ids)`` returns one dict per network id, in the given order, holding at least
+    ``"id"`` and ``"model"`` (a ``MODEL_REGISTRY`` name) and the model's structural fields;
+    ``load(ids)`` stacks those networks into one model, network ``j`` being ``ids[j]``.
+    """
+
+    def metadata(self, ids: Sequence[str]) -> list[dict]: ...
+
+    def load(self, ids: Sequence[str]) -> Any: ...
+
+
+def _as_models(source: Any, ids: Sequence[str] | None, owner: str) -> tuple[list, list | None]:
+    """``(models, rows)`` from a model, a sequence of models, or a network store (a Zoo) plus
+    ids. Stored networks are grouped so that networks that can be stacked (same model and
+    structural fields) are loaded together; ``rows`` then holds the store's row of every network
+    (task fields, outcome, tags) in the order of the models' networks."""
+    from ..models.base import MODEL_REGISTRY
+
+    if isinstance(source, NetworkStore) and not hasattr(source, "network_metadata"):
         if not ids:
             raise ValueError(
                 f"The 'ids' parameter of {owner} must name networks of the zoo (e.g. a "
@@ -171,8 +185,8 @@ def _concat_coords(models: list, rows: list | None = None) -> dict:
 
 # --------------------------------------------------------------------------- behaviour
 def _errors(model, task, n_trials: int, seed: int) -> np.ndarray:
+    from ..functional.losses import masked_mse
     from ..models.base import run
-    from ..training.losses import masked_mse
 
     trials = task.sample(n_trials, seed).to(model.device, model.dtype)
     with torch.no_grad():

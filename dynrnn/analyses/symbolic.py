@@ -1,4 +1,4 @@
-"""Symbolic dynamics of AL-RNNs (Brenner et al. 2024; REFERENCES §4).
+"""Symbolic dynamics of AL-RNNs (Brenner et al., NeurIPS 2024).
 
 An AL-RNN with P ReLU units is affine in each of its ``2^P`` linear subregions; the symbol of a
 state is the on/off pattern of the ReLU units (``model.region_code``), read as a binary number

@@ -1,6 +1,6 @@
 """Timescales of activity: FFT autocorrelation, exponential fits, the network timescale.
 
-Following Khajehabdollahi et al. (ICLR 2024; REFERENCES §1), the *network timescale*
+Following Khajehabdollahi et al. (ICLR 2024), the *network timescale*
 ``tau_net`` of a network is read from the autocorrelation of its units' activity: the
 autocorrelation function (ACF) of every unit is estimated with the FFT (Wiener--Khinchin,
 zero-padded to avoid circular wrap-around, averaged over trials), the unit ACFs are averaged

@@ -87,9 +87,9 @@ def _now() -> str:
 
 
 def _version() -> str:
-    import dynrnn
+    from .._version import __version__
 
-    return str(getattr(dynrnn, "__version__", "unknown"))
+    return __version__
 
 
 def canonical_json(obj: Any) -> str:
