@@ -1,7 +1,11 @@
 """Central validation of user-facing parameters.
 
-Every config in dynrnn validates its fields in ``__post_init__`` through these helpers, so a bad
-value always produces a message of one form::
+Every config dataclass in dynrnn declares one :class:`Constraint` per field, once, in a class-level
+``constraints`` dict, and calls :func:`validate_config` from ``__post_init__`` (which also stores
+each value normalised: an int given to a float field is kept as a float, a list given to a pair
+field as a tuple). Functions check their arguments with the ``check_*`` helpers below. Either way a
+bad value always produces a message of one form (the form of scikit-learn's parameter
+constraints)::
 
     The 'p_pulse' parameter of FlipFlopConfig must be a float in the range [0, 1]. Got 1.5 instead.
 
@@ -18,7 +22,8 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,6 +44,17 @@ __all__ = [
     "check_finite",
     "check_model_tensor",
     "resolve_generator",
+    "Constraint",
+    "Int",
+    "Float",
+    "Bool",
+    "Choice",
+    "OrNone",
+    "IntPair",
+    "Floats",
+    "Check",
+    "config_constraints",
+    "validate_config",
 ]
 
 
@@ -225,6 +241,160 @@ def resolve_generator(
         raise ValueError(msg)
     gen.manual_seed(int(iseed))
     return gen
+
+
+# --------------------------------------------------------------------------- config constraints
+#: a bound of a constraint: a number, None (unbounded), the name of another field of the config
+#: (its already validated value), or a function of the config
+Bound = float | int | str | Callable[[Any], float] | None
+
+
+def _bound(bound: Bound, config: Any) -> Any:
+    if isinstance(bound, str):
+        return getattr(config, bound)
+    if callable(bound):
+        return bound(config)
+    return bound
+
+
+class Constraint:
+    """The allowed values of one config field (declared in the config's ``constraints``).
+
+    ``check(owner, name, value, config)`` returns the value normalised or raises naming the
+    field: :class:`ParameterTypeError` for a wrong type, ValueError for a value out of range.
+    Bounds may name another field (validated before this one) or be a function of the config.
+    """
+
+    def check(self, owner: str, name: str, value: Any, config: Any = None) -> Any:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Int(Constraint):
+    """An int in ``[low, high]`` (:func:`check_int`: bools and floats such as ``2.0`` are a
+    ``ParameterTypeError``; numpy integers are stored as Python ints)."""
+
+    low: Bound = None
+    high: Bound = None
+
+    def check(self, owner, name, value, config=None):
+        return check_int(owner, name, value, _bound(self.low, config), _bound(self.high, config))
+
+
+@dataclass(frozen=True)
+class Float(Constraint):
+    """A finite float in the range ``low .. high`` (:func:`check_float`; ints and numpy numbers
+    are stored as Python floats, so ``2`` and ``2.0`` give equal configs; bools, NaN and inf are
+    rejected)."""
+
+    low: Bound = None
+    high: Bound = None
+    low_inclusive: bool = True
+    high_inclusive: bool = True
+
+    def check(self, owner, name, value, config=None):
+        return check_float(
+            owner, name, value, _bound(self.low, config), _bound(self.high, config),
+            self.low_inclusive, self.high_inclusive,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Bool(Constraint):
+    """A bool (:func:`check_bool`; ints such as 0/1 are a ``ParameterTypeError``)."""
+
+    def check(self, owner, name, value, config=None):
+        return check_bool(owner, name, value)
+
+
+@dataclass(frozen=True)
+class Choice(Constraint):
+    """One of ``choices`` (:func:`check_choice`)."""
+
+    choices: tuple
+
+    def __post_init__(self):
+        object.__setattr__(self, "choices", tuple(self.choices))
+
+    def check(self, owner, name, value, config=None):
+        return check_choice(owner, name, value, self.choices)
+
+
+@dataclass(frozen=True)
+class OrNone(Constraint):
+    """None, or a value allowed by ``inner``."""
+
+    inner: Constraint
+
+    def check(self, owner, name, value, config=None):
+        return None if value is None else self.inner.check(owner, name, value, config)
+
+
+@dataclass(frozen=True)
+class IntPair(Constraint):
+    """An inclusive int range ``(lo, hi)``, ``lo <= hi`` and ``lo >= low``
+    (:func:`check_int_range_pair`; stored as a tuple)."""
+
+    low: int | None = None
+
+    def check(self, owner, name, value, config=None):
+        return check_int_range_pair(owner, name, value, self.low)
+
+
+@dataclass(frozen=True)
+class Floats(Constraint):
+    """A float allowed by ``inner``, or a non-empty sequence of them (one per network; stored as
+    a tuple of floats)."""
+
+    inner: Float
+
+    def check(self, owner, name, value, config=None):
+        if isinstance(value, (list, tuple)):
+            if not value:
+                raise ValueError(f"The {name!r} parameter of {owner} must not be empty.")
+            return tuple(self.inner.check(owner, name, v, config) for v in value)
+        return self.inner.check(owner, name, value, config)
+
+
+@dataclass(frozen=True)
+class Check(Constraint):
+    """A field with its own rule: ``fn(owner, name, value, config)`` returns the normalised value
+    or raises (ValueError / :class:`ParameterTypeError` naming the field, in the same message
+    form)."""
+
+    fn: Callable[[str, str, Any, Any], Any]
+
+    def check(self, owner, name, value, config=None):
+        return self.fn(owner, name, value, config)
+
+
+def config_constraints(cls: type) -> dict[str, Constraint]:
+    """The constraints of a config class: its own ``constraints`` and those of its bases (a
+    subclass declares only its new or changed fields), in declaration order, bases first."""
+    out: dict[str, Constraint] = {}
+    for klass in reversed(cls.__mro__):
+        own = klass.__dict__.get("constraints")
+        if isinstance(own, Mapping):
+            out.update(own)
+    return out
+
+
+def validate_config(config: Any) -> None:
+    """Validate and normalise every field of a config dataclass (called by its
+    ``__post_init__``).
+
+    Runs the constraint of each field of :func:`config_constraints` in order, naming the config
+    class in the messages, and stores the normalised values (``object.__setattr__``, so frozen
+    dataclasses work too); then calls the config's ``_check_relations()`` (checks across
+    fields, e.g. ``tau_min <= tau_init``) where it has one.
+    """
+    owner = type(config).__name__
+    for name, constraint in config_constraints(type(config)).items():
+        value = constraint.check(owner, name, getattr(config, name), config)
+        object.__setattr__(config, name, value)
+    relations = getattr(config, "_check_relations", None)
+    if relations is not None:
+        relations()
 
 
 # --------------------------------------------------------------------------- tensors

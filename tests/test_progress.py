@@ -4,7 +4,7 @@
 import pytest
 import torch
 
-from dynrnn.analyses import find_fixed_points, lyapunov_spectrum
+from dynrnn.analyses import BestCheckpoint, find_fixed_points, lyapunov_spectrum
 from dynrnn.analyses.lyapunov import max_lyapunov_two_trajectory
 from dynrnn.analyses.similarity import dsa, weight_distance
 from dynrnn.models import (
@@ -18,7 +18,7 @@ from dynrnn.models import (
     RateRNNConfig,
 )
 from dynrnn.tasks import FlipFlopTask
-from dynrnn.training import BestCheckpoint, TrainConfig, force_train, train
+from dynrnn.training import TrainConfig, force_train, train
 from dynrnn.training.gtf import GTFConfig, train_gtf
 
 

@@ -1,14 +1,23 @@
-"""Small helpers shared by the task generators (validation of float pairs, time grids)."""
+"""Constraints shared by the task configs (non-negative and positive floats, float pairs)."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
-from .._validation import check_float
+from .._validation import Constraint, Float, check_float
 
-__all__ = ["check_float_range_pair", "check_nonnegative", "set_field"]
+__all__ = [
+    "NON_NEGATIVE",
+    "POSITIVE",
+    "FloatPair",
+    "check_float_range_pair",
+]
+
+#: a finite float >= 0 ("[0, inf)")
+NON_NEGATIVE = Float(0.0)
+#: a finite float > 0 ("(0, inf)")
+POSITIVE = Float(0.0, None, low_inclusive=False)
 
 
 def check_float_range_pair(
@@ -44,13 +53,13 @@ def check_float_range_pair(
     return lo, hi
 
 
-def set_field(obj: Any, name: str, value: Any) -> None:
-    """Normalise a field of a frozen dataclass inside ``__post_init__``."""
-    object.__setattr__(obj, name, value)
+@dataclass(frozen=True)
+class FloatPair(Constraint):
+    """A float interval ``(lo, hi)`` (:func:`check_float_range_pair`; stored as a tuple)."""
 
+    low: float | None = None
+    high: float | None = None
+    strict: bool = True
 
-def check_nonnegative(owner: str, name: str, value: Any, strict: bool = False) -> float:
-    """A finite float >= 0 (> 0 if ``strict``); ValueError naming ``name`` otherwise."""
-    return check_float(
-        owner, name, value, 0.0, math.inf, low_inclusive=not strict, high_inclusive=False
-    )
+    def check(self, owner, name, value, config=None):
+        return check_float_range_pair(owner, name, value, self.low, self.high, self.strict)

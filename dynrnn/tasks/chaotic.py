@@ -19,14 +19,19 @@ import torch
 from scipy.integrate import solve_ivp
 
 from .._validation import (
+    Bool,
+    Check,
+    Constraint,
+    Float,
+    Int,
+    OrNone,
     check_array,
-    check_bool,
     check_choice,
     check_float,
     check_int,
     resolve_generator,
+    validate_config,
 )
-from ._utils import set_field
 from .base import Task, Trials, register_task
 
 __all__ = [
@@ -89,10 +94,14 @@ class Lorenz63(_System):
     transient_time: ClassVar[float] = 20.0
     max_lyapunov: ClassVar[float | None] = MAX_LYAPUNOV["lorenz63"]
 
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "sigma": Float(-1e6, 1e6),
+        "rho": Float(-1e6, 1e6),
+        "beta": Float(-1e6, 1e6),
+    }
+
     def __post_init__(self):
-        owner = type(self).__name__
-        for key in ("sigma", "rho", "beta"):
-            check_float(owner, key, getattr(self, key), -1e6, 1e6)
+        validate_config(self)
 
     @property
     def dim(self) -> int:
@@ -123,10 +132,14 @@ class Rossler(_System):
     transient_time: ClassVar[float] = 100.0
     max_lyapunov: ClassVar[float | None] = MAX_LYAPUNOV["rossler"]
 
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "a": Float(-1e6, 1e6),
+        "b": Float(-1e6, 1e6),
+        "c": Float(-1e6, 1e6),
+    }
+
     def __post_init__(self):
-        owner = type(self).__name__
-        for key in ("a", "b", "c"):
-            check_float(owner, key, getattr(self, key), -1e6, 1e6)
+        validate_config(self)
 
     @property
     def dim(self) -> int:
@@ -156,10 +169,10 @@ class Lorenz96(_System):
 
     transient_time: ClassVar[float] = 20.0
 
+    constraints: ClassVar[dict[str, Constraint]] = {"n": Int(4), "forcing": Float(-1e6, 1e6)}
+
     def __post_init__(self):
-        owner = type(self).__name__
-        check_int(owner, "n", self.n, 4)
-        check_float(owner, "forcing", self.forcing, -1e6, 1e6)
+        validate_config(self)
 
     @property
     def dim(self) -> int:
@@ -335,16 +348,18 @@ class ChaoticSystemTask(Task):
 
     kind = "regression"
 
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "system": Check(lambda owner, name, value, config: make_system(value)),
+        "n_steps": Int(2),
+        "dt": Float(0.0, None, low_inclusive=False),
+        "transient_steps": OrNone(Int(0)),
+        "noise": Float(0.0),
+        "standardise": Bool(),
+        "tol": Float(0.0, 1.0, low_inclusive=False),
+    }
+
     def __post_init__(self):
-        owner = type(self).__name__
-        set_field(self, "system", make_system(self.system))
-        check_int(owner, "n_steps", self.n_steps, 2)
-        check_float(owner, "dt", self.dt, 0.0, math.inf, low_inclusive=False, high_inclusive=False)
-        if self.transient_steps is not None:
-            check_int(owner, "transient_steps", self.transient_steps, 0)
-        check_float(owner, "noise", self.noise, 0.0, math.inf, high_inclusive=False)
-        check_bool(owner, "standardise", self.standardise)
-        check_float(owner, "tol", self.tol, 0.0, 1.0, low_inclusive=False)
+        validate_config(self)
 
     @property
     def n_inputs(self) -> int:

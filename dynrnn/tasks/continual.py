@@ -27,10 +27,19 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from .._validation import check_choice, check_float, check_int, resolve_generator
+from .._validation import (
+    Choice,
+    Constraint,
+    Float,
+    Int,
+    check_int,
+    resolve_generator,
+    validate_config,
+)
 from .base import Task, Trials, register_task
 
 __all__ = ["ContinualPatternTask", "continual_sequence"]
@@ -76,27 +85,31 @@ class ContinualPatternTask(Task):
 
     kind = "classification"
 
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "n_dims": Int(1),
+        "n_classes": Int(2),
+        "task_id": Int(0),
+        "variant": Choice(_VARIANTS),
+        "n_steps": Int(1),
+        "presentation": Choice(("first", "hold", "chunks")),
+        "n_variations": Int(0),
+        "variation_std": Float(0.0),
+        "noise_std": Float(0.0),
+        "density": Float(0.0, 1.0, low_inclusive=False),
+        "blur": Int(1, "n_dims"),
+        "rotation_deg": Float(-360.0, 360.0),
+        "base_seed": Int(0),
+    }
+
     def __post_init__(self):
-        o = type(self).__name__
-        check_int(o, "n_dims", self.n_dims, 1)
-        check_int(o, "n_classes", self.n_classes, 2)
-        check_int(o, "task_id", self.task_id, 0)
-        check_choice(o, "variant", self.variant, _VARIANTS)
-        check_int(o, "n_steps", self.n_steps, 1)
-        check_choice(o, "presentation", self.presentation, ("first", "hold", "chunks"))
+        validate_config(self)
+
+    def _check_relations(self):
         if self.presentation == "chunks" and self.n_dims % self.n_steps:
             raise ValueError(
-                f"The 'n_steps' parameter of {o} must divide n_dims={self.n_dims} when "
-                f"presentation='chunks'. "
-                f"Got {self.n_steps!r} instead."
+                f"The 'n_steps' parameter of {type(self).__name__} must divide "
+                f"n_dims={self.n_dims} when presentation='chunks'. Got {self.n_steps!r} instead."
             )
-        check_int(o, "n_variations", self.n_variations, 0)
-        check_float(o, "variation_std", self.variation_std, 0.0, None)
-        check_float(o, "noise_std", self.noise_std, 0.0, None)
-        check_float(o, "density", self.density, 0.0, 1.0, low_inclusive=False)
-        check_int(o, "blur", self.blur, 1, self.n_dims)
-        check_float(o, "rotation_deg", self.rotation_deg, -360.0, 360.0)
-        check_int(o, "base_seed", self.base_seed, 0)
 
     @property
     def n_inputs(self) -> int:

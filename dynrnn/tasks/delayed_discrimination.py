@@ -9,11 +9,23 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from .._validation import check_float, check_int, check_int_range_pair, resolve_generator
-from ._utils import check_float_range_pair, check_nonnegative, set_field
+from .._validation import (
+    Constraint,
+    Float,
+    Int,
+    IntPair,
+    check_int,
+    resolve_generator,
+    validate_config,
+)
+from ._utils import (
+    NON_NEGATIVE,
+    FloatPair,
+)
 from .base import Task, Trials, register_task
 
 __all__ = ["DelayedDiscriminationTask"]
@@ -61,19 +73,20 @@ class DelayedDiscriminationTask(Task):
 
     kind = "regression"
 
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "f_range": FloatPair(-1e6, 1e6),
+        "delay_range": IntPair(0),
+        "stim_steps": Int(1),
+        "pre_steps": Int(0),
+        "response_steps": Int(1),
+        "input_noise": NON_NEGATIVE,
+        "min_diff": Float(
+            0.0, lambda c: (c.f_range[1] - c.f_range[0]) / 2, high_inclusive=False
+        ),
+    }
+
     def __post_init__(self):
-        owner = type(self).__name__
-        lo, hi = check_float_range_pair(owner, "f_range", self.f_range, -1e6, 1e6)
-        set_field(self, "f_range", (lo, hi))
-        set_field(
-            self, "delay_range", check_int_range_pair(owner, "delay_range", self.delay_range, 0)
-        )
-        check_int(owner, "stim_steps", self.stim_steps, 1)
-        check_int(owner, "pre_steps", self.pre_steps, 0)
-        check_int(owner, "response_steps", self.response_steps, 1)
-        check_nonnegative(owner, "input_noise", self.input_noise)
-        md = check_float(owner, "min_diff", self.min_diff, 0.0, (hi - lo) / 2, True, False)
-        set_field(self, "min_diff", md)
+        validate_config(self)
 
     @property
     def n_inputs(self) -> int:

@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from .._validation import check_bool, check_float, check_int, resolve_generator
-from ._utils import check_nonnegative
+from .._validation import (
+    Bool,
+    Constraint,
+    Float,
+    Int,
+    check_int,
+    resolve_generator,
+    validate_config,
+)
+from ._utils import NON_NEGATIVE
 from .base import Task, Trials, register_task
 
 __all__ = ["FlipFlopTask"]
@@ -50,13 +59,16 @@ class FlipFlopTask(Task):
 
     kind = "regression"
 
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "n_bits": Int(1),
+        "n_steps": Int(1),
+        "p_pulse": Float(0.0, 1.0),
+        "input_noise": NON_NEGATIVE,
+        "mask_before_first_pulse": Bool(),
+    }
+
     def __post_init__(self):
-        owner = type(self).__name__
-        check_int(owner, "n_bits", self.n_bits, 1)
-        check_int(owner, "n_steps", self.n_steps, 1)
-        check_float(owner, "p_pulse", self.p_pulse, 0.0, 1.0)
-        check_nonnegative(owner, "input_noise", self.input_noise)
-        check_bool(owner, "mask_before_first_pulse", self.mask_before_first_pulse)
+        validate_config(self)
 
     @property
     def n_inputs(self) -> int:

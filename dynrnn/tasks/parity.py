@@ -9,11 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from .._validation import check_float, check_int, resolve_generator
-from ._utils import set_field
+from .._validation import (
+    Check,
+    Constraint,
+    Float,
+    OrNone,
+    check_int,
+    resolve_generator,
+    validate_config,
+)
 from .base import Task, Trials, register_task
 
 __all__ = ["DMSTask", "ParityTask"]
@@ -46,11 +54,13 @@ class _BinaryStreamTask(Task):
     kind = "classification"
     _task_name = ""
 
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "n_values": Check(lambda owner, name, value, config: _check_n_values(owner, value)),
+        "p_bit": OrNone(Float(0.0, 1.0)),
+    }
+
     def __post_init__(self):
-        owner = type(self).__name__
-        set_field(self, "n_values", _check_n_values(owner, self.n_values))
-        if self.p_bit is not None:
-            set_field(self, "p_bit", check_float(owner, "p_bit", self.p_bit, 0.0, 1.0))
+        validate_config(self)
 
     @property
     def n_inputs(self) -> int:

@@ -8,11 +8,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from .._validation import check_bool, check_float, check_int, resolve_generator
-from ._utils import check_nonnegative
+from .._validation import (
+    Bool,
+    Constraint,
+    Float,
+    Int,
+    OrNone,
+    check_int,
+    resolve_generator,
+    validate_config,
+)
+from ._utils import NON_NEGATIVE, POSITIVE
 from .base import Task, Trials, register_task
 
 __all__ = ["PathIntegrationTask", "ar1_filter", "reflect"]
@@ -93,20 +103,19 @@ class PathIntegrationTask(Task):
 
     kind = "regression"
 
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "n_steps": Int(1),
+        "dt": POSITIVE,
+        "speed_std": NON_NEGATIVE,
+        "velocity_tau": NON_NEGATIVE,
+        "boundary": OrNone(POSITIVE),
+        "start_scale": Float(0.0, "boundary"),  # no upper bound without a boundary
+        "start_input": Bool(),
+        "input_noise": NON_NEGATIVE,
+    }
+
     def __post_init__(self):
-        owner = type(self).__name__
-        check_int(owner, "n_steps", self.n_steps, 1)
-        check_nonnegative(owner, "dt", self.dt, strict=True)
-        check_nonnegative(owner, "speed_std", self.speed_std)
-        check_nonnegative(owner, "velocity_tau", self.velocity_tau)
-        if self.boundary is not None:
-            check_nonnegative(owner, "boundary", self.boundary, strict=True)
-        if self.boundary is None:
-            check_nonnegative(owner, "start_scale", self.start_scale)
-        else:
-            check_float(owner, "start_scale", self.start_scale, 0.0, self.boundary)
-        check_bool(owner, "start_input", self.start_input)
-        check_nonnegative(owner, "input_noise", self.input_noise)
+        validate_config(self)
 
     @property
     def n_inputs(self) -> int:

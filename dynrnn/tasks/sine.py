@@ -4,14 +4,34 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from .._validation import check_float, check_int, resolve_generator
-from ._utils import check_float_range_pair, check_nonnegative, set_field
+from .._validation import (
+    Check,
+    Constraint,
+    Float,
+    Int,
+    OrNone,
+    check_int,
+    resolve_generator,
+    validate_config,
+)
+from ._utils import POSITIVE, check_float_range_pair
 from .base import Task, Trials, register_task
 
 __all__ = ["SineWaveTask"]
+
+
+def _check_freq_range(owner, name, value, config):
+    fr = check_float_range_pair(owner, name, value, 0.0, 1e6)
+    if fr[0] <= 0:
+        raise ValueError(
+            f"The {name!r} parameter of {owner} must be a pair (lo, hi) of floats with "
+            f"0 < lo < hi. Got {value!r} instead."
+        )
+    return fr
 
 
 @register_task("sine")
@@ -49,22 +69,18 @@ class SineWaveTask(Task):
 
     kind = "regression"
 
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "freq_range": Check(_check_freq_range),
+        "n_freqs": OrNone(Int(2)),
+        "dt": POSITIVE,
+        "n_steps": Int(1),
+        "amplitude": POSITIVE,
+        "input_offset": Float(-1e6, 1e6),
+        "washout_steps": Int(0, lambda c: c.n_steps - 1),
+    }
+
     def __post_init__(self):
-        owner = type(self).__name__
-        fr = check_float_range_pair(owner, "freq_range", self.freq_range, 0.0, 1e6)
-        if fr[0] <= 0:
-            raise ValueError(
-                f"The 'freq_range' parameter of {owner} must be a pair (lo, hi) of floats with "
-                f"0 < lo < hi. Got {self.freq_range!r} instead."
-            )
-        set_field(self, "freq_range", fr)
-        if self.n_freqs is not None:
-            check_int(owner, "n_freqs", self.n_freqs, 2)
-        check_nonnegative(owner, "dt", self.dt, strict=True)
-        check_int(owner, "n_steps", self.n_steps, 1)
-        check_nonnegative(owner, "amplitude", self.amplitude, strict=True)
-        check_float(owner, "input_offset", self.input_offset, -1e6, 1e6)
-        check_int(owner, "washout_steps", self.washout_steps, 0, self.n_steps - 1)
+        validate_config(self)
 
     @property
     def n_inputs(self) -> int:

@@ -16,14 +16,54 @@ stimulus window covers t under the block's (discretised Gaussian) delay distribu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from .._validation import check_int, resolve_generator
-from ._utils import check_nonnegative, set_field
+from .._validation import (
+    Check,
+    Constraint,
+    Int,
+    check_int,
+    resolve_generator,
+    validate_config,
+)
+from ._utils import NON_NEGATIVE, POSITIVE
 from .base import Task, Trials, register_task
 
 __all__ = ["WhatWhenTask"]
+
+
+def _check_block_delays(owner, name, value, config):
+    try:
+        delays = tuple(float(d) for d in value)
+    except (TypeError, ValueError):
+        delays = ()
+    latest = config.n_steps - config.stim_duration - config.cue_time
+    if not delays or any(not (1 <= d <= latest) for d in delays):
+        raise ValueError(
+            f"The {name!r} parameter of {owner} must be a non-empty sequence of delays "
+            f"in [1, {latest}] steps (so that the stimulus fits into the trial). "
+            f"Got {value!r} instead."
+        )
+    return delays
+
+
+def _check_block_probs(owner, name, value, config):
+    S = config.n_stimuli
+    msg = (
+        f"The {name!r} parameter of {owner} must be a non-empty sequence of "
+        f"{S}-tuples of probabilities in [0, 1] with sum <= 1. Got {value!r}."
+    )
+    try:
+        probs = tuple(tuple(float(p) for p in row) for row in value)
+    except (TypeError, ValueError):
+        raise ValueError(msg) from None
+    if not probs or any(
+        len(r) != S or any(not (0 <= p <= 1) for p in r) or sum(r) > 1 + 1e-9 for r in probs
+    ):
+        raise ValueError(msg)
+    return probs
 
 
 @register_task("what_when")
@@ -67,42 +107,22 @@ class WhatWhenTask(Task):
 
     kind = "regression"
 
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "n_stimuli": Int(1),
+        "n_steps": Int(2),
+        "dt": POSITIVE,
+        "cue_time": Int(0, lambda c: c.n_steps - 1),
+        "cue_duration": Int(1, "n_steps"),
+        "stim_duration": Int(1, "n_steps"),
+        "delay_std": NON_NEGATIVE,
+        "trials_per_block": Int(1),
+        "first_trial": Int(0),
+        "block_delays": Check(_check_block_delays),
+        "block_probs": Check(_check_block_probs),
+    }
+
     def __post_init__(self):
-        owner = type(self).__name__
-        S = check_int(owner, "n_stimuli", self.n_stimuli, 1)
-        T = check_int(owner, "n_steps", self.n_steps, 2)
-        check_nonnegative(owner, "dt", self.dt, strict=True)
-        check_int(owner, "cue_time", self.cue_time, 0, T - 1)
-        check_int(owner, "cue_duration", self.cue_duration, 1, T)
-        check_int(owner, "stim_duration", self.stim_duration, 1, T)
-        check_nonnegative(owner, "delay_std", self.delay_std)
-        check_int(owner, "trials_per_block", self.trials_per_block, 1)
-        check_int(owner, "first_trial", self.first_trial, 0)
-        try:
-            delays = tuple(float(d) for d in self.block_delays)
-        except (TypeError, ValueError):
-            delays = ()
-        latest = T - self.stim_duration - self.cue_time
-        if not delays or any(not (1 <= d <= latest) for d in delays):
-            raise ValueError(
-                f"The 'block_delays' parameter of {owner} must be a non-empty sequence of delays "
-                f"in [1, {latest}] steps (so that the stimulus fits into the trial). "
-                f"Got {self.block_delays!r} instead."
-            )
-        set_field(self, "block_delays", delays)
-        msg = (
-            f"The 'block_probs' parameter of {owner} must be a non-empty sequence of "
-            f"{S}-tuples of probabilities in [0, 1] with sum <= 1. Got {self.block_probs!r}."
-        )
-        try:
-            probs = tuple(tuple(float(p) for p in row) for row in self.block_probs)
-        except (TypeError, ValueError):
-            raise ValueError(msg) from None
-        if not probs or any(
-            len(r) != S or any(not (0 <= p <= 1) for p in r) or sum(r) > 1 + 1e-9 for r in probs
-        ):
-            raise ValueError(msg)
-        set_field(self, "block_probs", probs)
+        validate_config(self)
 
     @property
     def n_inputs(self) -> int:

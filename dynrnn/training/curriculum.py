@@ -1,4 +1,4 @@
-"""Curricula for N-parity / N-DMS (Khajehabdollahi et al., ICLR 2024; REFERENCES §1).
+"""Curricula for N-parity / N-DMS (Khajehabdollahi et al., ICLR 2024; see docs/references.md).
 
 A curriculum walks each network through the task's ``n_values`` (N = 2, 3, ...), one level at a
 time, per network (networks of an ensemble advance independently). It decides which output head
@@ -15,10 +15,11 @@ exceed ``threshold`` (0.98 in the paper), checked at each evaluation ("epoch").
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from .._validation import check_choice, check_float, check_int
+from .._validation import Choice, Constraint, Float, Int, validate_config
 
 __all__ = ["Curriculum"]
 
@@ -41,13 +42,16 @@ class Curriculum:
     window: int = 2
     threshold: float = 0.98
 
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "kind": Choice(("single", "multi", "sliding")),
+        "n_levels": Int(1),
+        "start_level": Int(0, lambda c: c.n_levels - 1),
+        "window": Int(1),
+        "threshold": Float(0.0, 1.0),
+    }
+
     def __post_init__(self):
-        o = type(self).__name__
-        check_choice(o, "kind", self.kind, ("single", "multi", "sliding"))
-        check_int(o, "n_levels", self.n_levels, 1)
-        check_int(o, "start_level", self.start_level, 0, self.n_levels - 1)
-        check_int(o, "window", self.window, 1)
-        check_float(o, "threshold", self.threshold, 0.0, 1.0)
+        validate_config(self)
 
     @property
     def n_output_heads(self) -> int:

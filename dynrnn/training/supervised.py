@@ -9,18 +9,25 @@ non-finite is marked failed and frozen, and the rest continue.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from .._progress import finish_early, progress_bar, stage
 from .._validation import (
+    Bool,
+    Choice,
+    Constraint,
+    Float,
+    Floats,
+    Int,
     ParameterTypeError,
     check_bool,
     check_choice,
-    check_float,
     check_int,
     resolve_generator,
+    validate_config,
 )
 from ..models.base import RecurrentModel, run
 from .curriculum import Curriculum
@@ -31,16 +38,6 @@ from .optim import EnsembleOptimizer, per_network_grad_norm
 _CURRICULA = ("single", "multi", "sliding")
 
 __all__ = ["TrainConfig", "History", "train"]
-
-
-def _check_lr(owner, name, value):
-    if isinstance(value, (list, tuple)):
-        if not value:
-            raise ValueError(f"The {name!r} parameter of {owner} must not be empty.")
-        for v in value:
-            check_float(owner, name, v, 0.0, None, low_inclusive=False)
-    else:
-        check_float(owner, name, value, 0.0, None, low_inclusive=False)
 
 
 @dataclass(frozen=True)
@@ -86,31 +83,28 @@ class TrainConfig:
     divergence_threshold: float = 1e6
     progress: bool = True
 
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "n_steps": Int(1),
+        "batch_size": Int(1),
+        "optimizer": Choice(("adam", "sgd")),
+        "lr": Floats(Float(0.0, None, low_inclusive=False)),
+        "momentum": Float(0.0, 1.0, high_inclusive=False),
+        "nesterov": Bool(),
+        "weight_decay": Floats(Float(0.0)),
+        "l1": Float(0.0),
+        "grad_clip": Float(0.0),
+        "criterion": Float(0.0),
+        "accuracy_threshold": Float(0.0, 1.0),
+        "eval_every": Int(1),
+        "eval_batch_size": Int(1),
+        "early_stop": Bool(),
+        "noise": Bool(),
+        "divergence_threshold": Float(0.0, None, low_inclusive=False),
+        "progress": Bool(),
+    }
+
     def __post_init__(self):
-        o = type(self).__name__
-        check_int(o, "n_steps", self.n_steps, 1)
-        check_int(o, "batch_size", self.batch_size, 1)
-        check_choice(o, "optimizer", self.optimizer, ("adam", "sgd"))
-        _check_lr(o, "lr", self.lr)
-        check_float(o, "momentum", self.momentum, 0.0, 1.0, high_inclusive=False)
-        check_bool(o, "nesterov", self.nesterov)
-        if isinstance(self.weight_decay, (list, tuple)):
-            for v in self.weight_decay:
-                check_float(o, "weight_decay", v, 0.0, None)
-        else:
-            check_float(o, "weight_decay", self.weight_decay, 0.0, None)
-        check_float(o, "l1", self.l1, 0.0, None)
-        check_float(o, "grad_clip", self.grad_clip, 0.0, None)
-        check_float(o, "criterion", self.criterion, 0.0, None)
-        check_float(o, "accuracy_threshold", self.accuracy_threshold, 0.0, 1.0)
-        check_int(o, "eval_every", self.eval_every, 1)
-        check_int(o, "eval_batch_size", self.eval_batch_size, 1)
-        check_bool(o, "early_stop", self.early_stop)
-        check_bool(o, "noise", self.noise)
-        check_float(
-            o, "divergence_threshold", self.divergence_threshold, 0.0, None, low_inclusive=False
-        )
-        check_bool(o, "progress", self.progress)
+        validate_config(self)
 
 
 @dataclass
