@@ -34,6 +34,7 @@ variant family).
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import functools
 import hashlib
@@ -224,8 +225,10 @@ def _make_private(path: Path) -> bool:
 
 @functools.cache
 def _private_dir() -> Path:
-    """A fresh per-process directory (``mkdtemp`` makes it 0700, owned by us)."""
-    return Path(tempfile.mkdtemp(prefix="dynrnn-kernels-"))
+    """A fresh per-process directory (``mkdtemp`` makes it 0700, owned by us), removed at exit."""
+    path = tempfile.mkdtemp(prefix="dynrnn-kernels-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return Path(path)
 
 
 def _cache_root() -> Path:
