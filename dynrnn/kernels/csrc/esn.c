@@ -3,14 +3,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vector_math.h"
+
 /* The echo-state loop of dynrnn (dynrnn/kernels/esn.py): K leaky tanh reservoirs
    h <- h + leak (tanh(W h + W_in x_t + bias + noise_t) - h), one after the other, W in
    SELL-C format (see sell_slice and dynrnn/kernels/_sparse.py; rowptr is W's CSR row pointer,
    used to split the rows over threads by nonzeros). Per network: x [T, B, I], W_in [N, I],
    bias [N], noise [T, B, N] or NULL, h [B, N] (in-out), states [T, B, N]. The row dot
    products are summed in SELL-C order (vectorised gathers), so results agree with the
-   reference to rounding, not bitwise; the kernel tolerates -ffast-math (tanh from libmvec),
-   used when the user opts in (see _cbuild.py).
+   reference to rounding, not bitwise. tanh is libmvec's vector tanh (vector_math.h, at most
+   4 ulp) in the default IEEE build too; the kernel also tolerates -ffast-math, used only when
+   the user opts in (see _cbuild.py).
 
    With nthreads > 1 the rows of every step are split over threads that meet at a barrier
    after each step (the step's state is complete before anyone reads it): one reservoir is
