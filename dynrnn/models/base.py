@@ -318,14 +318,7 @@ class RecurrentModel(nn.Module):
     def _check_state(self, h: Any, owner: str = "step", name: str = "h") -> torch.Tensor:
         """``h`` as ``[K, B, N]`` in the model's dtype from ``[K or 1, B, N]`` or ``[B, N]``
         (a wrong type or shape raises naming ``name``)."""
-        h, layout = check_model_tensor(
-            owner, name, h, self, [("K|1", "B", "N"), ("B", "N")], dtype=self.dtype
-        )
-        if layout == 1:
-            h = h.unsqueeze(0)
-        if h.shape[0] == 1 and self.n_networks > 1:
-            h = h.expand(self.n_networks, -1, -1)
-        return h
+        return _state_for(self, h, owner, name)
 
     def jacobian(self, h: torch.Tensor, x: torch.Tensor | None = None) -> torch.Tensor:
         """Jacobian of the map, ``[K, B, N, N]`` with ``J[..., i, j] = d F_i / d h_j``.
@@ -499,11 +492,8 @@ def jacobian_by_autodiff(model: Any, h: torch.Tensor, drive: torch.Tensor) -> to
 
 
 def _state_for(model: Any, h: Any, owner: str, name: str) -> torch.Tensor:
-    """``h`` as ``[K, B, N]`` for any protocol model (a :class:`RecurrentModel` checks it with
-    its own ``_check_state``): ``[K or 1, B, N]`` or ``[B, N]``, converted to the model's dtype;
-    a wrong type or shape raises naming ``name``."""
-    if isinstance(model, RecurrentModel):
-        return model._check_state(h, owner, name)
+    """``h`` as ``[K, B, N]`` for any protocol model: ``[K or 1, B, N]`` or ``[B, N]``,
+    converted to the model's dtype; a wrong type or shape raises naming ``name``."""
     h, layout = check_model_tensor(
         owner, name, h, model, [("K|1", "B", "N"), ("B", "N")], dtype=model.dtype
     )

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..._progress import progress_bar, stage
-from ..._validation import check_bool, check_float, check_int
+from ..._validation import ParameterTypeError, check_bool, check_float, check_int
 from .networks import _HLOPNet
 from .projection import HLOP, HLOPConfig
 
@@ -132,7 +132,7 @@ def train_continual(
             f"{tasks!r} instead."
         )
     if hlop is not None and not isinstance(hlop, HLOPConfig):
-        raise ValueError(
+        raise ParameterTypeError(
             f"The 'hlop' parameter of {o} must be an HLOPConfig or None. Got "
             f"{type(hlop).__name__} instead."
         )
