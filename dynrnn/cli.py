@@ -392,11 +392,15 @@ def build_parser() -> argparse.ArgumentParser:
                    option_names={"n_networks": "--networks", "n_steps": "--steps",
                                  "seed": "--seed"})
 
+    from ._analyze_cli import add_parser as add_analyze
     from ._reconstruct_cli import add_parser as add_reconstruct
+    from ._sweep_cli import add_parser as add_sweep
     from ._zoo_cli import add_parser as add_zoo
 
     add_reconstruct(sub)
     add_zoo(sub)
+    add_analyze(sub)
+    add_sweep(sub)
     return p
 
 

@@ -64,6 +64,8 @@ UNIT_ALIASES = {
     "dynrnn.cli": "dynrnn",
     "dynrnn._reconstruct_cli": "dynrnn",
     "dynrnn._zoo_cli": "dynrnn",
+    "dynrnn._analyze_cli": "dynrnn",
+    "dynrnn._sweep_cli": "dynrnn",
     "dynrnn.__main__": "dynrnn",
 }
 

@@ -32,7 +32,7 @@ from typing import Any
 
 from .._validation import ParameterTypeError, check_int
 
-__all__ = ["EXECUTORS", "ChunkOutcome", "default_threads", "map_chunks"]
+__all__ = ["EXECUTORS", "ChunkOutcome", "check_executor", "default_threads", "map_chunks"]
 
 #: the executor names :func:`map_chunks` accepts
 EXECUTORS = ("inprocess", "processes", "dask")
@@ -68,8 +68,10 @@ def _call(fn: Callable[[Any], Any], item: Any, threads: int | None) -> ChunkOutc
         return ChunkOutcome(False, None, f"{type(err).__name__}: {err}", traceback.format_exc())
 
 
-def _check(executor: str, workers: int | None, scheduler: str | None,
+def check_executor(executor: str, workers: int | None, scheduler: str | None,
            threads_per_worker: int | None) -> tuple[int, int | None]:
+    """Validate :func:`map_chunks`' executor options (errors name the parameter); return
+    ``(workers, torch threads per worker or None)`` with the defaults filled in."""
     owner = "map_chunks"
     if not isinstance(executor, str) or executor not in EXECUTORS:
         raise ValueError(
@@ -136,7 +138,7 @@ def map_chunks(
         ImportError: ``executor="dask"`` without the ``[dask]`` extra installed (the message
             says how to install it).
     """
-    n, threads = _check(executor, workers, scheduler, threads_per_worker)
+    n, threads = check_executor(executor, workers, scheduler, threads_per_worker)
     items = list(items)
     if executor == "inprocess":
         for i, item in enumerate(items):
