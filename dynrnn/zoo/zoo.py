@@ -72,6 +72,7 @@ INDEX_FORMAT = "dynrnn.zoo.index"
 INDEX_VERSION = 1
 RESULT_SUFFIX = ".nc"
 ENTRY_ID_LENGTH = 12
+_ENTRY_ID_RE = re.compile(rf"^[0-9a-f]{{{ENTRY_ID_LENGTH}}}$")
 
 _SEGMENT_RE = re.compile(r"^[A-Za-z0-9_=+,@-][A-Za-z0-9_.=+,@-]*$")
 #: row columns set by the zoo itself; outcome fields may not use these names
@@ -427,6 +428,29 @@ class Zoo:
             self._write_index(fresh)
         return entries, bad
 
+    def _entry_headers(
+        self, entries: Iterable[str]
+    ) -> tuple[dict[str, dict], dict[str, tuple[Path, str]]]:
+        """``({entry: header}, {entry: (json path, problem)})`` for the named entries only, each
+        read from its own JSON: what :meth:`_scan_all` returns for them (a committed entry never
+        changes), without listing the whole zoo, so loading a few networks of a zoo of thousands
+        of entries costs a few file reads. Names that are not entry ids, or have no committed
+        JSON, are in neither dict; raises FileNotFoundError for a missing zoo."""
+        self._require()
+        found: dict[str, dict] = {}
+        bad: dict[str, tuple[Path, str]] = {}
+        for entry in dict.fromkeys(entries):
+            if not _ENTRY_ID_RE.match(entry):
+                continue
+            path = self._json_path(entry)
+            try:
+                found[entry] = _read_entry_header(path)
+            except FileNotFoundError:
+                continue
+            except (OSError, ValueError) as err:
+                bad[entry] = (path, str(err))
+        return found, bad
+
     def _damaged(self, entry: str, bad: dict) -> ZooIntegrityError:
         path, message = bad[entry]
         if str(path) not in message:
@@ -578,7 +602,7 @@ class Zoo:
         wanted = _as_id_list(ids)
         if not wanted:
             raise ValueError("The 'ids' argument must name at least one network.")
-        entries, bad = self._scan_all()
+        entries, bad = self._entry_headers(i.partition("/")[0] for i in wanted)
         out = []
         for i in wanted:
             entry, sep, k = i.partition("/")
@@ -619,7 +643,7 @@ class Zoo:
             UnknownNetworkError: no such entry.
             ZooIntegrityError (a ValueError naming the file): the entry's JSON is damaged.
         """
-        entries, bad = self._scan_all()
+        entries, bad = self._entry_headers([entry])
         if entry in bad:
             raise self._damaged(entry, bad)
         if entry not in entries:
@@ -665,6 +689,20 @@ class Zoo:
         entry = entry.partition("/")[0]
         header = self.entry_info(entry)
         return _io.read_full(self._stem(entry), header, dtype=dtype, device=device, verify=verify)
+
+    def verify_entry(self, entry: str) -> None:
+        """Check one entry's weights file against the sha256 recorded in its JSON (one
+        sequential read, constant memory), e.g. once per entry before workers load its networks
+        with ``verify=False``.
+
+        Raises:
+            UnknownNetworkError: no such entry.
+            FileNotFoundError: the zoo or the weights file does not exist.
+            ZooIntegrityError (a ValueError naming the file): the JSON is damaged or the weights
+                do not match.
+        """
+        entry = entry.partition("/")[0]
+        _io.verify_weights(self._weights_path(entry), self.entry_info(entry))
 
     def load(
         self,
