@@ -19,7 +19,7 @@ import pytest
 import torch
 import xarray as xr
 
-from dynrnn.analyses import cka
+from dynrnn.analyses import cka, weight_distance
 from dynrnn.batch.analyze import _resolve_options, _run_analysis, analyze, simulate_states
 from dynrnn.batch.store import (
     STATUS,
@@ -388,6 +388,25 @@ def test_pairwise_blocks_equal_direct_and_resume(zoo, monkeypatch):
     direct = cka(torch.cat(parts))
     np.testing.assert_allclose(ds["cka"].values, direct["cka"].values, rtol=1e-10, atol=1e-12)
     assert list(ds["id"].values) == ids and list(ds["n_units_b"].values) == [4, 4, 4, 6, 6, 5]
+
+
+def test_weight_distance_blocks_equal_one_call_on_all_networks(tmp_path, zoo):
+    """Each pair is seeded by its place in the whole matrix, so the blocked matrix (with pairs
+    across entries and blocks) is the matrix of one weight_distance call on all networks."""
+    same = Zoo(tmp_path / "same", create=True)
+    for e, K in enumerate([3, 2]):
+        same.add(Ensemble(RateRNNConfig(2, 4, 1, init_gain=1.5), n_networks=K, seed=20 + 20 * e))
+    opts = dict(n_restarts=1, seed=3)
+    r = analyze(same, "weight_distance", block_size=2, weight_distance=opts)["weight_distance"]
+    assert len(r.computed) == 6 and not r.errors  # 3 x 3 blocks of the upper triangle
+    ds = open_pairwise(same, "weight_distance").load()
+    direct = weight_distance(same.load(same.ids()), **opts, progress=False)
+    for name in ("weight_distance", "weight_distance_unnormalised"):
+        np.testing.assert_allclose(ds[name].values, direct[name].values, rtol=1e-12, atol=0)
+    assert np.all(ds["weight_distance"].values[~np.eye(5, dtype=bool)] > 0)
+    # networks of different sizes cannot be compared: an error naming the analysis
+    with pytest.raises(ValueError, match="weight_distance.*n_units"):
+        analyze(zoo, "weight_distance", block_size=2)
 
 
 # --------------------------------------------------------------------------- metadata

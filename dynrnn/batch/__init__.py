@@ -8,7 +8,8 @@ at any moment, and run in process, in local processes or on a Dask cluster by th
   chunk is done when its zoo entry exists), :func:`sweep_status`. CLI: ``dynrnn sweep plan|run|
   status``.
 * Analyses over a zoo (:mod:`dynrnn.batch.analyze`, :mod:`dynrnn.batch.store`): :func:`analyze`
-  (fixed points, Lyapunov spectra, timescales, degeneracy; pairwise CKA in blocks),
+  (fixed points, Lyapunov spectra, timescales, degeneracy; pairwise CKA and weight distance
+  in blocks),
   :func:`open_result` / :func:`open_pairwise` (lazy, with the networks' hyperparameters as
   coordinates), :func:`check_result`, :func:`result_status`. CLI: ``dynrnn analyze``.
 * Executors (:mod:`dynrnn.batch.executors`): :func:`map_chunks` -- ``"inprocess"``,

@@ -45,6 +45,9 @@ Defaults of each analysis (override with ``fixed_points={...}`` etc.):
   n_steps=200, discard=50``, same input rule), units zero-padded to the largest ``n_units``
   (which leaves linear CKA unchanged), in blocks of ``block_size`` x ``block_size`` pairs
   into a ``[network, network_b]`` matrix.
+* ``"weight_distance"`` (pairwise): :func:`~dynrnn.analyses.weight_distance` (``n_restarts=2,
+  seed=0``; each pair seeded by its position in the whole matrix, so blocks equal one call on
+  all networks) in the same blocks; every network must have the same model and ``n_units``.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ from ..analyses import (
     find_fixed_points,
     lyapunov_spectrum,
     network_timescale,
+    weight_distance,
 )
 from ..models import run
 from ..zoo import Zoo
@@ -79,7 +83,7 @@ __all__ = ["ANALYSES", "PAIRWISE", "AnalyzeReport", "analyze", "simulate_states"
 #: per-network analyses :func:`analyze` knows
 ANALYSES = ("fixed_points", "lyapunov", "timescales", "degeneracy")
 #: pairwise analyses (a ``[network, network_b]`` matrix)
-PAIRWISE = ("cka",)
+PAIRWISE = ("cka", "weight_distance")
 
 _SIM_DEFAULTS = {
     "timescales": dict(n_trials=16, n_steps=1000, discard=100, input_std=1.0, h0_std=0.5,
@@ -92,6 +96,7 @@ _DEFAULTS = {
     "timescales": dict(_SIM_DEFAULTS["timescales"]),
     "degeneracy": dict(n_trials=256, seed=0),
     "cka": dict(_SIM_DEFAULTS["cka"]),
+    "weight_distance": dict(n_restarts=2, seed=0),
 }
 _FUNCTIONS = {"fixed_points": find_fixed_points, "lyapunov": lyapunov_spectrum,
               "timescales": network_timescale, "degeneracy": behavioural_degeneracy}
@@ -137,7 +142,7 @@ def _resolve_options(name: str, given: Any) -> dict:
     allowed = set(opts)
     if name in _FUNCTIONS:
         allowed |= set(inspect.signature(_FUNCTIONS[name]).parameters)
-    if name == "cka":
+    if name in PAIRWISE:
         allowed = set(opts)
     for key in given:
         if key in _FIXED or key not in allowed:
@@ -165,7 +170,7 @@ def _sizes(name: str, rows: Sequence[Mapping], opts: dict) -> dict[str, int]:
                  "fixed_point": int(opts["max_fixed_points"])}
     elif name == "lyapunov":
         sizes = {"exponent": opts.get("n_exponents") or N}
-    elif name in ("timescales", "cka"):
+    elif name in ("timescales", "cka", "weight_distance"):
         sizes = {"unit": N}
     return {k: int(v) for k, v in sizes.items() if v is not None}
 
@@ -349,13 +354,21 @@ def _block_worker(item: dict) -> dict:
         _before_chunk(item)
     zoo = Zoo(item["zoo"])
     C, N = item["chunk_size"], item["n_units"]
-    X = _states_of(zoo, item["rows"], item["options"], N)
-    if item["diagonal"]:
-        res = cka(X)
+    if item["analysis"] == "weight_distance":
+        A = zoo.load(item["rows"], verify=False)
+        B = None if item["diagonal"] else zoo.load(item["cols"], verify=False)
+        res = weight_distance(A, B, **item["options"], progress=False,
+                              index_offsets=(item["row0"], item["col0"]))
+        names = ("weight_distance", "weight_distance_unnormalised")
     else:
-        res = cka(X, _states_of(zoo, item["cols"], item["options"], N))
+        X = _states_of(zoo, item["rows"], item["options"], N)
+        if item["diagonal"]:
+            res = cka(X)
+        else:
+            res = cka(X, _states_of(zoo, item["cols"], item["options"], N))
+        names = ("cka", "cka_distance")
     data = {}
-    for name in ("cka", "cka_distance"):
+    for name in names:
         full = np.full((C, C), np.nan)
         v = np.asarray(res[name].values)
         full[: v.shape[0], : v.shape[1]] = v
@@ -554,6 +567,14 @@ def _pairwise(zoo, name, ordered, rows, table, opts, sizes, Bs, path, report, ve
     N = sizes.get("unit")
     if N is None:
         raise ValueError(f"The pairwise analysis {name!r} needs the n_units of every network.")
+    if name == "weight_distance":
+        kinds = {(r.get("model"), r.get("n_units")) for r in rows}
+        if len(kinds) > 1:
+            raise ValueError(
+                "The pairwise analysis 'weight_distance' compares networks of one model and one "
+                f"n_units; the networks analysed have {sorted(map(str, kinds))} (pass ids= of one "
+                "kind)."
+            )
     settings = {"kind": "pairwise", "analysis": name, "options": opts, "ids": ordered,
                 "chunk_size": Bs, "sizes": sizes}
     store = ResultStore.create(path, settings, table, overwrite=overwrite)
@@ -569,7 +590,8 @@ def _pairwise(zoo, name, ordered, rows, table, opts, sizes, Bs, path, report, ve
                          f"entries: {'; '.join(damaged.values())}")
     items = [{"zoo": str(zoo.path), "analysis": name, "options": opts, "chunk_size": Bs,
               "n_units": N, "rows": ordered[bi * Bs:(bi + 1) * Bs],
-              "cols": ordered[bj * Bs:(bj + 1) * Bs], "diagonal": bi == bj, "key": key}
+              "cols": ordered[bj * Bs:(bj + 1) * Bs], "diagonal": bi == bj, "key": key,
+              "row0": bi * Bs, "col0": bj * Bs}
              for key, bi, bj in todo]
     with progress_bar(progress, total=len(todo), desc=name, unit="block") as bar:
         for j, outcome in map_chunks(_block_worker, items, executor=executor, workers=workers,

@@ -173,6 +173,7 @@ def weight_distance(
     seed: int = 0,
     return_permutations: bool = False,
     progress: bool = True,
+    index_offsets: tuple[int, int] = (0, 0),
 ) -> xr.Dataset:
     """Permutation-invariant weight distance (Huang et al. 2025), pairwise.
 
@@ -191,7 +192,13 @@ def weight_distance(
             ``{"W", "U", "b", "V", "c", "tau"}``.
         model_b: L other networks of the same sizes, or None (pairs within ``model``).
         n_restarts: randomised FAQ starts per pair in addition to the seeded one.
-        seed: seeds the randomised starts.
+        seed: seeds the randomised starts. Each pair has its own stream,
+            ``numpy.random.default_rng([seed, a, b])`` for networks ``a`` of ``model`` and ``b``
+            of ``model_b`` (or of ``model``), so a pair's distance does not depend on which other
+            pairs are computed in the same call.
+        index_offsets: ``(a0, b0)`` added to ``a`` and ``b`` in those seeds: the positions of
+            this call's first networks in a larger matrix computed in blocks (as
+            ``dynrnn.batch.analyze`` does), so the blocks equal the matrix computed at once.
         return_permutations: also return ``permutation [network, network_b, unit]`` (unit i of
             network a is matched with unit ``permutation[a, b, i]`` of network b).
         progress: show a tqdm progress bar on stderr over the pairs (one graph matching each).
@@ -205,6 +212,13 @@ def weight_distance(
     check_int(owner, "seed", seed, 0)
     check_bool(owner, "return_permutations", return_permutations)
     check_bool(owner, "progress", progress)
+    if not (isinstance(index_offsets, (tuple, list)) and len(index_offsets) == 2):
+        raise ValueError(
+            f"The 'index_offsets' parameter of {owner} must be a pair (a0, b0) of ints >= 0. "
+            f"Got {index_offsets!r}."
+        )
+    a0 = check_int(owner, "index_offsets[0]", index_offsets[0], 0)
+    b0 = check_int(owner, "index_offsets[1]", index_offsets[1], 0)
     nets = _network_weights(model, owner)
     nets_b = nets if model_b is None else _network_weights(model_b, owner, "model_b")
     keys = set(nets[0])
@@ -217,7 +231,6 @@ def weight_distance(
                 f"{ {k: np.shape(v) for k, v in d.items()} } vs {shapes}."
             )
     n_params = int(sum(np.prod(s) for s in shapes.values()))
-    rng = np.random.default_rng(seed)
     K = len(nets)
     L = None if model_b is None else len(nets_b)
     i, j = _pair_index(K, L)
@@ -225,6 +238,7 @@ def weight_distance(
     perms = np.empty((len(i), shapes["W"][0]), dtype=np.int64)
     with progress_bar(progress, total=len(i), desc="weight_distance", unit="pair") as bar:
         for p, (a, b) in enumerate(zip(i, j)):
+            rng = np.random.default_rng([seed, a0 + int(a), b0 + int(b)])
             perm, sq = _match_pair(nets[a], nets_b[b], n_restarts, rng)
             vals[p] = math.sqrt(max(sq, 0.0))
             perms[p] = perm
