@@ -301,8 +301,13 @@ def test_sigkill_then_restart_finishes_exactly_the_plan(tmp_path, tiny_file, ref
     if mode != "manifest":
         (st,) = sweep_status(out)
         assert len(st.chunks_done) == committed and len(st.chunks_pending) == 4 - committed
+    torn = sorted((out / "entries").glob(".*.tmp")) if (out / "entries").is_dir() else []
+    assert len(torn) == (mode == "torn")  # the killed write's temporary file
+    for t in torn:  # aged past remove_stale_temporaries' default 10 minutes
+        os.utime(t, (t.stat().st_atime - 3600, t.stat().st_mtime - 3600))
     # the same call again finishes the sweep, training only what was missing
     status = run_sweep(tiny_file, out)
+    assert not list((out / "entries").glob(".*.tmp"))  # the leftover was removed
     assert status.complete and len(status.trained) == 4 - committed
     zoo = Zoo(out)
     rows = zoo.networks(as_frame=False)

@@ -901,3 +901,27 @@ def test_check_lists_every_kind_of_problem(tmp_path, capsys):
         zoo.load_result("lyapunov/broken")
     with pytest.warns(ZooIntegrityWarning, match=c):
         assert zoo.ids() == ids[0] + ids[1]  # listing needs only the JSONs
+
+
+def test_remove_stale_temporaries_deletes_only_old_leftovers(tmp_path):
+    """A write killed before its os.replace leaves a hidden .tmp file; old ones are removed,
+    recent ones (possibly a live write) and committed files are kept."""
+    import os
+    import time
+
+    zoo = Zoo(tmp_path / "z", create=True)
+    assert zoo.remove_stale_temporaries() == []  # no entries/ yet
+    ids = zoo.add(Ensemble(RateRNNConfig(2, 4, 1), n_networks=2, seed=0))
+    entries = tmp_path / "z" / "entries"
+    old = entries / ".abc.safetensors.0123456789ab.tmp"
+    new = entries / ".abc.json.0123456789ab.tmp"
+    old.write_bytes(b"half a file")
+    new.write_bytes(b"being written")
+    past = time.time() - 3600
+    os.utime(old, (past, past))
+    assert zoo.remove_stale_temporaries() == [old]
+    assert not old.exists() and new.exists()
+    assert zoo.remove_stale_temporaries(older_than=0) == [new]
+    assert zoo.check() == [] and zoo.ids() == ids
+    with pytest.raises(ValueError, match="older_than"):
+        zoo.remove_stale_temporaries(older_than=-1)

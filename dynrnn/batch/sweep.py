@@ -1023,6 +1023,7 @@ def run_sweep(
         raise ValueError(f"The 'out' parameter of run_sweep: {out} exists and is not a "
                          "directory.")
     zoo = Zoo(out, create=True)
+    zoo.remove_stale_temporaries()  # left by a run killed inside a write (never read)
     _ensure_manifest(out, p)
     chunk_ids = [c.id for c in p.chunks]
     done = _done_chunks(out, chunk_ids)

@@ -44,6 +44,7 @@ import json
 import os
 import re
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -51,6 +52,7 @@ from typing import Any
 
 import torch
 
+from .._validation import check_float
 from ..models.base import MODEL_REGISTRY, RecurrentModel
 from . import _io
 from ._io import ZooIntegrityError
@@ -689,6 +691,29 @@ class Zoo:
         entry = entry.partition("/")[0]
         header = self.entry_info(entry)
         return _io.read_full(self._stem(entry), header, dtype=dtype, device=device, verify=verify)
+
+    def remove_stale_temporaries(self, older_than: float = 600.0) -> list[Path]:
+        """Delete the hidden temporary files (``.<name>.<random>.tmp``) that a write killed
+        before its ``os.replace`` left in ``entries/``, if not modified for ``older_than``
+        seconds (a live write finishes its temporary file in seconds, so an old one is never in
+        use). Readers ignore these files anyway; this only frees their space. Returns the
+        removed paths; a missing ``entries/`` removes nothing."""
+        older_than = check_float("Zoo.remove_stale_temporaries", "older_than", older_than, 0.0)
+        self._require()
+        removed: list[Path] = []
+        cutoff = time.time() - older_than
+        try:
+            it = os.scandir(self._entries_dir)
+        except FileNotFoundError:
+            return removed
+        with it:
+            for de in it:
+                if de.name.startswith(".") and de.name.endswith(_io.TMP_SUFFIX):
+                    with contextlib.suppress(FileNotFoundError):
+                        if de.stat().st_mtime < cutoff:
+                            os.unlink(de.path)
+                            removed.append(Path(de.path))
+        return removed
 
     def verify_entry(self, entry: str) -> None:
         """Check one entry's weights file against the sha256 recorded in its JSON (one
