@@ -664,7 +664,8 @@ class Plan:
             n_chunks = sum(1 for c in self.chunks if c.group == g)
             n_nets = sum(1 for n in self.networks if n.group == g)
             text = ", ".join(f"{k}={_jsonable(v)}" for k, v in shared.items()) or "(all alike)"
-            lines.append(f"  group {g}: {n_nets} networks in {n_chunks} chunks: {text}")
+            plural = "" if n_chunks == 1 else "s"
+            lines.append(f"  group {g}: {n_nets} networks in {n_chunks} chunk{plural}: {text}")
         return "\n".join(lines)
 
 
