@@ -12,7 +12,7 @@ the three analyses directly:
   same computation ``analyze`` does, so ``analyze / this - 1`` is the batch layer's own
   overhead (loading, screening, padding, writing, reading back, hashing, markers).
 
-Peak resident memory (``ru_maxrss`` of a fresh process running ``analyze`` in process) is
+Peak resident memory (``VmHWM`` of a fresh process running ``analyze`` in process) is
 measured at N/4, N/2 and N networks; the goal is flat (chunks are written and dropped).
 
 Timings are the minimum of ``--repeats`` interleaved runs (the Dask run, which includes
@@ -83,8 +83,22 @@ def child(zoo_path: str, n: int, chunk_size: int, opts: dict) -> None:
     zoo = Zoo(zoo_path)
     ids = zoo.ids()[:n]
     analyze(zoo, NAMES, ids=ids, chunk_size=chunk_size, overwrite=True, **opts)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"n": n, "peak_rss_mib": rss}))
+    print(json.dumps({"n": n, "peak_rss_mib": _peak_rss_mib()}))
+
+
+def _peak_rss_mib() -> float:
+    """This process's own peak resident memory: ``VmHWM`` of /proc/self/status (reset by
+    exec). Not ``ru_maxrss``: on Linux that keeps the high-water mark of the process before
+    ``exec`` -- i.e. of the parent at fork -- so a child of a large parent reports the parent's
+    peak (this benchmark once read a flat 16.9 GB that was the parent's)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # other systems
 
 
 def main() -> None:
@@ -104,6 +118,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3,
                    help="interleaved repeats of the in-process timings (minimum reported)")
     p.add_argument("--no-dask", action="store_true")
+    p.add_argument("--memory-only", action="store_true",
+                   help="only the peak-memory runs (no timings)")
     p.add_argument("--child", nargs=2, metavar=("ZOO", "N"), help=argparse.SUPPRESS)
     args = p.parse_args()
     os.environ.setdefault("TQDM_DISABLE", "1")
@@ -124,6 +140,9 @@ def main() -> None:
         print(f"{N} random 3-bit flip-flop rate RNNs ({args.units} units), chunk size "
               f"{args.chunk_size}, torch threads {torch.get_num_threads()}, "
               f"cores {os.cpu_count()}; options {opts}")
+        if args.memory_only:
+            _report_memory(args, zoo, N)
+            return
         direct(zoo, chunks[0][:2], opts)  # warm-up: kernel compilation, first-call costs
         # interleaved repeats, minimum of each: the machine may be shared
         t_one = t_same = t_in = float("inf")
@@ -148,16 +167,20 @@ def main() -> None:
               f"overhead {100 * (t_in / t_same - 1):+.1f}%)")
         if not args.no_dask:
             print(f"  Dask / in process:                         {rows[-1][1] / t_in:.3f}")
-        print("peak resident memory of a fresh process running analyze in process:")
-        for n in sorted({max(1, N // 4), max(1, N // 2), N}):
-            out = subprocess.run(
-                [sys.executable, __file__, "--child", str(zoo.path), str(n),
-                 "--chunk-size", str(args.chunk_size), "--fp-initial", str(args.fp_initial),
-                 "--lyap-steps", str(args.lyap_steps), "--ts-steps", str(args.ts_steps),
-                 "--ts-trials", str(args.ts_trials)],
-                check=True, capture_output=True, text=True).stdout
-            rec = json.loads(out.strip().splitlines()[-1])
-            print(f"  N={rec['n']:6d}: {rec['peak_rss_mib']:8.1f} MiB")
+        _report_memory(args, zoo, N)
+
+
+def _report_memory(args, zoo, N: int) -> None:
+    print("peak resident memory (VmHWM) of a fresh process running analyze in process:")
+    for n in sorted({max(1, N // 4), max(1, N // 2), N}):
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", str(zoo.path), str(n),
+             "--chunk-size", str(args.chunk_size), "--fp-initial", str(args.fp_initial),
+             "--lyap-steps", str(args.lyap_steps), "--ts-steps", str(args.ts_steps),
+             "--ts-trials", str(args.ts_trials)],
+            check=True, capture_output=True, text=True).stdout
+        rec = json.loads(out.strip().splitlines()[-1])
+        print(f"  N={rec['n']:6d}: {rec['peak_rss_mib']:8.1f} MiB")
 
 
 if __name__ == "__main__":
