@@ -67,7 +67,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -77,6 +76,7 @@ import numpy as np
 import xarray as xr
 
 from .._version import __version__
+from ..zoo import atomic_write_bytes
 
 __all__ = [
     "STATUS",
@@ -138,18 +138,10 @@ def result_path(zoo: Any, name: str) -> Path:
 
 
 def _atomic_write_json(path: Path, payload: Any) -> None:
+    """``payload`` as JSON at ``path`` through the zoo's atomic write (temporary file, fsync,
+    ``os.replace``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, allow_nan=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, json.dumps(payload, allow_nan=True).encode("utf-8"))
 
 
 def _read_json(path: Path) -> Any:
