@@ -197,6 +197,28 @@ def test_resume_recomputes_only_missing_chunks(zoo, monkeypatch):
         analyze(zoo, "timescales", chunk_size=3, timescales=OPTIONS["timescales"])
 
 
+def test_result_grows_with_the_zoo(zoo, monkeypatch):
+    """Networks added to the zoo after an analysis are appended to its store: only their
+    chunks are computed, and the result equals a fresh run over the whole zoo."""
+    first_two = [i for i in zoo.ids() if not i.startswith(zoo.entries()[-1])]
+    analyze(zoo, "timescales", ids=first_two, chunk_size=2, timescales=OPTIONS["timescales"])
+    assert open_result(zoo, "timescales").sizes["network"] == len(first_two)
+    computed = []
+    monkeypatch.setattr(analyze_mod, "_before_chunk", lambda item: computed.append(item["key"]))
+    r = analyze(zoo, "timescales", chunk_size=2, timescales=OPTIONS["timescales"])["timescales"]
+    assert sorted(r.skipped) == ["0", "1", "2"] and computed == ["3"]  # the new entry only
+    grown = open_result(zoo, "timescales").load()
+    assert list(grown["id"].values) == zoo.ids()
+    monkeypatch.setattr(analyze_mod, "_before_chunk", None)
+    analyze(zoo, "timescales", chunk_size=2, overwrite=True, timescales=OPTIONS["timescales"])
+    _assert_same(grown, open_result(zoo, "timescales").load())
+    assert check_result(zoo, "timescales") == []
+    # a subset that is not an extension (other ids first) is still refused
+    with pytest.raises(ValueError, match="ids"):
+        analyze(zoo, "timescales", ids=zoo.ids()[3:], chunk_size=2,
+                timescales=OPTIONS["timescales"])
+
+
 def test_partial_chunk_without_marker_is_recomputed(zoo):
     analyze(zoo, "lyapunov", chunk_size=2, lyapunov=OPTIONS["lyapunov"])
     before = open_result(zoo, "lyapunov").load()

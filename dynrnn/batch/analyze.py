@@ -430,7 +430,10 @@ def analyze(
         executor, workers, scheduler, threads_per_worker: where chunks run (see
             :func:`dynrnn.batch.executors.map_chunks`); every executor writes the same store.
         progress: one tqdm bar per analysis (default off: silent).
-        overwrite: start the stores again instead of resuming them.
+        overwrite: start the stores again instead of resuming them. Without it a store is
+            resumed, or extended when the zoo gained networks since (the old networks first,
+            the same options and padded sizes: only the new chunks are computed); other
+            settings are refused.
         verify: how done chunks are checked before being skipped (``"size"``, ``"full"``
             sha256, ``"none"``; a damaged one is recomputed).
         options: per analysis a dict overriding its defaults (module docstring), e.g.

@@ -263,6 +263,9 @@ class ResultStore:
         if path.exists() and not overwrite:
             store = cls.open(path)
             old = {k: store.manifest.get(k) for k in settings}
+            if old != settings and store._grows_to(settings):
+                store._grow(settings, table)
+                return store
             if old != settings:
                 differ = sorted(k for k in settings if old[k] != settings[k])
                 raise ValueError(
@@ -279,6 +282,39 @@ class ResultStore:
                     "dynrnn_version": __version__, **settings, "arrays": None, "attrs": {}}
         _atomic_write_json(path / MANIFEST, manifest)
         return cls(path, manifest)
+
+    def _grows_to(self, settings: dict) -> bool:
+        """True when ``settings`` only add chunks after this store's (a per-network analysis
+        of a zoo that gained networks: the same options and padded sizes, the old ids and
+        chunks a prefix of the new ones), so the store can be extended instead of redone."""
+        m = self.manifest
+        if m.get("kind") != "rows" or settings.get("kind") != "rows":
+            return False
+        if any(m.get(k) != v for k, v in settings.items() if k not in ("ids", "chunks")):
+            return False
+        old_ids, old_chunks = m.get("ids") or [], m.get("chunks") or []
+        return (settings["ids"][: len(old_ids)] == old_ids
+                and settings["chunks"][: len(old_chunks)] == old_chunks
+                and len(settings["chunks"]) > len(old_chunks))
+
+    def _grow(self, settings: dict, table: dict[str, list]) -> None:
+        """Extend the ``network`` axis to the new chunks (existing chunk files and markers are
+        untouched; the new rows are unwritten, i.e. pending). Crash-safe in this order:
+        arrays resized, metadata table, then the manifest; a crash in between leaves the old
+        manifest, and the next run grows again (resizing to the same shape is a no-op)."""
+        import zarr
+
+        self.manifest.update(ids=settings["ids"], chunks=settings["chunks"])
+        n = self.n_slots
+        arrays = dict(self.manifest.get("arrays") or {})
+        for name, info in arrays.items():
+            shape = [n] + list(info["shape"][1:])
+            zarr.open_array(self.data / name, mode="r+", zarr_format=3).resize(tuple(shape))
+            arrays[name] = {**info, "shape": shape}
+        if arrays:
+            self.manifest["arrays"] = arrays
+        _atomic_write_json(self.path / NETWORKS, table)
+        self._save_manifest()
 
     def _save_manifest(self) -> None:
         _atomic_write_json(self.path / MANIFEST, self.manifest)
