@@ -62,7 +62,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -76,7 +75,7 @@ import numpy as np
 import xarray as xr
 
 from .._version import __version__
-from ..zoo import atomic_write_bytes
+from ..zoo import atomic_write_bytes, sha256_file
 
 __all__ = [
     "STATUS",
@@ -146,14 +145,6 @@ def _atomic_write_json(path: Path, payload: Any) -> None:
 
 def _read_json(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _fill_value(dtype: np.dtype) -> Any:
@@ -408,7 +399,7 @@ class ResultStore:
                 out.append(ResultProblem(
                     key, p, f"file has {st.st_size} bytes, {size} were written (truncated or "
                     "changed)"))
-            elif verify == "full" and _sha256(p) != digest:
+            elif verify == "full" and sha256_file(p) != digest:
                 out.append(ResultProblem(key, p, "content does not match its recorded sha256"))
         return out
 
@@ -468,7 +459,7 @@ class ResultStore:
                     )
                 index = [r[d].start // C for d in var.dims if d in r]
                 p = self._chunk_files(name, index)
-                files[str(p.relative_to(self.path))] = [p.stat().st_size, _sha256(p)]
+                files[str(p.relative_to(self.path))] = [p.stat().st_size, sha256_file(p)]
         marker = {"key": key, "ids": list(ids), "files": files, **(extra or {})}
         _atomic_write_json(self.marker_path(key), marker)
         with contextlib.suppress(FileNotFoundError):

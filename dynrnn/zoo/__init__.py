@@ -19,13 +19,13 @@ never leaves a partial file at its target.
 * :func:`save_model` / :func:`load_model` -- one model as ``<path>.safetensors`` + ``<path>.json``.
 * :func:`atomic_write_bytes` -- the atomic write every file of a zoo goes through (a hidden
   temporary file in the same directory, fsync, ``os.replace``), for layers that keep their own
-  records next to a zoo (``dynrnn.batch``).
+  records next to a zoo (``dynrnn.batch``); :func:`sha256_file`, the checksum the zoo records.
 * :func:`save_dataset` / :func:`load_dataset` -- one ``xarray.Dataset`` as a netCDF file with
   bool / int64 / float16 / complex64 / complex128 variables and coordinates, unicode strings and
   non-netCDF attributes restored exactly on load.
 """
 
-from ._io import ZooIntegrityError, atomic_write_bytes, load_model, save_model
+from ._io import ZooIntegrityError, atomic_write_bytes, load_model, save_model, sha256_file
 from ._results import load_dataset, save_dataset
 from .zoo import UnknownNetworkError, Zoo, ZooIntegrityWarning, ZooKeyError, ZooProblem
 
@@ -41,4 +41,5 @@ __all__ = [
     "save_dataset",
     "load_dataset",
     "atomic_write_bytes",
+    "sha256_file",
 ]
