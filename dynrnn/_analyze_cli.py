@@ -18,7 +18,8 @@ DESCRIPTION = (
 
 #: flags -> analysis names of dynrnn.batch.analyze
 FLAGS = {"fixed_points": "fixed_points", "lyapunov": "lyapunov", "timescales": "timescales",
-         "degeneracy": "degeneracy", "cka": "cka", "weight_distance": "weight_distance"}
+         "degeneracy": "degeneracy", "cka": "cka", "dsa": "dsa",
+         "weight_distance": "weight_distance"}
 
 
 def add_parser(sub) -> None:
@@ -34,12 +35,15 @@ def add_parser(sub) -> None:
                         "(behavioural degeneracy)")
     a.add_argument("--cka", action="store_true",
                    help="pairwise linear CKA of all networks (a network x network matrix)")
+    a.add_argument("--dsa", action="store_true",
+                   help="pairwise dynamical similarity analysis (DSA, Ostrow et al. 2023) of all "
+                        "networks (a network x network matrix)")
     a.add_argument("--weight-distance", action="store_true",
                    help="pairwise permutation-invariant weight distance (networks of one model "
                         "and size)")
     a.add_argument("--chunk-size", type=int, default=64, help="networks per chunk")
     a.add_argument("--block-size", type=int, default=256,
-                   help="networks per side of a block of pairs (--cka, --weight-distance)")
+                   help="networks per side of a block of pairs (--cka, --dsa, --weight-distance)")
     a.add_argument("--executor", choices=("inprocess", "processes", "dask"),
                    default="inprocess", help="where the chunks run")
     a.add_argument("--workers", type=int, default=None,
@@ -63,7 +67,7 @@ def check_analyze(args) -> None:
     names = [n for n in FLAGS if getattr(args, n, False)]
     if not names:
         raise CLIError("give at least one analysis: --fixed-points, --lyapunov, --timescales, "
-                       "--degeneracy, --cka or --weight-distance")
+                       "--degeneracy, --cka, --dsa or --weight-distance")
     check_range(args, "chunk_size", 1)
     check_range(args, "block_size", 1)
     check_range(args, "workers", 1)

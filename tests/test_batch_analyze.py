@@ -19,7 +19,7 @@ import pytest
 import torch
 import xarray as xr
 
-from dynrnn.analyses import cka, weight_distance
+from dynrnn.analyses import cka, dsa, weight_distance
 from dynrnn.batch.analyze import _resolve_options, _run_analysis, analyze, simulate_states
 from dynrnn.batch.store import (
     STATUS,
@@ -429,6 +429,38 @@ def test_weight_distance_blocks_equal_one_call_on_all_networks(tmp_path, zoo):
     # networks of different sizes cannot be compared: an error naming the analysis
     with pytest.raises(ValueError, match="weight_distance.*n_units"):
         analyze(zoo, "weight_distance", block_size=2)
+
+
+def test_dsa_blocks_equal_one_call_on_all_networks(zoo):
+    """DSA over a zoo of three sizes in 2 x 2 blocks equals one dsa call on every network's
+    (zero-padded) trajectories: each pair's Procrustes problem is independent of its block; and
+    the zero-padding of the units leaves the distances of the unpadded trajectories."""
+    bad = _bad_id(zoo)
+    ids = [i for i in zoo.ids() if i != bad]
+    opts = dict(n_trials=2, n_steps=60, discard=10, n_delays=3, rank=6, n_starts=4)
+    r = analyze(zoo, "dsa", ids=ids, block_size=2, dsa=opts)["dsa"]
+    assert len(r.computed) == 6 and not r.errors  # 3 x 3 blocks of the upper triangle
+    ds = open_pairwise(zoo, "dsa").load()
+    assert ds.attrs["complete"]
+    full = _resolve_options("dsa", opts)
+    sim = {k: full[k] for k in ("n_trials", "n_steps", "discard", "input_std", "h0_std",
+                                "seed")}
+    parts = []
+    for entry in zoo.entries():
+        X = simulate_states(zoo.load([i for i in ids if i.startswith(entry)]), **sim)
+        parts.append(torch.cat([X, X.new_zeros(*X.shape[:-1], 6 - X.shape[-1])], -1))
+    direct = dsa(torch.cat(parts), n_delays=3, rank=6, n_starts=4, progress=False)
+    for name in ("dsa", "dsa_euclidean", "wasserstein"):
+        np.testing.assert_allclose(ds[name].values, direct[name].values, rtol=1e-7, atol=1e-9)
+    off = ~np.eye(len(ids), dtype=bool)
+    assert np.all(ds["dsa"].values[off] > 0) and np.allclose(np.diag(ds["dsa"].values), 0)
+    np.testing.assert_allclose(ds["dsa"].values, ds["dsa"].values.T)
+    first = [i for i, e in enumerate(ids) if e.startswith(zoo.entries()[0])]
+    alone = dsa(parts[0][..., :4], n_delays=3, rank=6, n_starts=4, progress=False)
+    np.testing.assert_allclose(ds["dsa"].values[np.ix_(first, first)], alone["dsa"].values,
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="'dsa' options.*'n_unitz'"):
+        analyze(zoo, "dsa", dsa={"n_unitz": 3})
 
 
 # --------------------------------------------------------------------------- metadata

@@ -1,6 +1,6 @@
 """Analyses over a zoo: map fixed points, Lyapunov spectra, timescales, behavioural degeneracy
-(per network) and CKA (pairwise) over every network of a zoo, chunk by chunk, into one
-resumable zarr store per analysis (:mod:`dynrnn.batch.store`).
+(per network) and CKA, DSA and weight distance (pairwise) over every network of a zoo, chunk
+by chunk, into one resumable zarr store per analysis (:mod:`dynrnn.batch.store`).
 
 How a run goes (:func:`analyze`): the networks are grouped by zoo entry (one stacked model
 needs one structure) and cut into chunks of at most ``chunk_size``; chunks already done in the
@@ -45,6 +45,15 @@ Defaults of each analysis (override with ``fixed_points={...}`` etc.):
   n_steps=200, discard=50``, same input rule), units zero-padded to the largest ``n_units``
   (which leaves linear CKA unchanged), in blocks of ``block_size`` x ``block_size`` pairs
   into a ``[network, network_b]`` matrix.
+* ``"dsa"`` (pairwise): :func:`~dynrnn.analyses.dsa` (Ostrow et al. 2023) of the states of
+  the same simulation (``n_trials=4, n_steps=500, discard=50``; units zero-padded to the
+  largest ``n_units``, which adds zero rows to the delay embedding and leaves its SVD, hence
+  the DMD maps, unchanged) with its defaults (``n_delays=10, rank=30, n_starts=8``, the
+  eigenvalue-Wasserstein variant included); ``seed`` seeds the simulation and the random
+  Procrustes starts. Each pair's optimisation is independent of the others in its batch, so
+  the blocked matrix equals one ``dsa`` call on all networks. A block recomputes the DMD maps
+  of its ``2 * block_size`` networks (negligible beside the ``block_size**2`` Procrustes
+  problems).
 * ``"weight_distance"`` (pairwise): :func:`~dynrnn.analyses.weight_distance` (``n_restarts=2,
   seed=0``; each pair seeded by its position in the whole matrix, so blocks equal one call on
   all networks) in the same blocks; every network must have the same model and ``n_units``.
@@ -68,6 +77,7 @@ from .._validation import check_bool, check_choice, check_int
 from ..analyses import (
     behavioural_degeneracy,
     cka,
+    dsa,
     find_fixed_points,
     lyapunov_spectrum,
     network_timescale,
@@ -83,19 +93,24 @@ __all__ = ["ANALYSES", "PAIRWISE", "AnalyzeReport", "analyze", "simulate_states"
 #: per-network analyses :func:`analyze` knows
 ANALYSES = ("fixed_points", "lyapunov", "timescales", "degeneracy")
 #: pairwise analyses (a ``[network, network_b]`` matrix)
-PAIRWISE = ("cka", "weight_distance")
+PAIRWISE = ("cka", "dsa", "weight_distance")
 
 _SIM_DEFAULTS = {
     "timescales": dict(n_trials=16, n_steps=1000, discard=100, input_std=1.0, h0_std=0.5,
                        seed=0),
     "cka": dict(n_trials=8, n_steps=200, discard=50, input_std=1.0, h0_std=0.5, seed=0),
+    "dsa": dict(n_trials=4, n_steps=500, discard=50, input_std=1.0, h0_std=0.5, seed=0),
 }
+#: options of the pairwise analyses passed to the analysis itself (the rest simulate)
+_DSA_OPTIONS = dict(n_delays=10, delay_interval=1, rank=30, lamb=0.0, method="havok",
+                    n_starts=8, max_iters=2000, tol=1e-10, wasserstein=True)
 _DEFAULTS = {
     "fixed_points": dict(eigenvectors=False, max_fixed_points=32),
     "lyapunov": {},
     "timescales": dict(_SIM_DEFAULTS["timescales"]),
     "degeneracy": dict(n_trials=256, seed=0),
     "cka": dict(_SIM_DEFAULTS["cka"]),
+    "dsa": dict(_SIM_DEFAULTS["dsa"], **_DSA_OPTIONS),
     "weight_distance": dict(n_restarts=2, seed=0),
 }
 _FUNCTIONS = {"fixed_points": find_fixed_points, "lyapunov": lyapunov_spectrum,
@@ -170,7 +185,7 @@ def _sizes(name: str, rows: Sequence[Mapping], opts: dict) -> dict[str, int]:
                  "fixed_point": int(opts["max_fixed_points"])}
     elif name == "lyapunov":
         sizes = {"exponent": opts.get("n_exponents") or N}
-    elif name in ("timescales", "cka", "weight_distance"):
+    elif name in ("timescales", "cka", "dsa", "weight_distance"):
         sizes = {"unit": N}
     return {k: int(v) for k, v in sizes.items() if v is not None}
 
@@ -340,12 +355,16 @@ def _pad_samples(states: torch.Tensor, N: int) -> torch.Tensor:
     return X
 
 
-def _states_of(zoo: Zoo, ids: list[str], opts: dict, N: int) -> torch.Tensor:
-    """Samples ``[len(ids), M, N]`` of the networks ``ids`` (grouped by entry)."""
+def _states_of(zoo: Zoo, ids: list[str], opts: dict, N: int, *, trials: bool = False
+               ) -> torch.Tensor:
+    """Samples ``[len(ids), M, N]`` of the networks ``ids`` (grouped by entry), units
+    zero-padded to N; with ``trials`` the trajectories ``[len(ids), B, T, N]``."""
     out = []
     for group in _group_runs(ids):
         model = zoo.load(group, verify=False)
-        out.append(_pad_samples(simulate_states(model, **opts), N))
+        states = simulate_states(model, **opts)
+        padded = _pad_samples(states, N)
+        out.append(padded.reshape(*states.shape[:-1], N) if trials else padded)
     return torch.cat(out)
 
 
@@ -360,6 +379,14 @@ def _block_worker(item: dict) -> dict:
         res = weight_distance(A, B, **item["options"], progress=False,
                               index_offsets=(item["row0"], item["col0"]))
         names = ("weight_distance", "weight_distance_unnormalised")
+    elif item["analysis"] == "dsa":
+        opts = item["options"]
+        sim = {k: opts[k] for k in _SIM_DEFAULTS["dsa"]}
+        kw = {k: opts[k] for k in _DSA_OPTIONS}
+        X = _states_of(zoo, item["rows"], sim, N, trials=True)
+        Y = None if item["diagonal"] else _states_of(zoo, item["cols"], sim, N, trials=True)
+        res = dsa(X, Y, seed=opts["seed"], progress=False, **kw)
+        names = ("dsa", "dsa_euclidean") + (("wasserstein",) if kw["wasserstein"] else ())
     else:
         X = _states_of(zoo, item["rows"], item["options"], N)
         if item["diagonal"]:
