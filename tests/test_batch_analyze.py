@@ -412,6 +412,35 @@ def test_pairwise_blocks_equal_direct_and_resume(zoo, monkeypatch):
     assert list(ds["id"].values) == ids and list(ds["n_units_b"].values) == [4, 4, 4, 6, 6, 5]
 
 
+def test_pairwise_result_grows_with_the_zoo(zoo, monkeypatch):
+    """A pairwise store over the first entry grows when the analysis is rerun over the whole
+    zoo (networks of a larger n_units added): the finished block whose ids are unchanged is
+    kept, the old partial blocks and the new ones are computed, and the matrix equals a fresh
+    run (the padded unit count changed from 4 to 6: CKA does not depend on it)."""
+    bad = _bad_id(zoo)
+    ids = [i for i in zoo.ids() if i != bad]
+    first = [i for i in ids if i.startswith(zoo.entries()[0])]
+    analyze(zoo, "cka", ids=first, block_size=2, cka=OPTIONS["cka"])
+    assert open_pairwise(zoo, "cka").sizes["network"] == 3
+    computed = []
+    monkeypatch.setattr(analyze_mod, "_after_write", computed.append)
+    r = analyze(zoo, "cka", ids=ids, block_size=2, cka=OPTIONS["cka"])["cka"]
+    # blocks of 2 over 3 networks: 0_0 full (kept), 0_1 and 1_1 partial (redone), + 3 new
+    assert r.skipped == ["0_0"] and sorted(computed) == ["0_1", "0_2", "1_1", "1_2", "2_2"]
+    grown = open_pairwise(zoo, "cka").load()
+    assert grown.attrs["complete"] and list(grown["id"].values) == ids
+    monkeypatch.setattr(analyze_mod, "_after_write", None)
+    analyze(zoo, "cka", ids=ids, block_size=2, overwrite=True, cka=OPTIONS["cka"])
+    fresh = open_pairwise(zoo, "cka").load()
+    np.testing.assert_allclose(grown["cka"].values, fresh["cka"].values, rtol=1e-10,
+                               atol=1e-12)
+    assert check_result(zoo, "cka") == []
+    # other options are still refused, not grown
+    with pytest.raises(ValueError, match="options"):
+        analyze(zoo, "cka", ids=ids + [bad], block_size=2,
+                cka={**OPTIONS["cka"], "n_steps": 41})
+
+
 def test_weight_distance_blocks_equal_one_call_on_all_networks(tmp_path, zoo):
     """Each pair is seeded by its place in the whole matrix, so the blocked matrix (with pairs
     across entries and blocks) is the matrix of one weight_distance call on all networks."""

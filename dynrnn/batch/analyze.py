@@ -459,8 +459,9 @@ def analyze(
         progress: one tqdm bar per analysis (default off: silent).
         overwrite: start the stores again instead of resuming them. Without it a store is
             resumed, or extended when the zoo gained networks since (the old networks first,
-            the same options and padded sizes: only the new chunks are computed); other
-            settings are refused.
+            the same options and, per network, the same padded sizes: only the new chunks --
+            for a pairwise analysis the new blocks and the old partial last ones -- are
+            computed); other settings are refused.
         verify: how done chunks are checked before being skipped (``"size"``, ``"full"``
             sha256, ``"none"``; a damaged one is recomputed).
         options: per analysis a dict overriding its defaults (module docstring), e.g.

@@ -275,31 +275,49 @@ class ResultStore:
         return cls(path, manifest)
 
     def _grows_to(self, settings: dict) -> bool:
-        """True when ``settings`` only add chunks after this store's (a per-network analysis
-        of a zoo that gained networks: the same options and padded sizes, the old ids and
-        chunks a prefix of the new ones), so the store can be extended instead of redone."""
+        """True when ``settings`` only add networks after this store's, so that the store can be
+        extended instead of redone:
+
+        * per-network (``rows``): the same options and padded sizes, the old ids and chunks a
+          prefix of the new ones (new chunks are appended);
+        * pairwise: the same options and block size, the old ids a prefix of the new ones (the
+          matrix grows to the new blocks). The padded unit count may differ: a pairwise value
+          does not depend on it (linear CKA and the delay-embedding DMD of DSA see zero-padded
+          units as zero columns, which change neither the centred Gram matrices nor the
+          singular vectors that carry the data; weight distances need one ``n_units``
+          anyway), and the stored matrix has no unit dim.
+        """
         m = self.manifest
-        if m.get("kind") != "rows" or settings.get("kind") != "rows":
+        kind = settings.get("kind")
+        if m.get("kind") != kind or kind not in ("rows", "pairwise"):
             return False
-        if any(m.get(k) != v for k, v in settings.items() if k not in ("ids", "chunks")):
+        free = ("ids", "chunks") if kind == "rows" else ("ids", "sizes")
+        if any(m.get(k) != v for k, v in settings.items() if k not in free):
             return False
-        old_ids, old_chunks = m.get("ids") or [], m.get("chunks") or []
-        return (settings["ids"][: len(old_ids)] == old_ids
-                and settings["chunks"][: len(old_chunks)] == old_chunks
+        old_ids, new_ids = m.get("ids") or [], settings["ids"]
+        if new_ids[: len(old_ids)] != old_ids:
+            return False
+        if kind == "pairwise":
+            return len(new_ids) > len(old_ids)
+        old_chunks = m.get("chunks") or []
+        return (settings["chunks"][: len(old_chunks)] == old_chunks
                 and len(settings["chunks"]) > len(old_chunks))
 
     def _grow(self, settings: dict, table: dict[str, list]) -> None:
-        """Extend the ``network`` axis to the new chunks (existing chunk files and markers are
-        untouched; the new rows are unwritten, i.e. pending). Crash-safe in this order:
-        arrays resized, metadata table, then the manifest; a crash in between leaves the old
-        manifest, and the next run grows again (resizing to the same shape is a no-op)."""
+        """Extend the ``network`` axis (rows) or both axes (pairwise) to the new networks
+        (existing chunk files and markers are untouched; the new rows or blocks are unwritten,
+        i.e. pending; a block whose ids changed -- the old partial last one -- no longer
+        matches its marker and is computed again). Crash-safe in this order: arrays resized,
+        metadata table, then the manifest; a crash in between leaves the old manifest, and
+        the next run grows again (resizing to the same shape is a no-op)."""
         import zarr
 
-        self.manifest.update(ids=settings["ids"], chunks=settings["chunks"])
+        self.manifest.update(settings)
         n = self.n_slots
+        pairwise = self.manifest["kind"] == "pairwise"
         arrays = dict(self.manifest.get("arrays") or {})
         for name, info in arrays.items():
-            shape = [n] + list(info["shape"][1:])
+            shape = [n, n] if pairwise else [n] + list(info["shape"][1:])
             zarr.open_array(self.data / name, mode="r+", zarr_format=3).resize(tuple(shape))
             arrays[name] = {**info, "shape": shape}
         if arrays:
