@@ -335,9 +335,12 @@ def test_invariants_random_networks(K, N, P, gain, seed):
     assert (ds.candidate_q >= 0).all()
     counts = (ds.candidate_status.values[..., None] == np.arange(5)).sum(1)
     assert (counts.sum(1) == P).all()
+    residual = _residuals(model, ds)
     for k in range(K):
         conv = valid(ds, k, "converged")
         assert (valid(ds, k, "q")[conv] < ds.attrs["tol_q"]).all()
+        # converged points of every kind are polished to rounding, not left at sqrt(2 tol_q)
+        assert (residual[k][ds.valid.values[k]][conv] <= 1e-10).all()
         pts = valid(ds, k, "points")
         if len(pts) > 1:  # deduplicated
             d = np.linalg.norm(pts[:, None] - pts[None], axis=-1) + np.eye(len(pts)) * 1e9
@@ -477,7 +480,27 @@ def _check_stored_flipflop(name, n_bits):
         assert out["q_max"][k] < 1e-10
     # networks not at rest move by O(1) per step: far from any rounding threshold
     assert np.all(out["free_step"][~out["at_rest"]] > 1e-3)
+    # every point reported as converged -- stable, saddle or unstable -- is a zero of F - h to
+    # rounding, recomputed here with the model's own step in float64
+    ds = out["fixed_points"]
+    residual = _residuals(model, ds)
+    conv = ds.converged.values
+    for code in (0, 1):  # stable points and saddles are both present
+        assert (conv & (ds.stability.values == code)).any()
+    assert residual[conv].max() <= 1e-10, residual[conv].max()
     return out
+
+
+def _residuals(model, ds):
+    """``|F(h) - h|`` (Euclidean, float64) of every stored point ``[network, fixed_point]``
+    at the dataset's inputs (NaN for padding)."""
+    m = model.double()
+    h = torch.as_tensor(np.nan_to_num(ds.points.values), dtype=torch.float64)
+    x = torch.as_tensor(ds.inputs.values, dtype=torch.float64)[:, None, :].expand(
+        h.shape[0], h.shape[1], -1)
+    with torch.no_grad():
+        r = (m.step(h, x) - h).norm(dim=-1).numpy()
+    return np.where(ds.valid.values, r, np.nan)
 
 
 def test_trained_two_bit_flipflop_has_four_stable_fixed_points():
