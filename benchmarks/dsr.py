@@ -37,7 +37,9 @@
    the plain prototype needs 345 s for the same 22,000 iterations); D_stsp 0.08, D_H 0.073 at
    40,000 iterations.
 4. **SCYFI vs brute force**: wall time to find all fixed points and 2-cycles of random PLRNNs
-   as M grows (brute force enumerates 2^M regions for fixed points, 4^M for 2-cycles).
+   as M grows (brute force enumerates 2^M regions for fixed points, 4^M for 2-cycles), and
+   ``find_cycles``' default ``method="auto"``, which enumerates where that is cheaper than a
+   SCYFI run (the sequences are no more than its candidate solves) and runs SCYFI otherwise.
 
 Usage::
 
@@ -230,12 +232,19 @@ def part_scyfi(max_m, results):
                 bf = brute_force_cycles(model, order, max_sequences=1 << 22)
                 t_bf, n_bf = time.perf_counter() - t0, int(bf.n_cycles.sum())
             t0 = time.perf_counter()
-            sc = find_cycles(model, order, n_restarts=128, n_rounds=2, max_inner=30)
+            sc = find_cycles(model, order, n_restarts=128, n_rounds=2, max_inner=30,
+                             method="scyfi")
             t_sc, n_sc = time.perf_counter() - t0, int(sc.n_cycles.sum())
+            t0 = time.perf_counter()
+            auto = find_cycles(model, order, n_restarts=128, n_rounds=2, max_inner=30)
+            t_auto = time.perf_counter() - t0
             rows.append({"M": M, "order": order, "brute_force_s": t_bf, "scyfi_s": t_sc,
-                         "n_brute_force": n_bf, "n_scyfi": n_sc})
+                         "auto_s": t_auto, "auto_method": auto.attrs["analysis"],
+                         "n_brute_force": n_bf, "n_scyfi": n_sc,
+                         "n_auto": int(auto.n_cycles.sum())})
             print(f"[scyfi] {M:2d}  {order}      {t_bf:10.3f}  {t_sc:8.3f}  "
-                  f"{t_bf / t_sc:6.2f}  {n_bf} / {n_sc}", flush=True)
+                  f"{t_bf / t_sc:6.2f}  {n_bf} / {n_sc}   auto ({auto.attrs['analysis']}) "
+                  f"{t_auto:.3f} s, {int(auto.n_cycles.sum())} cycles", flush=True)
     results["scyfi"] = rows
 
 

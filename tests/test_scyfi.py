@@ -53,7 +53,8 @@ def test_scyfi_equals_brute_force_plrnn(M):
     found = 0
     for order in (1, 2):
         bf = brute_force_cycles(model, order)
-        sc = find_cycles(model, order, n_restarts=128, n_rounds=2, max_inner=30, seed=1)
+        sc = find_cycles(model, order, n_restarts=128, n_rounds=2, max_inner=30, seed=1,
+                         method="scyfi")
         assert (sc.n_cycles.values == bf.n_cycles.values).all()
         _same_cycles(sc, bf, model.n_networks)
         found += int(bf.n_cycles.sum())
@@ -73,7 +74,8 @@ def test_two_cycles_found_and_stability():
     for seed in range(6):
         model = _randomise(PLRNN(PLRNNConfig(4, 4), n_networks=8, seed=seed), seed, scale=2.5)
         bf = brute_force_cycles(model, 2)
-        sc = find_cycles(model, 2, n_restarts=128, n_rounds=2, max_inner=30, seed=seed)
+        sc = find_cycles(model, 2, n_restarts=128, n_rounds=2, max_inner=30, seed=seed,
+                         method="scyfi")
         _same_cycles(sc, bf, model.n_networks)
         hits += int(bf.n_cycles.sum())
         # stability = eigenvalues of the Jacobian product along the cycle
@@ -93,11 +95,33 @@ def test_scyfi_shallow_and_alrnn():
     al = _randomise(ALRNN(ALRNNConfig(5, 3, n_pwl=3), n_networks=3), 3)
     for model in (sh, al):
         bf = brute_force_cycles(model, 1)
-        sc = find_cycles(model, 1, n_restarts=64, n_rounds=2, max_inner=20)
+        sc = find_cycles(model, 1, n_restarts=64, n_rounds=2, max_inner=20, method="scyfi")
         _same_cycles(sc, bf, model.n_networks)
     bf = brute_force_cycles(al, 2)
-    sc = find_cycles(al, 2, n_restarts=64, n_rounds=2, max_inner=20)
+    sc = find_cycles(al, 2, n_restarts=64, n_rounds=2, max_inner=20, method="scyfi")
     _same_cycles(sc, bf, al.n_networks)
+
+
+def test_auto_method_enumerates_small_models_exhaustively():
+    """Where the (2^R)^k region sequences are fewer than one SCYFI run's candidate solves,
+    find_cycles enumerates them (exact, and cheaper), says so in its attrs, and equals
+    brute_force_cycles; above that it runs SCYFI and says so."""
+    model = _randomise(PLRNN(PLRNNConfig(3, 3), n_networks=5, seed=3), seed=3)
+    for order in (1, 2):
+        ds = find_cycles(model, order)
+        assert ds.attrs["analysis"] == "brute_force" and ds.attrs["exhaustive"] == 1
+        assert ds.attrs["method"] == "auto" and "<=" in ds.attrs["method_reason"]
+        bf = brute_force_cycles(model, order)
+        assert (ds.n_cycles.values == bf.n_cycles.values).all()
+        _same_cycles(ds, bf, model.n_networks)
+    # a budget below 2^(3*2) = 64 sequences: SCYFI, reported as such
+    sc = find_cycles(model, 2, n_restarts=4, n_rounds=1, max_inner=10)
+    assert sc.attrs["analysis"] == "scyfi" and sc.attrs["exhaustive"] == 0
+    assert ">" in sc.attrs["method_reason"]
+    forced = find_cycles(model, 1, method="enumerate", n_restarts=1, n_rounds=1, max_inner=1)
+    assert forced.attrs["analysis"] == "brute_force"
+    with pytest.raises(ValueError, match="'method'"):
+        find_cycles(model, 1, method="exact")
 
 
 def test_bad_input():

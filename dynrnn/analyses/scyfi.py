@@ -27,7 +27,13 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .._validation import ParameterTypeError, check_float, check_int, resolve_generator
+from .._validation import (
+    ParameterTypeError,
+    check_choice,
+    check_float,
+    check_int,
+    resolve_generator,
+)
 from ._common import check_model, float64_copy, network_coords
 
 __all__ = ["find_cycles", "brute_force_cycles", "cycle_candidates"]
@@ -166,8 +172,17 @@ def find_cycles(
     init_scale: float = 3.0,
     tol: float = 1e-8,
     seed: int | torch.Generator | None = 0,
+    method: str = "auto",
 ) -> xr.Dataset:
     """All k-cycles (k = ``order``; 1 = fixed points) SCYFI finds, for each of K networks.
+
+    With ``method="auto"`` (default) a small model is not searched but enumerated: when the
+    ``(2^R)^k`` region sequences (R region switches) are no more than the candidate solves
+    one SCYFI run would make at most (``n_restarts * n_rounds * max_inner``), every sequence
+    is solved once (:func:`brute_force_cycles`), which is both cheaper and exhaustive (every
+    cycle is found, with certainty). The result's attrs say which was used: ``analysis``
+    (``"scyfi"`` or ``"brute_force"``), ``method`` (as asked), ``method_reason`` and
+    ``exhaustive`` (1 for the enumeration, 0 for SCYFI).
 
     Arguments:
         model: PLRNN-family model (``region_code``/``affine_pieces``), autonomous.
@@ -179,6 +194,9 @@ def find_cycles(
             changing is re-drawn within the round).
         tol: relative tolerance for closing the cycle and for de-duplication.
         seed: seed of the random initialisations.
+        method: ``"auto"`` (enumerate where that is cheaper, see above), ``"scyfi"`` (always
+            the randomised search) or ``"enumerate"`` (always enumerate; raises above
+            ``2^22`` sequences, see :func:`brute_force_cycles`).
 
     Returns:
         ``xarray.Dataset`` over ``cycle`` (all networks' cycles): ``points [cycle, step, unit]``,
@@ -194,9 +212,19 @@ def find_cycles(
     max_inner = check_int(owner, "max_inner", max_inner, 1)
     init_scale = check_float(owner, "init_scale", init_scale, 0.0, None, low_inclusive=False)
     tol = check_float(owner, "tol", tol, 0.0, None, low_inclusive=False)
+    check_choice(owner, "method", method, ("auto", "scyfi", "enumerate"))
     gen = resolve_generator(seed, owner=owner)
+    R = int(model.n_region_bits)
+    n_seq = 2 ** (R * order)
+    budget = n_restarts * n_rounds * max_inner
+    if method == "enumerate" or (method == "auto" and n_seq <= budget):
+        reason = ("asked for" if method == "enumerate" else
+                  f"{n_seq} region sequences <= {budget} SCYFI candidate solves")
+        ds = brute_force_cycles(model, order, tol=tol, max_sequences=max(budget, 1 << 22))
+        ds.attrs.update(method=method, method_reason=reason)
+        return ds
     m = float64_copy(model)
-    K, M, R = m.n_networks, m.n_units, m.n_region_bits
+    K, M = m.n_networks, m.n_units
     B = n_restarts
     sets = [_CycleSet(max(tol, 1e-6)) for _ in range(K)]
 
@@ -221,9 +249,12 @@ def find_cycles(
                 if bool(redo.any()):
                     fresh = draw(B)
                     D = torch.where(redo[..., None, None], fresh, D)
+    reason = ("asked for" if method == "scyfi" else
+              f"{n_seq} region sequences > {budget} SCYFI candidate solves")
     return _to_dataset(m, sets, order, "scyfi",
                        {"n_restarts": n_restarts, "n_rounds": n_rounds, "max_inner": max_inner,
-                        "n_iterations": n_iter})
+                        "n_iterations": n_iter, "method": method, "method_reason": reason,
+                        "exhaustive": 0})
 
 
 def brute_force_cycles(model: Any, order: int = 1, *, tol: float = 1e-8,
@@ -255,4 +286,4 @@ def brute_force_cycles(model: Any, order: int = 1, *, tol: float = 1e-8,
             D = ((codes[:, None] >> torch.arange(bits)) & 1).double().reshape(-1, order, R)
             D = D.unsqueeze(0).expand(K, *D.shape).contiguous()
             _collect(m, D, tol, sets, order)
-    return _to_dataset(m, sets, order, "brute_force", {"n_sequences": n_seq})
+    return _to_dataset(m, sets, order, "brute_force", {"n_sequences": n_seq, "exhaustive": 1})
