@@ -126,7 +126,7 @@ def report_hebbian_and_spiking(repeats):
     print(f"three-factor online (K={K}, T={T}, F={F}): reference {times['reference']:.3f} s, "
           f"cpu {times['cpu']:.3f} s -> {times['reference'] / times['cpu']:.1f}x")
 
-    model = IzhikevichReservoir(IzhikevichConfig(n_inputs=0, n_outputs=0), seed=0)
+    model = IzhikevichReservoir(IzhikevichConfig(n_inputs=0, n_outputs=0, dt=0.5), seed=0)
     p, c = model.prepare_simulation(), model._cfg()
     state = model.split_state(model.init_state(4, generator=0))
     noise = model.sample_noise(4, 1000, torch.Generator().manual_seed(1))

@@ -63,7 +63,8 @@ def median_time(fn, repeats):
 
 # ------------------------------------------------------------------------ Izhikevich network
 def dynrnn_izhikevich(K, B, repeats, backend="auto"):
-    model = IzhikevichReservoir(IzhikevichConfig(n_inputs=0, n_outputs=0), n_networks=K).double()
+    model = IzhikevichReservoir(IzhikevichConfig(n_inputs=0, n_outputs=0, dt=0.5),
+                                n_networks=K).double()
     model.simulate(10, batch_size=B, backend=backend)  # compile / warm up
 
     def sim():
