@@ -4,9 +4,27 @@ degeneracy across networks, reconstruction metrics, exact PLRNN cycles, symbolic
 
 Everything is a batch of discrete-time dynamical systems with states ``[K, B, N]``;
 see ``dynrnn.models.base`` for the protocol.
+
+Threads on a shared machine: torch's CPU threads come from GNU OpenMP, whose threads by default
+spin while they wait at the end of every parallel operation. When another process occupies a
+core, a spinning thread holds that core while the thread it waits for is descheduled, and every
+small operation then costs a scheduler time slice: on 2 cores shared with other jobs the
+fixed-point finder took 37-48 s with 2 threads against 4.3-5.0 s with 1 (measured here, 5
+networks of 64 units, 1024 initial states). With ``OMP_WAIT_POLICY=PASSIVE`` (waiting threads
+sleep) the same run took 4.7-6.8 s. Importing dynrnn therefore sets ``OMP_WAIT_POLICY=PASSIVE``
+when torch has not been imported yet (OpenMP reads it once, when torch loads it) and the
+variable is not set already; an explicit value is kept (``OMP_WAIT_POLICY=ACTIVE`` restores
+spinning). If torch is imported before dynrnn, set the variable in the environment yourself.
+Worker processes of :mod:`dynrnn.batch` inherit it.
 """
 
-from ._version import __version__
-from .models import DynamicalSystem, Ensemble, run
+import os as _os
+import sys as _sys
+
+if "torch" not in _sys.modules:
+    _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from ._version import __version__  # noqa: E402
+from .models import DynamicalSystem, Ensemble, run  # noqa: E402
 
 __all__ = ["DynamicalSystem", "Ensemble", "run", "__version__"]

@@ -25,6 +25,7 @@ import torch
 from .._validation import check_float, check_shape, check_tensor
 from . import _cbuild
 from ._sparse import sell_c_sigma
+from ._threads import barrier_threads
 from ._workspace import POOL
 
 __all__ = ["esn_fast", "esn_loop", "esn_available"]
@@ -53,8 +54,12 @@ def _ptr(t: torch.Tensor | None):
 
 def _threads(n_units: int) -> int:
     """Threads for one reservoir's rows: torch's thread count, but one below 256 units (a step
-    is then shorter than the barrier between steps)."""
-    return 1 if n_units < 256 else max(1, torch.get_num_threads())
+    is then shorter than the barrier between steps), and no more than the cores other
+    processes leave free (:func:`dynrnn.kernels._threads.barrier_threads`: the threads meet
+    at a barrier every step, so a thread that shares its core with another process stalls
+    every step). The rows' arithmetic does not depend on the split: the same states for any
+    thread count."""
+    return 1 if n_units < 256 else barrier_threads(torch.get_num_threads())
 
 
 def esn_loop(h0, x, W_in, bias, W, leak, noise=None):
