@@ -228,7 +228,9 @@ def check_demo(args) -> None:
 
 
 def cmd_demo(args) -> int:
-    """Train a small 3-bit flip-flop ensemble, save it, plot outputs vs targets, summarise."""
+    """Train a small 3-bit flip-flop ensemble, save it, find its fixed points, and write one
+    figure (outputs vs targets, state space with the fixed points, stable points' spectra)
+    and a summary."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -236,8 +238,9 @@ def cmd_demo(args) -> int:
     import numpy as np
     import torch
 
+    from dynrnn.analyses import find_fixed_points
     from dynrnn.models import Ensemble, RateRNNConfig, run
-    from dynrnn.plot import plot_outputs, style
+    from dynrnn.plot import plot_network_summary, style
     from dynrnn.tasks import FlipFlopTask
     from dynrnn.training import TrainConfig, masked_mse, train
     from dynrnn.zoo import Zoo
@@ -262,19 +265,24 @@ def cmd_demo(args) -> int:
     zoo = Zoo(out / "zoo")
     ids = zoo.add(model, task=task, outcome={"reached": history.reached.tolist(),
                                              "failed": history.failed.tolist()})
+    # what the networks compute with: their fixed points under zero input (the memories of a
+    # flip-flop are 2^3 stable points at the corners of the output cube), from states visited
+    print("Finding fixed points ...")
+    with torch.no_grad():
+        states, _ = run(model, trials.inputs[:64])
+    fps = find_fixed_points(model, trajectories=states, n_initial=256, seed=args.seed,
+                            progress=False)
+    n_stable = fps["n_stable"].values.astype(int)
+    n_saddles = fps["n_saddles"].values.astype(int)
+    figure = out / "flipflop_demo.png"
     with style():  # the package's publication style (dynrnn.plot.style)
-        fig, axes = plt.subplots(3, 1, figsize=(5.5, 3.6), sharex=True, squeeze=False)
-        axes = axes[:, 0]
-        plot_outputs(trials, outputs, network=shown, trial=0, axes=axes)
-        for i, ax in enumerate(axes):
-            ax.set_ylabel(f"bit {i + 1}")
-            ax.set_yticks([-1, 0, 1])
-        axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
-        axes[0].set_title(f"3-bit flip-flop: network {shown} (lowest test MSE, "
-                          f"{test_mse[shown]:.1e}) on test trial 0", loc="left")
-        fig.tight_layout()
-        fig.savefig(out / "flipflop_outputs.png", dpi=200)
-        fig.savefig(out / "flipflop_outputs.pdf")
+        fig = plot_network_summary(
+            trials, outputs, states, fps, network=shown, trial=0,
+            title=(f"3-bit flip-flop: network {shown} of {K} (lowest test MSE, "
+                   f"{test_mse[shown]:.1e}), test trial 0; {n_stable[shown]} stable fixed "
+                   f"points, {n_saddles[shown]} saddles"))
+        fig.savefig(figure, dpi=200)
+        fig.savefig(figure.with_suffix(".pdf"))
         plt.close(fig)
     crit = cfg.criterion
     lines = [
@@ -292,9 +300,20 @@ def cmd_demo(args) -> int:
     if history.failed.any():
         lines.append(f"diverged during training: {int(history.failed.sum())}/{K}")
     lines += [
+        "fixed points under zero input (find_fixed_points, 256 initial states per network "
+        "from the test trajectories; a trained 3-bit flip-flop network has 8 stable points):",
+        *[f"  network {k}: {n_stable[k]} stable, {n_saddles[k]} saddles"
+          + ("  <- shown" if k == shown else "") for k in range(K)],
+        f"networks with exactly 8 stable fixed points: {int((n_stable == 8).sum())} of {K}",
+    ]
+    if n_stable[shown] == 0:
+        lines.append(f"network {shown} has no stable fixed point: the figure says so instead "
+                     "of drawing spectra (its memories, if any, are held on other structures)")
+    lines += [
         f"saved to zoo: {out / 'zoo'} ({len(ids)} networks, entry {ids[0].split('/')[0]})",
-        f"figure: {out / 'flipflop_outputs.png'} (and .pdf): inputs, targets and outputs of "
-        f"network {shown}, the lowest test MSE, on test trial 0",
+        f"figure: {figure} (and .pdf): A inputs, targets and outputs of network {shown} (the "
+        "lowest test MSE) on test trial 0; B its trajectories in PCA space with its fixed "
+        "points; C the eigenvalues of its stable points",
     ]
     text = "\n".join(lines)
     (out / "summary.txt").write_text(text + "\n")
@@ -387,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--steps", type=int, default=800, help="optimiser (Adam) steps at most")
     d.add_argument("--seed", type=int, default=0, help="seed of weights and trials")
     d.add_argument("--out", default="demo_out",
-                   help="output directory (zoo/, flipflop_outputs.png and .pdf, summary.txt)")
+                   help="output directory (zoo/, flipflop_demo.png and .pdf, summary.txt)")
     d.set_defaults(func=cmd_demo, validate=check_demo,
                    option_names={"n_networks": "--networks", "n_steps": "--steps",
                                  "seed": "--seed"})

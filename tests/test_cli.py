@@ -6,9 +6,13 @@ import json
 import re
 
 import pytest
+import torch
 
 from dynrnn import cli
+from dynrnn.analyses import find_fixed_points
 from dynrnn.cli import main
+from dynrnn.models import run
+from dynrnn.tasks import FlipFlopTask
 from dynrnn.zoo import Zoo
 
 TINY_TRAIN = ["train", "--n-bits", "2", "--networks", "2", "--units", "8", "--steps", "4",
@@ -32,11 +36,23 @@ def no_heavy_work(monkeypatch):
 
 def test_demo_writes_figure_summary_and_zoo(tmp_path, capsys):
     assert main(["demo", "--networks", "2", "--steps", "60", "--out", str(tmp_path)]) == 0
-    assert (tmp_path / "flipflop_outputs.png").stat().st_size > 1000
-    assert (tmp_path / "flipflop_outputs.pdf").stat().st_size > 1000
+    assert (tmp_path / "flipflop_demo.png").stat().st_size > 1000
+    pdf = (tmp_path / "flipflop_demo.pdf").read_bytes()
+    assert len(pdf) > 1000 and b"/Type3" not in pdf  # TrueType fonts (publication style)
     summary = (tmp_path / "summary.txt").read_text()
     assert "networks trained: 2" in summary
-    assert len(Zoo(tmp_path / "zoo")) == 2
+    zoo = Zoo(tmp_path / "zoo")
+    assert len(zoo) == 2
+    # the summary's fixed-point counts are the finder's, on the networks as stored
+    counts = [tuple(map(int, m.groups())) for m in
+              re.finditer(r"network \d+: (\d+) stable, (\d+) saddles", summary)]
+    assert len(counts) == 2
+    model = zoo.load(zoo.ids())
+    trials = FlipFlopTask(n_bits=3, n_steps=100, p_pulse=0.05).sample(256, seed=10_000)
+    with torch.no_grad():
+        states, _ = run(model, trials.inputs[:64])
+    fps = find_fixed_points(model, trajectories=states, n_initial=256, seed=0, progress=False)
+    assert counts == list(zip(fps.n_stable.values.tolist(), fps.n_saddles.values.tolist()))
     # the training criterion (on the fixed held-out evaluation set) and the new test set are
     # reported separately, each with the set it is measured on
     reached = re.search(r"reached the training criterion \(MSE < 0.001 on the 256 held-out "

@@ -5,7 +5,7 @@ Figure is ``ax.figure``); none calls ``plt.show()``. Wrap figures in :func:`styl
 publication defaults and the colour-blind-safe palette :data:`PALETTE`.
 """
 
-from ._style import PALETTE, STABILITY_COLOURS, style
+from ._style import PALETTE, STABILITY_COLOURS, panel_letters, style
 from .degeneracy import plot_degeneracy
 from .dynamics import (
     pca_basis,
@@ -15,12 +15,15 @@ from .dynamics import (
     plot_timescales,
 )
 from .outputs import plot_outputs
+from .summary import plot_network_summary
 from .symbolic import plot_attractor_subregions, plot_symbolic_graph
 
 __all__ = [
     "PALETTE",
     "STABILITY_COLOURS",
     "pca_basis",
+    "panel_letters",
+    "plot_network_summary",
     "plot_degeneracy",
     "plot_attractor_subregions",
     "plot_symbolic_graph",

@@ -10,7 +10,7 @@ import numpy as np
 
 from .._validation import ParameterTypeError
 
-__all__ = ["PALETTE", "STABILITY_COLOURS", "style", "new_axes"]
+__all__ = ["PALETTE", "STABILITY_COLOURS", "style", "new_axes", "panel_letters"]
 
 #: Okabe--Ito palette, safe for the common colour-vision deficiencies
 PALETTE = {
@@ -122,3 +122,19 @@ def new_axes(ax=None, projection: str | None = None, owner: str = "the plot func
 
     fig = plt.figure()
     return fig.add_subplot(111, projection=projection)
+
+
+def panel_letters(axes, *, start: str = "A", x: float = -0.02, y: float = 1.02,
+                  size: float | None = None) -> list:
+    """Bold panel letters A, B, ... at the top-left corner of each Axes of ``axes`` (a sequence
+    of Axes, in reading order), just outside the axes (``x, y`` in axes coordinates, right-
+    and bottom-aligned there). Returns the Text objects."""
+    import matplotlib as mpl
+
+    axes = check_axes("panel_letters", "axes", axes, len(list(np.ravel(axes))))
+    size = size if size is not None else mpl.rcParams["axes.titlesize"]
+    texts = []
+    for i, ax in enumerate(axes):
+        texts.append(ax.text(x, y, chr(ord(start) + i), transform=ax.transAxes,
+                             fontweight="bold", fontsize=size, ha="right", va="bottom"))
+    return texts

@@ -228,8 +228,14 @@ def plot_eigenvalues(
     ax=None,
     convention: str = "discrete",
     colour_by_stability: bool = True,
+    kinds: tuple[str, ...] = ("stable", "saddle", "unstable"),
 ):
     """Eigenvalues of the Jacobian in the complex plane.
+
+    With the fixed points' stability known, each kind has its colour and marker and the
+    kinds are drawn unstable first, then saddles, then stable points on top (the spectra a
+    reader looks for are not hidden under the saddles'); ``kinds`` selects which are drawn
+    (e.g. ``("stable",)``: the memories only), and the legend counts the points of each.
 
     Discrete convention: eigenvalues ``lambda`` of the map with the unit circle; continuous:
     ``(lambda - 1) / dt`` with the imaginary axis.
@@ -240,6 +246,7 @@ def plot_eigenvalues(
         ax: Axes (default new Figure).
         convention: ``"discrete"`` or ``"continuous"``.
         colour_by_stability: colour points by the stability of their fixed point (if known).
+        kinds: the stability kinds drawn (with ``colour_by_stability``).
 
     Returns:
         The Axes.
@@ -248,6 +255,10 @@ def plot_eigenvalues(
     _check_ds(ds, ("eigenvalues",), owner)
     check_choice(owner, "convention", convention, ("discrete", "continuous"))
     check_bool(owner, "colour_by_stability", colour_by_stability)
+    if isinstance(kinds, str):
+        kinds = (kinds,)
+    for kind in kinds:
+        check_choice(owner, "kinds", kind, tuple(_STAB_NAMES.values()))
     d = _network(ds, network, owner)
     point_dim = next((dim for dim in d["eigenvalues"].dims if dim != "eigen"), None)
     if fixed_point is not None and point_dim is not None:
@@ -275,13 +286,21 @@ def plot_eigenvalues(
         zz = z[np.isfinite(z)]
         ax.scatter(zz.real, zz.imag, s=8, color=PALETTE["blue"], zorder=2)
     else:
-        for code, name in _STAB_NAMES.items():
-            zz = z[codes == code]
+        markers = {"stable": "o", "saddle": "^", "unstable": "s"}
+        for z_order, code in enumerate((2, 1, 0)):  # stable points drawn last, on top
+            name = _STAB_NAMES[code]
+            if name not in kinds:
+                continue
+            rows = codes == code
+            zz = z[rows]
             zz = zz[np.isfinite(zz)]
             if zz.size:
-                ax.scatter(zz.real, zz.imag, s=8, color=STABILITY_COLOURS[name], zorder=2,
-                           label=name, alpha=0.8)
-        ax.legend(loc="best")
+                n_pts = int(rows.sum())
+                ax.scatter(zz.real, zz.imag, s=9, marker=markers[name],
+                           color=STABILITY_COLOURS[name], zorder=2 + z_order, alpha=0.8,
+                           linewidth=0, label=f"{name} ({n_pts} point{'s' * (n_pts != 1)})")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="best")
     return ax
 
 
