@@ -12,8 +12,8 @@ The layers, bottom to top (DESIGN.md, "Layers"). A module may import its own uni
 a lower layer; never a higher layer, and never another unit of its own layer:
 
 =====  ==========================================================================================
-0      utilities: ``dynrnn._validation``, ``dynrnn._progress``, ``dynrnn._version`` (independent
-       of each other)
+0      utilities: ``dynrnn._validation``, ``dynrnn._progress``, ``dynrnn._version``,
+       ``dynrnn._repr`` (independent of each other)
 1      ``dynrnn.functional`` — pure tensor maths, one source of each equation
 2      ``dynrnn.kernels`` — fast paths whose ``reference`` backends call ``functional``
 3      ``dynrnn.models``, ``dynrnn.tasks`` — independent of each other
@@ -48,7 +48,7 @@ PACKAGE_DIR = Path(dynrnn.__file__).resolve().parent
 #: (layer, units of the layer). A unit is a module or subpackage name; a module belongs to the
 #: unit that is the longest dotted prefix of its name.
 LAYERS: tuple[tuple[int, tuple[str, ...]], ...] = (
-    (0, ("dynrnn._validation", "dynrnn._progress", "dynrnn._version")),
+    (0, ("dynrnn._validation", "dynrnn._progress", "dynrnn._version", "dynrnn._repr")),
     (1, ("dynrnn.functional",)),
     (2, ("dynrnn.kernels",)),
     (3, ("dynrnn.models", "dynrnn.tasks")),

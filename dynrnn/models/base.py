@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from .._repr import describe_values, html_table, text_summary
 from .._validation import (
     ParameterTypeError,
     check_bool,
@@ -195,6 +196,32 @@ class RecurrentModel(nn.Module):
             {"model": self.model_name, "seed": s, **dataclasses.asdict(c)}
             for c, s in zip(self.configs, self.seeds)
         ]
+
+    # ----------------------------------------------------------------- summaries
+    def _summary_rows(self) -> tuple[str, list[tuple[str, str]]]:
+        """Title and (field, value) rows: sizes, dtype, trainable parameters, then every
+        config field (one value, or the distinct values across the K networks)."""
+        K = self.n_networks
+        n_params = sum(int(p.numel()) for p in self.parameters() if p.requires_grad)
+        title = (f"{type(self).__name__}: {K} network{'s' * (K != 1)} of {self.n_units} "
+                 f"units")
+        rows = [("networks (K)", str(K)), ("units (N)", str(self.n_units)),
+                ("inputs (I)", str(self.n_inputs)), ("outputs (O)", str(self.n_outputs)),
+                ("dtype", str(self.dtype).replace("torch.", "")),
+                ("trainable parameters", f"{n_params:,} ({n_params // K:,} per network)")]
+        configs = [dataclasses.asdict(c) for c in self.configs]
+        for field in configs[0]:
+            if field in ("n_inputs", "n_units", "n_outputs"):
+                continue
+            rows.append((field, describe_values([c[field] for c in configs])))
+        rows.append(("seeds", describe_values(self.seeds)))
+        return title, rows
+
+    def __repr__(self) -> str:
+        return text_summary(*self._summary_rows())
+
+    def _repr_html_(self) -> str:
+        return html_table(*self._summary_rows())
 
     # ----------------------------------------------------------------- network subsets
     def select(self, index: int | Sequence[int] | torch.Tensor) -> RecurrentModel:

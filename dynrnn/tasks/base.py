@@ -61,6 +61,34 @@ class Trials:
     def n_steps(self) -> int:
         return int(self.inputs.shape[1])
 
+    def _summary_rows(self) -> tuple[str, list[tuple[str, str]]]:
+        B, T = self.batch_size, self.n_steps
+        tgt = self.targets
+        kind = "class labels" if not tgt.is_floating_point() else "values"
+        rows = [("trials (B)", str(B)), ("time steps (T)", str(T)),
+                ("inputs (I)", f"{self.inputs.shape[-1]} ({str(self.inputs.dtype)[6:]})"),
+                ("targets", f"{tuple(tgt.shape[2:]) or (1,)} {kind} per step "
+                            f"({str(tgt.dtype)[6:]})"),
+                ("mask", f"{float(self.mask.float().mean()):.1%} of the entries evaluated")]
+        per_trial = [k for k, v in self.info.items()
+                     if torch.is_tensor(v) and v.ndim >= 1 and v.shape[0] == B]
+        other = {k: v for k, v in self.info.items() if k not in per_trial}
+        if per_trial:
+            rows.append(("info per trial", ", ".join(per_trial)))
+        for k, v in other.items():
+            rows.append((f"info {k}", repr(v) if not isinstance(v, str) else v))
+        return f"Trials: {B} trials of {T} steps", rows
+
+    def __repr__(self) -> str:
+        from .._repr import text_summary
+
+        return text_summary(*self._summary_rows())
+
+    def _repr_html_(self) -> str:
+        from .._repr import html_table
+
+        return html_table(*self._summary_rows())
+
     def to(self, device=None, dtype=None) -> Trials:
         """Move tensors to ``device``; cast floating tensors to ``dtype``."""
 

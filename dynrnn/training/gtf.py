@@ -154,6 +154,28 @@ class GTFHistory:
     tau: int | None = None
     stopped: bool = False
 
+    def _summary_rows(self) -> tuple[str, list[tuple[str, str]]]:
+        n = len(self.loss)
+        rows = [("iterations", str(n)), ("stopped early", str(bool(self.stopped))),
+                ("STF interval tau", "-" if self.tau is None else str(self.tau))]
+        if n:
+            last = np.asarray(self.loss[-1], dtype=float)
+            rows.insert(0, ("networks", str(last.size)))
+            rows.append(("last loss", f"median {np.nanmedian(last):.3g}, "
+                                      f"max {np.nanmax(last):.3g}"))
+            rows.append(("wall time", f"{float(self.wall_time[-1]):.1f} s"))
+        return f"GTFHistory: {n} iterations", rows
+
+    def __repr__(self) -> str:
+        from .._repr import text_summary
+
+        return text_summary(*self._summary_rows())
+
+    def _repr_html_(self) -> str:
+        from .._repr import html_table
+
+        return html_table(*self._summary_rows())
+
     def as_arrays(self) -> dict[str, np.ndarray]:
         """``loss``, ``alpha``, ``grad_norm`` as ``[n_iterations, K]``; ``lr``, ``wall_time``
         as ``[n_iterations]``."""

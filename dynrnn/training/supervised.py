@@ -136,6 +136,37 @@ class History:
     network_metadata: list[dict] = field(default_factory=list)
     n_values: tuple[int, ...] | None = None
 
+    def _summary_rows(self) -> tuple[str, list[tuple[str, str]]]:
+        K, steps = self.loss.shape
+        with np.errstate(all="ignore"):
+            final = np.array([row[np.isfinite(row)][-1] if np.isfinite(row).any() else np.nan
+                              for row in self.loss])
+        reached = self.steps_to_criterion[self.reached & (self.steps_to_criterion >= 0)]
+        rows = [("networks", str(K)), ("steps run", str(steps)),
+                ("reached the criterion", f"{int(self.reached.sum())} of {K}"),
+                ("diverged", f"{int(self.failed.sum())} of {K}"),
+                ("final training loss", f"median {np.nanmedian(final):.3g}, "
+                                        f"max {np.nanmax(final):.3g}" if np.isfinite(final).any()
+                 else "none finite"),
+                ("steps to criterion", f"median {int(np.median(reached))}" if len(reached)
+                 else "-")]
+        if len(self.eval_step):
+            last = self.eval_loss[:, -1]
+            rows.append(("last held-out loss", f"median {np.nanmedian(last):.3g} "
+                                               f"(step {int(self.eval_step[-1])})"
+                         if np.isfinite(last).any() else "none finite"))
+        return f"History: {K} networks, {steps} steps", rows
+
+    def __repr__(self) -> str:
+        from .._repr import text_summary
+
+        return text_summary(*self._summary_rows())
+
+    def _repr_html_(self) -> str:
+        from .._repr import html_table
+
+        return html_table(*self._summary_rows())
+
     def to_xarray(self):
         """The history as an ``xarray.Dataset`` with dims ``network``, ``step``, ``eval``
         (and ``head``, ``unit``), and the networks' hyperparameters as coordinates."""

@@ -298,6 +298,25 @@ class Zoo:
     def __repr__(self) -> str:
         return f"Zoo({str(self.path)!r})"
 
+    def _repr_html_(self) -> str:
+        """The zoo in a notebook: path, counts, and the networks grouped by model, size and
+        task (one row per group with its count). Reads the entries' JSON metadata only."""
+        from .._repr import html_table
+
+        if not self.path.is_dir():
+            return html_table(f"Zoo {self.path}", [("status", "does not exist (yet)")])
+        rows = self.networks(as_frame=False)
+        groups: dict[tuple, int] = {}
+        for r in rows:
+            key = (r.get("model", ""), r.get("n_units", ""), r.get("task", "") or "")
+            groups[key] = groups.get(key, 0) + 1
+        head = [("path", str(self.path)), ("networks", f"{len(rows):,}"),
+                ("entries", f"{len(self.entries()):,}"),
+                ("results", ", ".join(self.results()) or "none")]
+        body = [(*key, f"{n:,}") for key, n in sorted(groups.items(), key=str)]
+        return html_table(f"Zoo: {len(rows):,} networks", head,
+                          columns=("model", "n_units", "task", "networks"), body=body)
+
     # ----------------------------------------------------------------- paths
     @property
     def _entries_dir(self) -> Path:
