@@ -59,6 +59,8 @@ def plot_degeneracy(report, axes=None):
                 xs = np.asarray(x, dtype=float)
                 order = np.argsort(xs)
                 ax.plot(xs[order], y[order], "o-", color=PALETTE["blue"])
+                if len(xs) <= 12 and np.issubdtype(np.asarray(xs).dtype, np.number):
+                    ax.set_xticks(np.asarray(xs)[order])  # the groups' own values
             except (TypeError, ValueError):
                 ax.bar([str(v) for v in x], y, color=PALETTE["blue"])
             ax.set_xlabel(key)

@@ -97,6 +97,11 @@ def plot_attractor_subregions(states: Any, symbols: Any, ax=None, dims=(0, 1, 2)
         sel = symbols == sym
         pts = states[sel][:, list(dims[: 3 if three else 2])]
         ax.scatter(*pts.T, s=s, color=_colour(sym), label=f"{int(sym)}", rasterized=True)
+    shown = dims[: 3 if three else 2]
+    ax.set_xlabel(f"$z_{{{shown[0] + 1}}}$")
+    ax.set_ylabel(f"$z_{{{shown[1] + 1}}}$")
+    if three:
+        ax.set_zlabel(f"$z_{{{shown[2] + 1}}}$", labelpad=-2)
     # outside the axes: inside, a 3D attractor leaves no free corner for it
     ax.legend(title="subregion", markerscale=6, loc="upper left", bbox_to_anchor=(1.02, 1.0),
               frameon=False)

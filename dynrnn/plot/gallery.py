@@ -1,0 +1,190 @@
+"""Render every plot type of :mod:`dynrnn.plot` to PNG and PDF from small, fast fixtures.
+
+Usage::
+
+    python -m dynrnn.plot.gallery out/            # about half a minute on 2 cores
+
+The fixtures are computed here, seeded: a 2-bit flip-flop ensemble trained briefly (8 tanh
+RNNs, 24 units), its fixed points and Lyapunov spectra; rate RNNs of two sizes for the timescale
+plot; a small degeneracy report; a chaotic AL-RNN (a tent map) for the symbolic plots. Each
+figure is made in :func:`dynrnn.plot.style` and written as ``<name>.png`` and ``<name>.pdf``.
+The test suite runs :func:`render` and fails on any warning (``tests/test_gallery.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ._style import style
+
+__all__ = ["render", "main", "FIGURES"]
+
+
+def _flipflop():
+    from ..analyses import find_fixed_points, lyapunov_spectrum
+    from ..models import Ensemble, RateRNNConfig, run
+    from ..tasks import FlipFlopTask
+    from ..training import TrainConfig, train
+
+    task = FlipFlopTask(n_bits=2, n_steps=60, p_pulse=0.08)
+    model = Ensemble(RateRNNConfig(2, 24, 2), n_networks=8, seed=0)
+    train(model, task, TrainConfig(n_steps=400, batch_size=32, lr=1e-2, eval_every=100,
+                                   noise=False), seed=0)
+    trials = task.sample(32, seed=1)
+    with torch.no_grad():
+        states, outputs = run(model, trials.inputs)
+    fps = find_fixed_points(model, trajectories=states, n_initial=128, seed=0, progress=False)
+    lyap = lyapunov_spectrum(model, n_steps=300, burn_in=100, progress=False)
+    best = int(np.argmax(fps["n_stable"].values))
+    return {"task": task, "model": model, "trials": trials, "states": states,
+            "outputs": outputs, "fps": fps, "lyap": lyap, "best": best}
+
+
+def _timescales():
+    import xarray as xr
+
+    from ..analyses import network_timescale
+    from ..models import Ensemble, RateRNNConfig, run
+
+    parts = []
+    g = torch.Generator().manual_seed(0)
+    for n in (8, 16, 32):
+        m = Ensemble(RateRNNConfig(1, n, 1, tau_init=3.0, leak_form="outside", train_tau=True,
+                                   init_gain=1.2), n_networks=3, seed=n)
+        with torch.no_grad():
+            s, _ = run(m, torch.randn(4, 300, 1, generator=g))
+        parts.append(network_timescale(s, m, kind="single"))
+    return xr.concat(parts, dim="network", coords="different", compat="equals", join="outer")
+
+
+def _degeneracy(task):
+    from ..analyses import degeneracy_report
+    from ..models import Ensemble, RateRNNConfig
+
+    models = [Ensemble(RateRNNConfig(2, n, 2), n_networks=3, seed=n) for n in (6, 10)]
+    return degeneracy_report(models, task, group_by="n_units", n_trials=8, n_dsa_trials=2,
+                             dsa_kwargs=dict(n_delays=2, rank=6))
+
+
+def _tent_alrnn():
+    from ..analyses import generate, symbol_sequence, symbolic_graph
+    from ..models import ALRNN, ALRNNConfig
+
+    m = ALRNN(ALRNNConfig(2, 2, n_pwl=2)).double()
+    with torch.no_grad():
+        m.A.zero_()
+        m.W.copy_(torch.tensor([[[-1.9, -1.9], [1.9, 1.9]]], dtype=torch.float64))
+        m.h.copy_(torch.tensor([[1.0, -1.0]], dtype=torch.float64))
+    _, Z = generate(m, torch.tensor([0.1234, -0.1234]), 600)
+    z = Z[0, 0]
+    return {"graph": symbolic_graph(m, z), "states": z.numpy(),
+            "symbols": symbol_sequence(m, z)[0]}
+
+
+def _figures(fx) -> dict[str, Callable[[], object]]:
+    """``{name: draw}``; each ``draw()`` returns the Figure it drew."""
+    import matplotlib.pyplot as plt
+
+    from . import (
+        plot_attractor_subregions,
+        plot_degeneracy,
+        plot_eigenvalues,
+        plot_fixed_points,
+        plot_lyapunov_spectrum,
+        plot_network_summary,
+        plot_outputs,
+        plot_symbolic_graph,
+        plot_timescales,
+    )
+
+    ff, best = fx["flipflop"], fx["flipflop"]["best"]
+
+    def fixed_points_3d():
+        fig = plt.figure(figsize=(3.5, 3.2), layout="constrained")
+        ax = fig.add_subplot(projection="3d")
+        plot_fixed_points(ff["fps"], best, ff["states"], ax=ax, n_components=3)
+        return fig
+
+    def on_new_axes(draw):
+        def make():
+            fig, ax = plt.subplots(layout="constrained")
+            draw(ax)
+            return fig
+        return make
+
+    return {
+        "network_summary": lambda: plot_network_summary(
+            ff["trials"], ff["outputs"], ff["states"], ff["fps"], network=best,
+            title=f"2-bit flip-flop, network {best}: outputs, state space, stable spectra"),
+        "outputs": lambda: plot_outputs(ff["trials"], ff["outputs"], network=best),
+        "fixed_points": on_new_axes(
+            lambda ax: plot_fixed_points(ff["fps"], best, ff["states"], ax=ax)),
+        "fixed_points_3d": fixed_points_3d,
+        "eigenvalues": on_new_axes(lambda ax: plot_eigenvalues(ff["fps"], best, ax=ax)),
+        "lyapunov_spectrum": on_new_axes(lambda ax: plot_lyapunov_spectrum(ff["lyap"], ax=ax)),
+        "timescales": on_new_axes(lambda ax: plot_timescales(fx["timescales"], x="n_units",
+                                                             ax=ax)),
+        "degeneracy": lambda: plot_degeneracy(fx["degeneracy"]),
+        "symbolic_graph": on_new_axes(lambda ax: plot_symbolic_graph(fx["tent"]["graph"],
+                                                                     ax=ax)),
+        "attractor_subregions": on_new_axes(lambda ax: plot_attractor_subregions(
+            fx["tent"]["states"], fx["tent"]["symbols"], ax=ax)),
+    }
+
+
+#: the figures :func:`render` writes, in order
+FIGURES = ("network_summary", "outputs", "fixed_points", "fixed_points_3d", "eigenvalues",
+           "lyapunov_spectrum", "timescales", "degeneracy", "symbolic_graph",
+           "attractor_subregions")
+
+
+def render(out_dir: str | Path, names: tuple[str, ...] | None = None) -> list[Path]:
+    """Compute the fixtures and write every figure (or ``names``) as PNG and PDF into
+    ``out_dir`` (created). Returns the written paths."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names = FIGURES if names is None else tuple(names)
+    unknown = sorted(set(names) - set(FIGURES))
+    if unknown:
+        raise ValueError(f"The 'names' parameter of render must name figures of {FIGURES}; "
+                         f"got {unknown}.")
+    fx = {"flipflop": _flipflop()}
+    fx["timescales"] = _timescales() if "timescales" in names else None
+    fx["degeneracy"] = _degeneracy(fx["flipflop"]["task"]) if "degeneracy" in names else None
+    fx["tent"] = _tent_alrnn()
+    figures = _figures(fx)
+    written = []
+    for name in names:
+        with style():
+            fig = figures[name]()
+            fig = getattr(fig, "figure", fig)  # an Axes -> its Figure
+            for ext in ("png", "pdf"):
+                path = out / f"{name}.{ext}"
+                fig.savefig(path, dpi=200 if ext == "png" else None)
+                written.append(path)
+            plt.close(fig)
+    return written
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m dynrnn.plot.gallery", description=__doc__)
+    p.add_argument("out", help="output directory")
+    p.add_argument("--only", nargs="+", choices=FIGURES, default=None, help="figures to render")
+    a = p.parse_args(argv)
+    for path in render(a.out, a.only):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
