@@ -350,7 +350,7 @@ def test_esn_loop_split_over_threads_is_identical(monkeypatch):
     """The compiled echo-state loop splits each step's rows over torch's threads (a barrier
     between steps); every row is computed by the same code, so the states are bitwise equal.
     (The thread count is taken as asked, whatever the machine's load.)"""
-    monkeypatch.setenv("DYNRNN_IGNORE_LOAD", "1")
+    monkeypatch.setenv("DYNRNN_THREAD_PROBE", "0")
     from dynrnn.kernels.esn import esn_available as cpp_extension_available
     from dynrnn.models import run
     from dynrnn.models.reservoir import EchoStateConfig, EchoStateNetwork
@@ -443,20 +443,3 @@ def test_esn_fused_loop_batches_networks_with_their_own_inputs():
     torch.testing.assert_close(S, S_ref, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(Y, Y_ref, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(one, ref_one, rtol=1e-12, atol=1e-12)
-
-
-def test_barrier_loops_use_only_free_cores(monkeypatch):
-    """A per-step-barrier loop (the ESN) takes no more threads than the cores that other
-    processes leave free (1-minute load average minus this process), at least 1, and all it
-    asks for when DYNRNN_IGNORE_LOAD=1."""
-    from dynrnn.kernels import _threads
-
-    monkeypatch.delenv("DYNRNN_IGNORE_LOAD", raising=False)
-    monkeypatch.setattr(_threads, "usable_cores", lambda: 4)
-    for load, free in ((0.2, 4), (1.0, 4), (2.0, 3), (3.4, 2), (4.6, 1), (12.0, 1)):
-        monkeypatch.setattr(_threads.os, "getloadavg", lambda load=load: (load, load, load))
-        assert _threads.free_cores() == free, load
-        assert _threads.barrier_threads(8) == free
-        assert _threads.barrier_threads(1) == 1
-    monkeypatch.setenv("DYNRNN_IGNORE_LOAD", "1")
-    assert _threads.barrier_threads(3) == 3

@@ -35,3 +35,34 @@ def test_users_value_is_kept(value):
 def test_nothing_is_set_once_torch_is_loaded():
     # OpenMP has read its environment already: setting the variable then would only mislead
     assert _policy("import torch; import dynrnn") == "None"
+
+
+def test_thread_probe_keeps_the_count_or_falls_back_to_one(monkeypatch):
+    """The probe returns the requested count or 1 (never anything else), keeps torch's thread
+    count as it was, returns the request untouched when turned off, and the context restores
+    the count after the block."""
+    import torch
+
+    from dynrnn.kernels import _threads
+
+    before = torch.get_num_threads()
+    assert _threads.usable_threads(1) == 1
+    assert _threads.usable_threads(2) in (1, 2)
+    assert torch.get_num_threads() == before
+    monkeypatch.setenv("DYNRNN_THREAD_PROBE", "0")
+    assert _threads.usable_threads(3) == 3
+    monkeypatch.delenv("DYNRNN_THREAD_PROBE")
+    # a machine whose threaded burst is slow -> one thread inside the block, restored after
+    times = iter([1.0, 5.0, 5.0])  # single, warm-up, threaded
+    monkeypatch.setattr(_threads, "_burst", lambda x, cap=None: next(times))
+    torch.set_num_threads(2)
+    try:
+        with _threads.busy_machine_threads() as n:
+            assert n == 1 and torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        times = iter([1.0, 1.0, 1.0])
+        monkeypatch.setattr(_threads, "_burst", lambda x, cap=None: next(times))
+        with _threads.busy_machine_threads() as n:
+            assert n == 2 and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -75,6 +75,7 @@ from .._validation import (
     check_shape,
     resolve_generator,
 )
+from ..kernels._threads import adapts_threads
 from ..kernels.linalg import lu_factor, lu_solve
 from ..models.base import run
 from ._common import (
@@ -553,6 +554,7 @@ def _eig(J: torch.Tensor, convention: str, dt: torch.Tensor):
 
 
 # --------------------------------------------------------------------------- the finder
+@adapts_threads
 def find_fixed_points(
     model: Any,
     inputs: Any = None,

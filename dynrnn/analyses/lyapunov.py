@@ -28,6 +28,7 @@ import xarray as xr
 
 from .._progress import progress_bar
 from .._validation import check_array, check_bool, check_float, check_int, resolve_generator
+from ..kernels._threads import adapts_threads
 from ..models.base import run
 from ._common import (
     check_model,
@@ -166,6 +167,7 @@ def kaplan_yorke_dimension(exponents: Any) -> np.ndarray:
     return out
 
 
+@adapts_threads
 def lyapunov_spectrum(
     model: Any,
     inputs: Any = None,

@@ -1,45 +1,115 @@
-"""Thread counts for kernels whose threads meet at a barrier every step.
+"""Thread counts on a busy machine: use the cores that actually run, measured.
 
-A loop that splits each time step's rows over threads and joins them at a barrier (the ESN loop,
-``csrc/esn.c``) runs at the pace of its slowest thread at every step. When another process
-occupies one of the cores, the thread sharing that core waits for a scheduler time slice (ms)
-at every barrier, against a step of ~0.2 ms: measured on 2 cores with one competing CPU-bound
-process, the 1000-unit ESN took 3.1x as long with 2 threads as with 1 (``benchmarks/busy.py``).
-Such a loop should therefore use only the cores that are free. The estimate is the 1-minute
-load average (runnable processes, the caller included) against the cores this process may run
-on; it lags a change of load by tens of seconds, and errs towards fewer threads.
+torch's CPU threads (GNU OpenMP) and the package's own threaded loops (the ESN loop,
+``csrc/esn.c``) meet at a barrier after every parallel operation, so they run at the pace of
+their slowest thread. When another process occupies a core, the thread that shares it waits for
+a scheduler time slice (milliseconds) at every barrier, against operations of microseconds:
+measured on 2 cores beside other jobs, the fixed-point finder took 37-48 s with 2 threads and
+4.3-5.0 s with 1 (5 networks of 64 units, 1024 initial states), ``train_gtf`` and the 1000-unit
+ESN 3-10x longer with 2 threads than with 1 (``benchmarks/busy.py``).
+
+:func:`usable_threads` measures it directly, at the start of a long computation: it times a
+burst of small parallel operations (element-wise on 2^16 floats, each above torch's grain
+size, so each is one parallel region with a barrier) with the current thread count and with
+one thread, best of three, about a millisecond each on an idle machine. When the threaded burst
+is more than twice as slow as the single-threaded one, some thread cannot get a core promptly,
+and the computation runs on one thread. :func:`busy_machine_threads` applies this to torch's
+thread count for the duration of a ``with`` block and restores it after. Unlike the load
+average, the probe needs no view of other processes (it works in containers) and does not lag.
+``DYNRNN_THREAD_PROBE=0`` turns the probe off (the thread count is then used as set).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import torch
+
+__all__ = ["usable_threads", "busy_machine_threads", "adapts_threads", "barrier_threads"]
+
+_PROBE_SIZE = 1 << 16
+_PROBE_OPS = 40
 
 
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity where the OS reports it)."""
+def _burst(x: torch.Tensor, cap: float = float("inf")) -> float:
+    """Best of three bursts of ``_PROBE_OPS`` in-place operations on ``x`` (seconds); a burst
+    stops as soon as it has taken longer than ``cap`` (the answer is then already known)."""
+    best = float("inf")
+    for _ in range(3):
+        t = time.perf_counter()
+        for _ in range(_PROBE_OPS):
+            x.mul_(1.0000001)
+            if time.perf_counter() - t > cap:
+                break
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def usable_threads(requested: int | None = None) -> int:
+    """``requested`` (default: torch's thread count) if that many threads run promptly on
+    this machine now, else 1 (see the module docstring). Costs about a millisecond on an idle
+    machine and a few scheduler time slices on a busy one."""
+    n = max(1, int(torch.get_num_threads() if requested is None else requested))
+    if n == 1 or os.environ.get("DYNRNN_THREAD_PROBE", "1") == "0":
+        return n
+    before = torch.get_num_threads()
+    x = torch.ones(_PROBE_SIZE)
     try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        torch.set_num_threads(1)
+        single = _burst(x)
+        torch.set_num_threads(n)
+        _burst(x, cap=2.0 * single)  # wake the thread pool
+        threaded = _burst(x, cap=2.0 * single)
+    finally:
+        torch.set_num_threads(before)
+    return n if threaded <= 2.0 * single else 1
 
 
-def free_cores() -> int:
-    """Cores not taken by other runnable processes: ``usable_cores()`` minus the 1-minute load
-    average beyond this process's own one (at least 1). Without a load average (not a Unix),
-    every usable core counts as free."""
-    cores = usable_cores()
+_LOCAL = threading.local()
+
+
+@contextlib.contextmanager
+def busy_machine_threads() -> Iterator[int]:
+    """Run the block with :func:`usable_threads` torch threads (restored after); yields the
+    count used. Nested blocks (an entry point calling another) probe only once."""
+    before = torch.get_num_threads()
+    if getattr(_LOCAL, "depth", 0):
+        _LOCAL.depth += 1
+        try:
+            yield before
+        finally:
+            _LOCAL.depth -= 1
+        return
+    n = usable_threads(before)
+    if n != before:
+        torch.set_num_threads(n)
+    _LOCAL.depth = 1
     try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return cores
-    others = max(0.0, load - 1.0)
-    return max(1, min(cores, int(cores - others + 0.5)))
+        yield n
+    finally:
+        _LOCAL.depth = 0
+        if n != before:
+            torch.set_num_threads(before)
+
+
+def adapts_threads(fn: Callable) -> Callable:
+    """Decorator: run ``fn`` inside :func:`busy_machine_threads` (for the package's long
+    entry points: training, fixed points, Lyapunov spectra, DSA)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with busy_machine_threads():
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def barrier_threads(requested: int) -> int:
-    """Threads for a per-step-barrier loop: ``requested`` (>= 1), but no more than the free
-    cores. Set ``DYNRNN_IGNORE_LOAD=1`` to use ``requested`` regardless of the load."""
-    requested = max(1, int(requested))
-    if os.environ.get("DYNRNN_IGNORE_LOAD", "") == "1":
-        return requested
-    return max(1, min(requested, free_cores()))
+    """Threads for the package's own per-step-barrier loops: ``requested``, or 1 where
+    :func:`usable_threads` finds that threads do not run promptly."""
+    return usable_threads(requested)

@@ -54,11 +54,11 @@ def _ptr(t: torch.Tensor | None):
 
 def _threads(n_units: int) -> int:
     """Threads for one reservoir's rows: torch's thread count, but one below 256 units (a step
-    is then shorter than the barrier between steps), and no more than the cores other
-    processes leave free (:func:`dynrnn.kernels._threads.barrier_threads`: the threads meet
-    at a barrier every step, so a thread that shares its core with another process stalls
-    every step). The rows' arithmetic does not depend on the split: the same states for any
-    thread count."""
+    is then shorter than the barrier between steps), and one where threads do not get their
+    cores promptly (:func:`dynrnn.kernels._threads.barrier_threads`: the threads meet at a
+    barrier every step, so a thread that shares its core with another process stalls every
+    step). The rows' arithmetic does not depend on the split: the same states for any thread
+    count."""
     return 1 if n_units < 256 else barrier_threads(torch.get_num_threads())
 
 

@@ -53,6 +53,7 @@ from .._validation import (
     resolve_generator,
     validate_config,
 )
+from ..kernels._threads import adapts_threads
 from ..models.protocol import latent_from_observation
 from .optim import EnsembleOptimizer, per_network_grad_norm
 
@@ -413,6 +414,7 @@ def estimate_forcing_interval(
     return int(k) if k else max_lag
 
 
+@adapts_threads
 def train_gtf(
     model,
     data: Any,

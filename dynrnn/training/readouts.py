@@ -40,6 +40,7 @@ from .._validation import (
     resolve_generator,
     validate_config,
 )
+from ..kernels._threads import adapts_threads
 from ..kernels.hebbian import three_factor_online
 from ..models.base import RecurrentModel, run
 
@@ -303,6 +304,7 @@ class ForceResult:
         return xr.Dataset(data, coords={"network": np.arange(K), "time": np.arange(T)})
 
 
+@adapts_threads
 def force_train(
     model: RecurrentModel,
     targets: torch.Tensor,

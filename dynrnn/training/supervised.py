@@ -29,6 +29,7 @@ from .._validation import (
     resolve_generator,
     validate_config,
 )
+from ..kernels._threads import adapts_threads
 from ..models.base import RecurrentModel, run
 from .curriculum import Curriculum
 from .losses import head_accuracy, head_cross_entropy, masked_mse
@@ -222,6 +223,7 @@ def _l1_penalty(model: RecurrentModel) -> torch.Tensor:
     return W.abs().reshape(W.shape[0], -1).sum(1)
 
 
+@adapts_threads
 def train(
     model: RecurrentModel,
     task,

@@ -36,6 +36,7 @@ import xarray as xr
 
 from ..._progress import progress_bar
 from ..._validation import check_bool, check_float, check_int, resolve_generator
+from ...kernels._threads import adapts_threads
 from .._common import as_tensor, check_finite, check_model, check_states, to_numpy
 from ._pairwise import _as_trials, _fill, _matrix_dataset, _pair_index
 from .dmd import fit_dmd
@@ -73,6 +74,7 @@ def _phase(bar, name: str) -> None:
         bar.set_postfix_str(name, refresh=True)
 
 
+@adapts_threads
 def procrustes_vector_fields(
     A: Any,
     B: Any = None,
