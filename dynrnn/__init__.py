@@ -14,8 +14,10 @@ networks of 64 units, 1024 initial states). With ``OMP_WAIT_POLICY=PASSIVE`` (wa
 sleep) the same run took 4.7-6.8 s. Importing dynrnn therefore sets ``OMP_WAIT_POLICY=PASSIVE``
 when torch has not been imported yet (OpenMP reads it once, when torch loads it) and the
 variable is not set already; an explicit value is kept (``OMP_WAIT_POLICY=ACTIVE`` restores
-spinning). If torch is imported before dynrnn, set the variable in the environment yourself.
-Worker processes of :mod:`dynrnn.batch` inherit it.
+spinning). Worker processes of :mod:`dynrnn.batch` inherit it. If torch was imported first
+(as in most notebooks), the policy cannot be changed any more; then the long entry points
+(training, fixed points, Lyapunov spectra, DSA) still measure at their start whether their
+threads get cores promptly and run on one thread when not (:mod:`dynrnn.kernels._threads`).
 """
 
 import os as _os
