@@ -141,3 +141,17 @@ def test_style_context_and_bad_input(fixed_points):
         plot.plot_fixed_points(ds, n_components=4)
     with pytest.raises(ValueError, match="lacks"):
         plot.plot_lyapunov_spectrum(ds)
+
+
+def test_wrong_kind_of_result_names_needed_and_given_variables():
+    """A Lyapunov result given to the fixed-point plot: the error says which variables the plot
+    needs, which are missing, and which the given result has."""
+    from dynrnn.analyses import lyapunov_spectrum
+
+    model = Ensemble(RateRNNConfig(1, 4, 1), n_networks=2, seed=0)
+    lyap = lyapunov_spectrum(model, n_steps=30, burn_in=5, progress=False)
+    with pytest.raises(ValueError) as err:
+        plot.plot_fixed_points(lyap)
+    msg = str(err.value)
+    assert "needs the variables ['points', 'stability', 'valid']" in msg
+    assert "exponents" in msg or "spectrum" in msg, msg

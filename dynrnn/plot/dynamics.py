@@ -51,7 +51,12 @@ def _check_ds(ds: Any, needed: tuple[str, ...], owner: str) -> None:
         )
     missing = [v for v in needed if v not in ds]
     if missing:
-        raise ValueError(f"The 'ds' parameter of {owner} lacks the variables {missing}.")
+        kind = ds.attrs.get("analysis")
+        raise ValueError(
+            f"The 'ds' parameter of {owner} needs the variables {list(needed)}; it lacks "
+            f"{missing}. Got a result{f' of {kind!r}' if kind else ''} with the variables "
+            f"{sorted(map(str, ds.data_vars))}."
+        )
 
 
 def _check_basis(basis: Any, owner: str, N: int | None, n_components: int):
