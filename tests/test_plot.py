@@ -155,3 +155,33 @@ def test_wrong_kind_of_result_names_needed_and_given_variables():
     msg = str(err.value)
     assert "needs the variables ['points', 'stability', 'valid']" in msg
     assert "exponents" in msg or "spectrum" in msg, msg
+
+
+def test_distance_matrix_hierarchical_order_puts_groups_together():
+    """Two interleaved groups of networks (distance 0.1 within, 1 across): the hierarchical
+    order draws each group as one block on the diagonal."""
+    labels = np.array([0, 1, 0, 1, 0, 1])
+    D = np.where(labels[:, None] == labels[None], 0.1, 1.0)
+    np.fill_diagonal(D, 0.0)
+    ds = xr.Dataset({"dist": (("network", "network_b"), D)})
+    ax = plot.plot_distance_matrix(ds)
+    order = ax.dynrnn_order
+    assert sorted(order) == list(range(6))
+    assert len(set(labels[order[:3]])) == 1 and len(set(labels[order[3:]])) == 1
+    with pytest.raises(ValueError, match="network_b"):
+        plot.plot_distance_matrix(xr.Dataset({"x": (("network",), np.zeros(3))}))
+
+
+def test_training_history_median_and_band():
+    from dynrnn.tasks import FlipFlopTask
+    from dynrnn.training import TrainConfig, train
+
+    model = Ensemble(RateRNNConfig(2, 8, 2), n_networks=3, seed=0)
+    hist = train(model, FlipFlopTask(n_bits=2, n_steps=20),
+                 TrainConfig(n_steps=10, batch_size=4, eval_every=5, progress=False))
+    ax = plot.plot_training_history(hist)
+    median = [line for line in ax.lines if "median" in line.get_label()]
+    assert len(median) == 1
+    np.testing.assert_allclose(median[0].get_ydata(), np.median(hist.loss, 0), rtol=1e-6)
+    with pytest.raises(ValueError, match="needs the variables"):
+        plot.plot_training_history(hist, variable="nope")

@@ -9,10 +9,22 @@ dimension whose coordinates are the networks' hyperparameters.
 * :mod:`.dsr_metrics` -- D_stsp, D_H, PE(n), reconstruction evaluation, the GTF callback
   ``BestCheckpoint``;
 * :mod:`.scyfi` -- exact fixed points and k-cycles of PLRNNs (SCYFI, brute-force oracle);
-* :mod:`.symbolic` -- AL-RNN symbolic dynamics (symbols, transition graph).
+* :mod:`.symbolic` -- AL-RNN symbolic dynamics (symbols, transition graph);
+* :mod:`.stability` -- contraction certificates (echo-state property) batched over networks.
+* :mod:`.automata` -- finite automata of networks on symbolic tasks (quantisation, L*,
+  state-regularised centroids), minimal DFAs, fidelity.
 """
 
 from ._common import merge_complex, split_complex
+from .automata import (
+    DFA,
+    AutomataResult,
+    automaton_from_centroids,
+    extract_automata,
+    hopcroft_minimise,
+    lstar_automata,
+    reference_dfa,
+)
 from .degeneracy import (
     behavioural_degeneracy,
     degeneracy_report,
@@ -57,10 +69,24 @@ from .similarity import (
     trajectories,
     weight_distance,
 )
+from .stability import (
+    certify_matrices,
+    echo_state_property,
+    stability_certificates,
+    weighted_norm_fast,
+    weighted_norm_sdp,
+)
 from .symbolic import subregion_fixed_points, symbol_sequence, symbolic_graph, symbols_used
 from .timescales import ar1_timescale, autocorrelation, fit_exponential, network_timescale
 
 __all__ = [
+    "DFA",
+    "AutomataResult",
+    "automaton_from_centroids",
+    "extract_automata",
+    "hopcroft_minimise",
+    "lstar_automata",
+    "reference_dfa",
     "behavioural_degeneracy",
     "cca_distance",
     "cka",
@@ -77,6 +103,11 @@ __all__ = [
     "trajectories",
     "weight_distance",
     "brute_force_cycles",
+    "certify_matrices",
+    "echo_state_property",
+    "stability_certificates",
+    "weighted_norm_fast",
+    "weighted_norm_sdp",
     "evaluate_reconstruction",
     "BestCheckpoint",
     "find_cycles",

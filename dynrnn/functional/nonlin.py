@@ -11,11 +11,19 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["LEAKY_SLOPE", "NONLINEARITIES", "phi", "dphi"]
+__all__ = ["LEAKY_SLOPE", "NONLINEARITIES", "SLOPE_BOUNDS", "phi", "dphi", "max_slope"]
 
 LEAKY_SLOPE = 0.01
 
 NONLINEARITIES = ("tanh", "relu", "leaky_relu", "softplus", "sigmoid", "identity")
+
+#: the slope bound g with ``0 <= phi'(a) <= g`` for all a, per nonlinearity (every one here is
+#: monotone): tanh 1 (at a = 0), relu 1, leaky_relu 1 (its slope lies in [0.01, 1]), softplus 1
+#: (its slope is sigmoid(a) < 1), sigmoid 1/4 (at a = 0), identity 1
+SLOPE_BOUNDS = {
+    "tanh": 1.0, "relu": 1.0, "leaky_relu": 1.0, "softplus": 1.0, "sigmoid": 0.25,
+    "identity": 1.0,
+}
 
 
 def phi(name: str, a: torch.Tensor) -> torch.Tensor:
@@ -59,3 +67,19 @@ def dphi(name: str, a: torch.Tensor) -> torch.Tensor:
     if name == "identity":
         return torch.ones_like(a)
     raise ValueError(f"Unknown nonlinearity {name!r}; choose one of {NONLINEARITIES}.")
+
+
+def max_slope(name: str) -> float:
+    """The slope bound g of the nonlinearity ``name``: ``0 <= phi'(a) <= g`` for every a
+    (:data:`SLOPE_BOUNDS`; what contraction certificates assume of phi).
+
+    Raises:
+        ValueError: an unknown name, saying that the certificates need a monotone nonlinearity
+            with ``0 <= phi' <= g`` and its g.
+    """
+    if name in SLOPE_BOUNDS:
+        return SLOPE_BOUNDS[name]
+    raise ValueError(
+        f"No slope bound is known for the nonlinearity {name!r}: a certificate needs a "
+        f"monotone phi with 0 <= phi'(a) <= g for all a and that g (known: {SLOPE_BOUNDS})."
+    )

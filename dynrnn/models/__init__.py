@@ -6,6 +6,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from .base import MODEL_REGISTRY, RecurrentModel, model_from_spec, run, stack_networks
+from .contracting import (
+    ContractingAssembly,
+    ContractingAssemblyConfig,
+    ContractingRNN,
+    ContractingRNNConfig,
+)
 from .gated import GRU, LSTM, GRUConfig, LSTMConfig
 from .plrnn import (
     ALRNN,
@@ -20,6 +26,7 @@ from .protocol import DynamicalSystem, ReconstructionModel
 from .rate import RateRNN, RateRNNConfig
 from .reservoir import EchoStateConfig, EchoStateNetwork
 from .spiking import NEURON_TYPES, IzhikevichConfig, IzhikevichReservoir, SpikingResult
+from .state_regularised import StateRegularisedConfig, StateRegularisedRNN
 
 __all__ = [
     "DynamicalSystem",
@@ -49,6 +56,12 @@ __all__ = [
     "IzhikevichReservoir",
     "SpikingResult",
     "NEURON_TYPES",
+    "StateRegularisedConfig",
+    "StateRegularisedRNN",
+    "ContractingRNN",
+    "ContractingRNNConfig",
+    "ContractingAssembly",
+    "ContractingAssemblyConfig",
 ]
 
 _CONFIG_TO_MODEL = {
@@ -60,6 +73,9 @@ _CONFIG_TO_MODEL = {
     ALRNNConfig: ALRNN,
     EchoStateConfig: EchoStateNetwork,
     IzhikevichConfig: IzhikevichReservoir,
+    StateRegularisedConfig: StateRegularisedRNN,
+    ContractingRNNConfig: ContractingRNN,
+    ContractingAssemblyConfig: ContractingAssembly,
 }
 
 

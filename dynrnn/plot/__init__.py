@@ -6,6 +6,8 @@ publication defaults and the colour-blind-safe palette :data:`PALETTE`.
 """
 
 from ._style import PALETTE, STABILITY_COLOURS, panel_letters, style
+from .automata import plot_automaton, plot_automaton_states
+from .continual import plot_accuracy_matrix
 from .degeneracy import plot_degeneracy
 from .dynamics import (
     pca_basis,
@@ -14,7 +16,14 @@ from .dynamics import (
     plot_lyapunov_spectrum,
     plot_timescales,
 )
+from .ensembles import (
+    plot_distance_matrix,
+    plot_reconstruction,
+    plot_spike_raster,
+    plot_training_history,
+)
 from .outputs import plot_outputs
+from .stability import plot_certificate_bounds, plot_rate_vs_performance
 from .summary import plot_network_summary
 from .symbolic import plot_attractor_subregions, plot_symbolic_graph
 
@@ -22,11 +31,20 @@ __all__ = [
     "PALETTE",
     "STABILITY_COLOURS",
     "pca_basis",
+    "plot_distance_matrix",
+    "plot_reconstruction",
+    "plot_spike_raster",
+    "plot_training_history",
+    "plot_accuracy_matrix",
     "panel_letters",
     "plot_network_summary",
+    "plot_automaton",
+    "plot_automaton_states",
     "plot_degeneracy",
     "plot_attractor_subregions",
     "plot_symbolic_graph",
+    "plot_certificate_bounds",
+    "plot_rate_vs_performance",
     "plot_eigenvalues",
     "plot_fixed_points",
     "plot_lyapunov_spectrum",

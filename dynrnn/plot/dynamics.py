@@ -316,8 +316,13 @@ def plot_lyapunov_spectrum(
     networks: Any = None,
     per_time: bool = False,
     show_mean: bool = True,
+    group_by: str | None = None,
 ):
     """Lyapunov spectra (exponent vs index) of several networks, with the zero line.
+
+    With ``group_by`` (a network coordinate, e.g. ``"n_units"`` or ``"init_gain"``) the
+    spectra are grouped: one line per group value (the mean over its networks) with a band
+    of +- one standard deviation, so that thousands of networks stay readable.
 
     Arguments:
         ds: result of :func:`dynrnn.analyses.lyapunov_spectrum`.
@@ -325,6 +330,7 @@ def plot_lyapunov_spectrum(
         networks: positions to draw (default all).
         per_time: plot exponents per time unit instead of per step.
         show_mean: overlay the mean spectrum over the drawn networks.
+        group_by: a coordinate along ``network`` to group by (see above).
 
     Returns:
         The Axes.
@@ -348,6 +354,23 @@ def plot_lyapunov_spectrum(
     lam = lam[idx]
     ax = new_axes(ax, owner=owner)
     x = np.arange(1, lam.shape[1] + 1)
+    if group_by is not None:
+        if group_by not in ds.coords or ds[group_by].dims != ("network",):
+            coords = sorted(c for c in ds.coords if ds[c].dims == ("network",))
+            raise ValueError(f"The 'group_by' parameter of {owner} must be a coordinate along "
+                             f"'network' ({coords}); got {group_by!r}.")
+        keys = _numpy(ds[group_by])[idx]
+        for value in sorted(set(keys.tolist()), key=lambda v: (str(type(v)), v)):
+            rows = lam[keys == value]
+            mean, sd = np.nanmean(rows, 0), np.nanstd(rows, 0)
+            (line,) = ax.plot(x, mean, lw=1.2, marker="o" if lam.shape[1] <= 20 else None,
+                              ms=2, label=f"{group_by} = {value} ({len(rows)})")
+            ax.fill_between(x, mean - sd, mean + sd, color=line.get_color(), alpha=0.2, lw=0)
+        ax.axhline(0.0, color=PALETTE["black"], lw=0.6, ls="--")
+        ax.set_xlabel("index i")
+        ax.set_ylabel(r"$\lambda_i$ " + ("(per time unit)" if per_time else "(per step)"))
+        ax.legend(loc="best")
+        return ax
     alpha = 1.0 if len(lam) <= 8 else 0.3
     for i, row in enumerate(lam):
         ax.plot(x, row, lw=0.8, alpha=alpha, marker="o" if lam.shape[1] <= 20 else None,

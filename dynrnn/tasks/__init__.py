@@ -22,6 +22,7 @@ from .flipflop import FlipFlopTask
 from .parity import DMSTask, ParityTask
 from .path_integration import PathIntegrationTask
 from .sine import SineWaveTask
+from .tomita import TOMITA_DFAS, TOMITA_STATE_COUNTS, SymbolicView, TomitaTask, tomita_accepts
 from .what_when import WhatWhenTask
 
 # Planned: HMM emission tasks (Torre et al. 2025) will be added here as further registered
@@ -42,6 +43,11 @@ __all__ = [
     "PathIntegrationTask",
     "Rossler",
     "SineWaveTask",
+    "SymbolicView",
+    "TOMITA_DFAS",
+    "TOMITA_STATE_COUNTS",
+    "TomitaTask",
+    "tomita_accepts",
     "WhatWhenTask",
     "Task",
     "Trials",

@@ -78,6 +78,14 @@ class FlipFlopTask(Task):
     def n_outputs(self) -> int:
         return self.n_bits
 
+    def symbolic_view(self, channel: int | None = None):
+        """The :class:`~dynrnn.tasks.tomita.SymbolicView` of the task (pulse patterns as
+        symbols; the sign of the last pulse of every channel, or of one ``channel``, as the
+        label), for automaton extraction (:func:`dynrnn.tasks.tomita.flipflop_view`)."""
+        from .tomita import flipflop_view
+
+        return flipflop_view(self, channel)
+
     def ood(self) -> FlipFlopTask:
         """The out-of-distribution probe of the degeneracy study: doubled trial length."""
         return dataclasses.replace(self, n_steps=2 * self.n_steps)

@@ -83,6 +83,14 @@ class _BinaryStreamTask(Task):
     def _labels(self, bits: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def symbolic_view(self, head: int = 0):
+        """The :class:`~dynrnn.tasks.tomita.SymbolicView` of output head ``head`` (bits as
+        symbols, the head's label of every prefix), for automaton extraction
+        (:func:`dynrnn.tasks.tomita.binary_stream_view`)."""
+        from .tomita import binary_stream_view
+
+        return binary_stream_view(self, self._task_name, head)
+
     def sample(
         self,
         batch_size: int,
