@@ -5,8 +5,13 @@ Usage::
     python -m dynrnn.plot.gallery out/            # about half a minute on 2 cores
 
 The fixtures are computed here, seeded: a 2-bit flip-flop ensemble trained briefly (8 tanh
-RNNs, 24 units), its fixed points and Lyapunov spectra; rate RNNs of two sizes for the timescale
-plot; a small degeneracy report; a chaotic AL-RNN (a tent map) for the symbolic plots. Each
+RNNs, 24 units), its training history, fixed points and Lyapunov spectra; rate RNNs of three
+sizes for the timescale plot; untrained rate RNNs at three gains for grouped Lyapunov spectra
+and a DSA matrix; a small degeneracy report; a chaotic AL-RNN (a tent map) for the symbolic
+plots; the Izhikevich (2003) network for a raster; two Lorenz-63 trajectories from different
+initial states standing in for truth and reconstruction; the minimal DFA of Tomita grammar 4
+with prefix states of an untrained GRU; stability certificates of random tanh maps across gains
+and of certified-by-construction RNNs trained briefly on 2-parity. Each
 figure is made in :func:`dynrnn.plot.style` and written as ``<name>.png`` and ``<name>.pdf``.
 The test suite runs :func:`render` and fails on any warning (``tests/test_gallery.py``).
 """
@@ -33,8 +38,9 @@ def _flipflop():
 
     task = FlipFlopTask(n_bits=2, n_steps=60, p_pulse=0.08)
     model = Ensemble(RateRNNConfig(2, 24, 2), n_networks=8, seed=0)
-    train(model, task, TrainConfig(n_steps=400, batch_size=32, lr=1e-2, eval_every=100,
-                                   noise=False), seed=0)
+    history = train(model, task, TrainConfig(n_steps=400, batch_size=32, lr=1e-2,
+                                             eval_every=100, noise=False, progress=False),
+                    seed=0)
     trials = task.sample(32, seed=1)
     with torch.no_grad():
         states, outputs = run(model, trials.inputs)
@@ -42,7 +48,7 @@ def _flipflop():
     lyap = lyapunov_spectrum(model, n_steps=300, burn_in=100, progress=False)
     best = int(np.argmax(fps["n_stable"].values))
     return {"task": task, "model": model, "trials": trials, "states": states,
-            "outputs": outputs, "fps": fps, "lyap": lyap, "best": best}
+            "outputs": outputs, "fps": fps, "lyap": lyap, "best": best, "history": history}
 
 
 def _timescales():
@@ -86,20 +92,100 @@ def _tent_alrnn():
             "symbols": symbol_sequence(m, z)[0]}
 
 
+def _zoo_like():
+    """Lyapunov spectra and a DSA matrix of 12 untrained rate RNNs at three gains (small)."""
+    from ..analyses import dsa, lyapunov_spectrum, trajectories
+    from ..models import Ensemble, RateRNNConfig
+
+    cfgs = [RateRNNConfig(1, 16, 1, init_gain=g) for g in (0.6, 0.9, 1.4) for _ in range(4)]
+    model = Ensemble(cfgs, seed=0)
+    lyap = lyapunov_spectrum(model, n_steps=300, burn_in=100, progress=False)
+    x = 0.5 * torch.randn(1, 1, 300, 1, generator=torch.Generator().manual_seed(0))
+    states = trajectories(model, x)[:, 0]
+    return {"lyap": lyap, "dsa": dsa(states, n_delays=3, rank=8, progress=False)}
+
+
+def _spiking():
+    from ..models import IzhikevichConfig, IzhikevichReservoir
+
+    model = IzhikevichReservoir(IzhikevichConfig(n_inputs=0, n_outputs=0), seed=0)
+    return model.to(torch.float64).simulate(1000, seed=0, progress=False)
+
+
+def _lorenz():
+    from ..tasks.chaotic import integrate
+
+    truth = integrate("lorenz63", np.array([1.0, 1.0, 1.05]), 4000, 0.01, transient_steps=500)
+    other = integrate("lorenz63", np.array([1.0, 1.2, 1.0]), 4000, 0.01, transient_steps=700)
+    return {"truth": truth, "generated": other}
+
+
+def _automaton():
+    """The minimal DFA of Tomita grammar 4 (no 000 substring) and prefix states of an
+    untrained GRU on its strings, coloured by the DFA state they belong to."""
+    from ..analyses import reference_dfa
+    from ..models import GRU, GRUConfig, run
+    from ..tasks import TomitaTask
+
+    task = TomitaTask(grammar=4)
+    dfa = reference_dfa(task)
+    trials = task.sample(64, seed=0)
+    model = GRU(GRUConfig(trials.inputs.shape[-1], 8, 1), seed=0)
+    with torch.no_grad():
+        states, _ = run(model, trials.inputs)
+    symbols = trials.info["symbols"]  # [B, T], -1 padding
+    after = dfa.run(symbols)[:, 1:]  # the DFA state after every prefix
+    valid = symbols.numpy() >= 0
+    pts, labels = [states[0].numpy()[valid]], [after[valid]]
+    return {"dfa": dfa, "states": pts[0], "dfa_states": labels[0]}
+
+
+def _certificates(flipflop):
+    """Certificates of 60 random tanh maps at gains 0.3-1.5 (bounds vs rho), and of 12
+    certified-by-construction RNNs (``ContractingRNN``, bounds on the gain 0.3-0.95) briefly
+    trained on 2-parity, against their final training loss: the tighter the bound, the
+    faster the certified contraction and the shorter the memory the task can use."""
+    from ..analyses import certify_matrices, stability_certificates
+    from ..models import ContractingRNN, ContractingRNNConfig
+    from ..tasks import ParityTask
+    from ..training import TrainConfig, train
+
+    g = torch.Generator().manual_seed(0)
+    gains = torch.linspace(0.3, 1.5, 60, dtype=torch.float64)
+    W = torch.randn(60, 24, 24, generator=g, dtype=torch.float64) / 24**0.5
+    random = certify_matrices(W * gains[:, None, None], nonlinearity="tanh")
+    cfgs = [ContractingRNNConfig(1, 16, 2, max_gain=float(x), init_gain=0.5 * float(x))
+            for x in np.linspace(0.3, 0.95, 12)]
+    model = ContractingRNN(cfgs, seed=0)
+    history = train(model, ParityTask(n_values=(2,)), TrainConfig(n_steps=40, batch_size=16,
+                                                                   lr=1e-2, eval_every=40,
+                                                                   progress=False), seed=0)
+    final = np.array([row[np.isfinite(row)][-1] for row in history.loss])
+    return {"random": random, "trained": stability_certificates(model), "loss": final}
+
+
 def _figures(fx) -> dict[str, Callable[[], object]]:
     """``{name: draw}``; each ``draw()`` returns the Figure it drew."""
     import matplotlib.pyplot as plt
 
     from . import (
         plot_attractor_subregions,
+        plot_automaton,
+        plot_automaton_states,
+        plot_certificate_bounds,
         plot_degeneracy,
+        plot_distance_matrix,
         plot_eigenvalues,
         plot_fixed_points,
         plot_lyapunov_spectrum,
         plot_network_summary,
         plot_outputs,
+        plot_rate_vs_performance,
+        plot_reconstruction,
+        plot_spike_raster,
         plot_symbolic_graph,
         plot_timescales,
+        plot_training_history,
     )
 
     ff, best = fx["flipflop"], fx["flipflop"]["best"]
@@ -134,13 +220,34 @@ def _figures(fx) -> dict[str, Callable[[], object]]:
                                                                      ax=ax)),
         "attractor_subregions": on_new_axes(lambda ax: plot_attractor_subregions(
             fx["tent"]["states"], fx["tent"]["symbols"], ax=ax)),
+        "certificate_bounds": on_new_axes(lambda ax: plot_certificate_bounds(
+            fx["certificates"]["random"], ax=ax)),
+        "rate_vs_performance": on_new_axes(lambda ax: plot_rate_vs_performance(
+            fx["certificates"]["trained"], fx["certificates"]["loss"], ax=ax,
+            label="final training loss")),
+        "automaton": on_new_axes(lambda ax: plot_automaton(
+            fx["automaton"]["dfa"], ax=ax, title="Tomita 4: minimal DFA")),
+        "automaton_states": on_new_axes(lambda ax: plot_automaton_states(
+            fx["automaton"]["states"], fx["automaton"]["dfa_states"], ax=ax)),
+        "lyapunov_grouped": on_new_axes(lambda ax: plot_lyapunov_spectrum(
+            fx["zoo"]["lyap"], ax=ax, group_by="init_gain")),
+        "distance_matrix": on_new_axes(lambda ax: plot_distance_matrix(
+            fx["zoo"]["dsa"], "dsa", ax=ax, label="DSA distance (rad)")),
+        "training_history": on_new_axes(lambda ax: plot_training_history(ff["history"],
+                                                                         ax=ax)),
+        "spike_raster": lambda: plot_spike_raster(fx["spiking"], n_excitatory=800),
+        "reconstruction": lambda: plot_reconstruction(
+            fx["lorenz"]["truth"], fx["lorenz"]["generated"], dt=0.01,
+            names=("x", "y", "z")),
     }
 
 
 #: the figures :func:`render` writes, in order
 FIGURES = ("network_summary", "outputs", "fixed_points", "fixed_points_3d", "eigenvalues",
            "lyapunov_spectrum", "timescales", "degeneracy", "symbolic_graph",
-           "attractor_subregions")
+           "attractor_subregions", "lyapunov_grouped", "distance_matrix", "training_history",
+           "spike_raster", "reconstruction", "automaton", "automaton_states",
+           "certificate_bounds", "rate_vs_performance")
 
 
 def render(out_dir: str | Path, names: tuple[str, ...] | None = None) -> list[Path]:
@@ -162,6 +269,12 @@ def render(out_dir: str | Path, names: tuple[str, ...] | None = None) -> list[Pa
     fx["timescales"] = _timescales() if "timescales" in names else None
     fx["degeneracy"] = _degeneracy(fx["flipflop"]["task"]) if "degeneracy" in names else None
     fx["tent"] = _tent_alrnn()
+    fx["zoo"] = _zoo_like() if {"lyapunov_grouped", "distance_matrix"} & set(names) else None
+    fx["spiking"] = _spiking() if "spike_raster" in names else None
+    fx["lorenz"] = _lorenz() if "reconstruction" in names else None
+    fx["automaton"] = _automaton() if {"automaton", "automaton_states"} & set(names) else None
+    wanted = {"certificate_bounds", "rate_vs_performance"} & set(names)
+    fx["certificates"] = _certificates(fx["flipflop"]) if wanted else None
     figures = _figures(fx)
     written = []
     for name in names:
