@@ -41,6 +41,19 @@ def test_fit_recovers_the_time_constant_of_an_ar1_process():
     np.testing.assert_allclose(auto.tau_net.values, expect, rtol=0.08)
 
 
+def test_white_noise_has_no_fitted_timescale():
+    """Activity that decorrelates within one step (white noise; AR(1) with phi = 0.02, tau
+    0.26 steps) is below the fit cutoff at lag 1: reported as not fitted (fit_ok False, NaN),
+    never as an arbitrary timescale (fitting the noise floor gave tau ~ 1e6 with fit_ok)."""
+    x = ar1([0.0, 0.02, 0.9], n_trials=4, T=2000, n_units=8)
+    ds = network_timescale(x, kind="single")
+    assert list(ds.fit_ok.values) == [False, False, True]
+    assert np.isnan(ds.tau_net.values[:2]).all()
+    assert ds.tau_net.values[2] == pytest.approx(ar1_timescale(0.9), rel=0.1)
+    out = fit_exponential(np.r_[1.0, 0.01, -0.02, 0.015, 0.0])
+    assert out["ok"] == 0.0 and math.isnan(out["tau"])
+
+
 def test_double_exponential_finds_the_slow_component():
     """Sum of independent AR(1) processes (tau 2 and 25): ACF is an exact double exponential."""
     fast, slow = ar1([math.exp(-1 / 2)], 8, 6000, 3, seed=1), ar1([math.exp(-1 / 25)], 8, 6000,

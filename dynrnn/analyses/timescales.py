@@ -155,7 +155,9 @@ def fit_exponential(
             lowers the Bayesian information criterion, so a single-exponential ACF is not
             over-fitted).
         min_lag: first lag fitted (lag 0 holds the noise variance of noisy signals; 1 skips it).
-        cutoff: the fit uses lags up to where the ACF first falls below ``cutoff``.
+        cutoff: the fit uses lags up to where the ACF first falls below ``cutoff``. An ACF
+            that is below ``cutoff`` already at ``min_lag`` decays faster than one lag: it is
+            not fitted (``ok = 0``, NaNs).
 
     Returns:
         dict with ``tau`` (the slowest time constant, in lag units), ``amplitude``,
@@ -186,6 +188,11 @@ def fit_exponential(
     out = dict.fromkeys(keys, math.nan)
     out["ok"] = 0.0
     if not np.isfinite(y).all() or len(y) < min_lag + 3:
+        return out
+    if y[min_lag] < cutoff:
+        # already below the cutoff at the first fitted lag: the decay is faster than the
+        # sampling resolves (tau well below one lag); fitting the noise floor beyond it gave
+        # arbitrary tau (up to ~1e6) with ok = 1 -- report it as not fitted instead
         return out
     end = _fit_range(y, min_lag, cutoff)
     tt, yy = t[min_lag:end], y[min_lag:end]
