@@ -256,9 +256,13 @@ def cmd_reconstruct(args) -> int:
 
 
 def _figures(out, model, data, hist, best, generate, np):
+    """``attractor.png``: the data against the best network's free run (state space with
+    labelled axes and per-dimension power spectra, :func:`dynrnn.plot.plot_reconstruction`;
+    the first three dimensions); ``loss.png``: every network's GTF loss, labelled, the kept
+    (best) network drawn strongest."""
     import matplotlib.pyplot as plt
 
-    from dynrnn.plot import style
+    from dynrnn.plot import plot_reconstruction, style
 
     files = []
     T = len(data)
@@ -266,23 +270,33 @@ def _figures(out, model, data, hist, best, generate, np):
         obs, _ = generate(model.select(best), data[0], int(1.25 * T))
         gen = obs[0, 0, -T:].double().numpy()
         x = data.double().numpy()
-        fig = plt.figure(figsize=(6, 3))
-        for i, (series, title) in enumerate(((x, "data"), (gen, "reconstruction"))):
-            n = min(len(series), 20000)
-            if series.shape[1] >= 3:
-                ax = fig.add_subplot(1, 2, i + 1, projection="3d")
-                ax.plot(*series[:n, :3].T, lw=0.3)
-            else:
-                ax = fig.add_subplot(1, 2, i + 1)
-                ax.plot(*series[:n, :2].T, lw=0.3)
-            ax.set_title(title)
+        D = min(3, x.shape[1])
+        n = min(T, 20000)
+        if D < 2:  # a 1-D observation has no state-space panel
+            return _loss_figure(out, hist, best, np, plt, files)
+        fig = plot_reconstruction(x[:n, :D], gen[:n, :D], dims=tuple(range(D)))
+        fig.suptitle(f"data (black) and network {best}'s free run (blue), standardised units",
+                     fontsize=8)
         fig.savefig(out / "attractor.png", dpi=120)
         plt.close(fig)
         files.append("attractor.png")
-        fig, ax = plt.subplots()
-        ax.semilogy(hist["loss"])
+    return _loss_figure(out, hist, best, np, plt, files)
+
+
+def _loss_figure(out, hist, best, np, plt, files):
+    from dynrnn.plot import style
+
+    with style():
+        loss = np.asarray(hist["loss"], dtype=float)  # [iterations, K]
+        loss = loss[:, None] if loss.ndim == 1 else loss
+        fig, ax = plt.subplots(layout="constrained")
+        for k in range(loss.shape[1]):
+            kept = k == best
+            ax.semilogy(loss[:, k], lw=1.2 if kept else 0.6, alpha=1.0 if kept else 0.6,
+                        label=f"network {k}" + (" (kept)" if kept else ""))
         ax.set_xlabel("iteration")
         ax.set_ylabel("GTF loss")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside the curves
         fig.savefig(out / "loss.png", dpi=120)
         plt.close(fig)
         files.append("loss.png")

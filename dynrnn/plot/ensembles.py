@@ -275,6 +275,10 @@ def plot_reconstruction(truth: Any, generated: Any, axes=None, *, dims=(0, 1, 2)
                 cum = np.cumsum(power[1:]) / max(power[1:].sum(), 1e-300)
                 f_hi = freqs[1:][min(np.searchsorted(cum, 0.999), len(cum) - 1)]
                 ax.set_xlim(0.0, min(freqs[-1], 2.0 * f_hi) if f_hi > 0 else freqs[-1])
+                top = float(power[1:].max()) if len(power) > 1 else 1.0
+        # a collapsed model run has (numerically) no power: keep the axis on the truth's range
+        if top > 0:
+            ax.set_ylim(bottom=top * 1e-8)
         ax.set_ylabel(f"power {names[i]}")
         if i < D - 1:
             ax.tick_params(labelbottom=False)

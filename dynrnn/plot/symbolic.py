@@ -26,8 +26,9 @@ def plot_symbolic_graph(graph: nx.DiGraph, ax=None, min_probability: float = 0.0
     """Draw the symbolic transition graph of :func:`dynrnn.analyses.symbolic_graph`.
 
     Node size ~ occupancy; node edge solid for a real, dashed for a virtual subregion fixed
-    point; edge width ~ transition probability (self-loops = dwelling); edge labels give the
-    probabilities of edges above ``min_probability``.
+    point; edge width ~ transition probability; edge labels give the probabilities of edges
+    above ``min_probability``; the probability of staying in a subregion (the self-loop) is
+    written under its code.
     """
     owner = "plot_symbolic_graph"
     if not isinstance(graph, nx.DiGraph):
@@ -47,16 +48,28 @@ def plot_symbolic_graph(graph: nx.DiGraph, ax=None, min_probability: float = 0.0
         edgecolors=["black" if graph.nodes[n].get("real", False) else PALETTE["grey"]
                     for n in nodes],
     )
-    labels = {n: "".join(map(str, graph.nodes[n].get("code", (n,)))) for n in nodes}
+    # self-loops (dwelling) are written under the node's code instead of drawn: networkx
+    # draws them as loops that scale with the figure, often larger than the graph itself
+    stay = {n: graph.edges[n, n]["probability"] if graph.has_edge(n, n) else 0.0
+            for n in nodes}
+    labels = {n: "".join(map(str, graph.nodes[n].get("code", (n,))))
+              + (f"\nstay {stay[n]:.2f}" if stay[n] > 0 else "") for n in nodes}
     nx.draw_networkx_labels(graph, pos, labels=labels, ax=ax, font_size=7)
-    edges = [(u, v) for u, v, p in graph.edges(data="probability") if p >= min_probability]
+    edges = [(u, v) for u, v, p in graph.edges(data="probability")
+             if p >= min_probability and u != v]
     widths = [0.5 + 3 * graph.edges[e]["probability"] for e in edges]
     nx.draw_networkx_edges(graph, pos, edgelist=edges, width=widths, ax=ax, arrows=True,
                            connectionstyle="arc3,rad=0.15", node_size=600)
     nx.draw_networkx_edge_labels(
         graph, pos, ax=ax, font_size=6,
-        edge_labels={e: f"{graph.edges[e]['probability']:.2f}" for e in edges if e[0] != e[1]},
+        edge_labels={e: f"{graph.edges[e]['probability']:.2f}" for e in edges},
     )
+    # room for the largest node around every position (nodes are never cut off)
+    xy = np.array([pos[n] for n in nodes]) if nodes else np.zeros((1, 2))
+    pad = 0.45 if len(nodes) > 1 else 1.0
+    ax.set_xlim(xy[:, 0].min() - pad, xy[:, 0].max() + pad)
+    ax.set_ylim(xy[:, 1].min() - pad, xy[:, 1].max() + pad)
+    ax.set_aspect("equal")
     ax.set_title(f"{graph.graph.get('n_symbols', len(nodes))} of "
                  f"{graph.graph.get('n_subregions', '?')} subregions")
     ax.set_axis_off()
@@ -102,6 +115,12 @@ def plot_attractor_subregions(states: Any, symbols: Any, ax=None, dims=(0, 1, 2)
     ax.set_ylabel(f"$z_{{{shown[1] + 1}}}$")
     if three:
         ax.set_zlabel(f"$z_{{{shown[2] + 1}}}$", labelpad=-2)
+    spread = float(np.ptp(states[:, list(shown)], axis=0).max()) if len(states) else 0.0
+    scale = float(np.abs(states[:, list(shown)]).max()) if len(states) else 0.0
+    if spread <= 1e-6 * max(scale, 1.0):
+        # a collapsed run is one dot: say so on the figure instead of leaving it unexplained
+        ax.set_title("the trajectory is a single point (the run collapsed to a fixed point)",
+                     fontsize=7)
     # outside the axes: inside, a 3D attractor leaves no free corner for it
     ax.legend(title="subregion", markerscale=6, loc="upper left", bbox_to_anchor=(1.02, 1.0),
               frameon=False)
