@@ -72,10 +72,10 @@ def _spiking_force(kind, seconds=5.0, test_seconds=2.0, n=500, gain=100.0, q=80.
     cfg = IzhikevichConfig(
         n_excitatory=n, n_inhibitory=0, n_inputs=0, n_outputs=1, neuron_type="RS",
         connectivity="gaussian", density=0.1, gain=gain, synapse="double_exp", bias=10.0,
-        noise_exc=0.0, feedback_gain=q, init="random",
+        noise_exc=0.0, feedback_gain=q, init="random", dt=0.5,
     )  # fmt: skip
     model = IzhikevichReservoir(cfg, n_networks=n_networks, seed=0).to(F64)
-    dt = 0.5
+    dt = model.dt
     n_train, n_test = int(seconds * 1000 / dt), int(test_seconds * 1000 / dt)
     # 5 Hz sine (period 400 steps); the sum adds its 10 Hz harmonic
     f = _targets(kind, n_train + n_test, 50.0 / 400.0)
