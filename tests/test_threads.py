@@ -66,3 +66,24 @@ def test_thread_probe_keeps_the_count_or_falls_back_to_one(monkeypatch):
             assert n == 2 and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_barrier_probe_is_reused_for_a_second_then_measured_again(monkeypatch):
+    """The ESN loop's probe answer is cached per requested count for BARRIER_PROBE_TTL seconds:
+    a second call within the TTL does not probe, a call after it probes again."""
+    from dynrnn.kernels import _threads
+
+    calls = []
+
+    def fake_probe(n):
+        calls.append(n)
+        return 1 if len(calls) == 1 else n
+
+    clock = iter([100.0, 100.0, 100.5, 102.0, 102.0])
+    monkeypatch.setattr(_threads, "usable_threads", fake_probe)
+    monkeypatch.setattr(_threads, "_clock", lambda: next(clock))
+    monkeypatch.setattr(_threads, "_BARRIER_CACHE", {})
+    assert _threads.barrier_threads(2) == 1  # probed at t=100
+    assert _threads.barrier_threads(2) == 1  # t=100.5: cached
+    assert _threads.barrier_threads(2) == 2  # t=102: probed again
+    assert calls == [2, 2]
