@@ -18,7 +18,7 @@ DESCRIPTION = (
 
 #: flags -> analysis names of dynrnn.batch.analyze
 FLAGS = {"fixed_points": "fixed_points", "lyapunov": "lyapunov", "timescales": "timescales",
-         "degeneracy": "degeneracy", "cka": "cka", "dsa": "dsa",
+         "degeneracy": "degeneracy", "stability": "stability", "cka": "cka", "dsa": "dsa",
          "weight_distance": "weight_distance"}
 
 
@@ -33,6 +33,8 @@ def add_parser(sub) -> None:
     a.add_argument("--degeneracy", action="store_true",
                    help="in- and out-of-distribution error on the task stored with each entry "
                         "(behavioural degeneracy)")
+    a.add_argument("--stability", action="store_true",
+                   help="contraction (stability) certificates of every network, solver-free")
     a.add_argument("--cka", action="store_true",
                    help="pairwise linear CKA of all networks (a network x network matrix)")
     a.add_argument("--dsa", action="store_true",
@@ -67,7 +69,7 @@ def check_analyze(args) -> None:
     names = [n for n in FLAGS if getattr(args, n, False)]
     if not names:
         raise CLIError("give at least one analysis: --fixed-points, --lyapunov, --timescales, "
-                       "--degeneracy, --cka, --dsa or --weight-distance")
+                       "--degeneracy, --stability, --cka, --dsa or --weight-distance")
     check_range(args, "chunk_size", 1)
     check_range(args, "block_size", 1)
     check_range(args, "workers", 1)

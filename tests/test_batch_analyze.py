@@ -569,3 +569,40 @@ def test_cli_runs_and_resumes(zoo, capsys, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert open_result(zoo, "lyapunov").sizes["network"] == len(zoo)
+
+
+def test_stability_certificates_over_a_zoo_equal_direct_and_are_chunk_independent(zoo, capsys):
+    """``analyze(zoo, "stability")`` (and ``dynrnn analyze --stability``) stores each network's
+    certificates: the same values as one direct call per entry, whatever the chunking (the
+    certificates are deterministic), ``theta`` padded with NaN beyond a network's units, and the
+    diverged network marked failed."""
+    from dynrnn.analyses import stability_certificates
+
+    analyze(zoo, ["stability"], chunk_size=2, progress=False)
+    ds = open_result(zoo, "stability").load()
+    ids = list(ds["id"].values)
+    bad = _bad_id(zoo)
+    assert ds["analysis_status"].values[ids.index(bad)] == STATUS["failed"]
+    for entry in zoo.entries():
+        members = [i for i in ids if i.startswith(entry) and i != bad]
+        direct = stability_certificates(zoo.load(members))
+        for k, nid in enumerate(members):
+            row = ds.isel(network=ids.index(nid))
+            for var in ("rate", "holds", "certified", "contraction_rate", "spectral_radius",
+                        "necessary_holds"):
+                want = np.asarray(direct[var].values[k])
+                got = np.asarray(row[var].values)
+                assert np.array_equal(got, want, equal_nan=want.dtype.kind in "fc"), (var, nid)
+            used = int(row["condition_used"])
+            want_used = str(direct["condition_used"].values[k])
+            assert (want_used == "inconclusive" and used == -1) or (
+                str(ds["condition"].values[used]) == want_used), nid
+            n = int(row["n_units"])
+            theta = row["theta"].transpose("condition", "unit").values
+            assert np.array_equal(theta[:, :n], direct["theta"].values[k], equal_nan=True)
+            assert np.isnan(theta[:, n:]).all()
+    assert main(["analyze", str(zoo.path), "--stability", "--chunk-size", "3", "--overwrite",
+                 "--quiet"]) == 0
+    again = open_result(zoo, "stability").load()
+    ok = again["analysis_status"].values == STATUS["ok"]
+    assert np.array_equal(again["rate"].values[ok], ds["rate"].values[ok], equal_nan=True)

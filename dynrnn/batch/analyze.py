@@ -41,6 +41,13 @@ Defaults of each analysis (override with ``fixed_points={...}`` etc.):
   ``ood_error`` per network on the entry's stored task and ``task.ood()``; ``n_trials=256,
   seed=0``; the same trials for every network, so chunk-independent). An entry without a
   task raises for its chunks (recorded).
+* ``"stability"``: :func:`~dynrnn.analyses.stability_certificates` with its defaults (the
+  solver-free certificates; ``sdp=True`` adds the LMI per network and needs the
+  ``[stability]`` extra). The per-network text becomes numbers: ``condition_used`` is an index
+  along ``condition`` (-1: inconclusive), ``solver_status`` becomes ``sdp_optimal``, and
+  ``verdict`` (a function of ``certified`` and ``necessary_holds``) is not stored.
+  Deterministic, so chunk-independent; ``theta`` (the metric's diagonal per condition) is
+  padded along ``unit`` to the largest ``n_units``.
 * ``"cka"`` (pairwise): :func:`~dynrnn.analyses.cka` of those states (``n_trials=8,
   n_steps=200, discard=50``, same input rule), units zero-padded to the largest ``n_units``
   (which leaves linear CKA unchanged), in blocks of ``block_size`` x ``block_size`` pairs
@@ -81,6 +88,7 @@ from ..analyses import (
     find_fixed_points,
     lyapunov_spectrum,
     network_timescale,
+    stability_certificates,
     weight_distance,
 )
 from ..models import run
@@ -91,7 +99,7 @@ from .store import STATUS, VERIFY, ResultStore, network_table, result_path
 __all__ = ["ANALYSES", "PAIRWISE", "AnalyzeReport", "analyze", "simulate_states"]
 
 #: per-network analyses :func:`analyze` knows
-ANALYSES = ("fixed_points", "lyapunov", "timescales", "degeneracy")
+ANALYSES = ("fixed_points", "lyapunov", "timescales", "degeneracy", "stability")
 #: pairwise analyses (a ``[network, network_b]`` matrix)
 PAIRWISE = ("cka", "dsa", "weight_distance")
 
@@ -109,12 +117,14 @@ _DEFAULTS = {
     "lyapunov": {},
     "timescales": dict(_SIM_DEFAULTS["timescales"]),
     "degeneracy": dict(n_trials=256, seed=0),
+    "stability": {},
     "cka": dict(_SIM_DEFAULTS["cka"]),
     "dsa": dict(_SIM_DEFAULTS["dsa"], **_DSA_OPTIONS),
     "weight_distance": dict(n_restarts=2, seed=0),
 }
 _FUNCTIONS = {"fixed_points": find_fixed_points, "lyapunov": lyapunov_spectrum,
-              "timescales": network_timescale, "degeneracy": behavioural_degeneracy}
+              "timescales": network_timescale, "degeneracy": behavioural_degeneracy,
+              "stability": stability_certificates}
 #: options :func:`analyze` fixes itself (not overridable)
 _FIXED = {"progress", "model", "states", "inputs_b", "states_b", "trajectories",
           "initial_states", "h0", "model_b", "models", "task", "ood_task", "ids"}
@@ -185,7 +195,7 @@ def _sizes(name: str, rows: Sequence[Mapping], opts: dict) -> dict[str, int]:
                  "fixed_point": int(opts["max_fixed_points"])}
     elif name == "lyapunov":
         sizes = {"exponent": opts.get("n_exponents") or N}
-    elif name in ("timescales", "cka", "dsa", "weight_distance"):
+    elif name in ("timescales", "cka", "dsa", "weight_distance", "stability"):
         sizes = {"unit": N}
     return {k: int(v) for k, v in sizes.items() if v is not None}
 
@@ -233,10 +243,31 @@ def _run_analysis(name: str, model: Any, opts: dict, task: Any = None) -> xr.Dat
         return find_fixed_points(model, progress=False, **opts)
     if name == "lyapunov":
         return lyapunov_spectrum(model, progress=False, **opts)
+    if name == "stability":
+        return _numeric_certificates(stability_certificates(model, **opts))
     sim = {k: opts.pop(k) for k in _SIM_DEFAULTS["timescales"]}
     discard = sim.pop("discard")
     states = simulate_states(model, discard=0, **sim)
     return network_timescale(states, model, discard=discard, **opts)
+
+
+def _numeric_certificates(ds: xr.Dataset) -> xr.Dataset:
+    """The per-network text of :func:`~dynrnn.analyses.stability_certificates` as numbers (a
+    result store holds numbers and booleans): ``condition_used`` becomes the index of the
+    condition along ``condition`` (-1: inconclusive, no sufficient condition holds),
+    ``solver_status`` becomes ``sdp_optimal`` (the LMI solved to optimality; False where it was
+    not run), and ``verdict`` is dropped, as it is ``certified`` / ``necessary_holds``
+    ("certified contracting" / "inconclusive" / "not contracting for all inputs")."""
+    conditions = [str(c) for c in ds["condition"].values]
+    used = np.array([conditions.index(c) if c in conditions else -1
+                     for c in ds["condition_used"].values], dtype=np.int64)
+    optimal = np.asarray(ds["solver_status"].values).astype(str) == "optimal"
+    out = ds.drop_vars(["condition_used", "solver_status", "verdict"])
+    out["condition_used"] = ("network", used)
+    out["condition_used"].attrs["description"] = (
+        "index along 'condition' of the certificate used; -1: inconclusive")
+    out["sdp_optimal"] = ("network", optimal)
+    return out
 
 
 def _nonfinite(model: Any) -> list[int]:
@@ -448,7 +479,8 @@ def analyze(
         zoo: a :class:`~dynrnn.zoo.Zoo` or its path (read-only here; the stores are written
             under ``results/``).
         analyses: names from :data:`ANALYSES` (``"fixed_points"``, ``"lyapunov"``,
-            ``"timescales"``, ``"degeneracy"``) and :data:`PAIRWISE` (``"cka"``), each its own
+            ``"timescales"``, ``"degeneracy"``, ``"stability"``) and :data:`PAIRWISE`
+            (``"cka"``, ``"dsa"``, ``"weight_distance"``), each its own
             store and stage.
         ids: the networks (default: every network of the zoo); the result's order groups them
             by entry, in order of first appearance.
