@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 
 import numpy as np
@@ -16,6 +17,8 @@ from dynrnn.analyses.stability import (
     echo_state_property,
     perron_vectors,
     stability_certificates,
+    stability_structure,
+    symmetric_metric,
     weighted_norm_fast,
     weighted_norm_sdp,
 )
@@ -109,6 +112,128 @@ def test_sdp_ordering_and_fast_never_below_optimum(seed, N, scale):
     assert np.all(fast.numpy() >= lower * (1 - tol))
 
 
+def _vertices(N, g):
+    return [torch.diag(torch.tensor(v, dtype=torch.float64))
+            for v in itertools.product((0.0, g), repeat=N)]
+
+
+def _lognorm2(J, theta):
+    """mu_2 of J in the metric ||theta * x||_2."""
+    Js = theta[:, None] * J / theta[None, :]
+    return float(torch.linalg.eigvalsh((Js + Js.T) / 2).max())
+
+
+@settings(max_examples=12, **SETTINGS)
+@given(seed=st.integers(0, 10_000), N=st.integers(2, 5), scale=st.floats(0.2, 2.0),
+       per_unit_tau=st.booleans())
+def test_kozachkov_theorem1_metric_and_rate(seed, N, scale, per_unit_tau):
+    """Theorem 1 of Kozachkov, Ennis & Slotine (2022) for tau x' = -x + W phi(x) + u: a
+    DIAGONAL QUADRATIC metric (weighted 2-norm), the condition g rho(|W|_+) < 1, and every
+    Jacobian (both readings, every slope vertex) has log-norm <= -rate in that metric."""
+    W = _matrices(seed, 3, N, scale, 1.0)
+    g = torch.Generator().manual_seed(seed)
+    tau = (0.5 + 2 * torch.rand(3, N, generator=g, dtype=torch.float64)) if per_unit_tau \
+        else torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)
+    ds = certify_matrices(W, nonlinearity="tanh", form="continuous", tau=tau)
+    koz = ds.sel(condition="kozachkov")
+    assert str(koz["metric_norm"].values) == "2"
+    Wp = W.abs() * (1 - torch.eye(N)) + torch.diag_embed(torch.diagonal(W, 0, 1, 2).clamp_min(0))
+    rho_p = _rho(Wp).numpy()
+    assert np.allclose(koz["value"].values, rho_p, rtol=1e-8)
+    clear = np.abs(rho_p - 1) > 1e-6  # away from the boundary: holds iff g rho(|W|_+) < 1
+    np.testing.assert_array_equal(koz["holds"].values[clear], rho_p[clear] < 1)
+    if not per_unit_tau:  # the Perron scaling attains the rate (1 - g rho(|W|_+)) / tau
+        assert np.allclose(koz["rate"].values, (1 - rho_p) / tau.numpy(), rtol=1e-7, atol=1e-9)
+    T = tau if per_unit_tau else tau[:, None].expand(3, N)
+    for k in range(3):
+        theta = torch.as_tensor(koz["theta"].values[k])
+        c = float(koz["rate"][k])
+        for D in _vertices(N, 1.0):
+            for J in ((-torch.eye(N) + W[k] @ D) / T[k][:, None],
+                      (-torch.eye(N) + D @ W[k]) / T[k][:, None]):
+                assert _lognorm2(J, theta) <= -c + 1e-9
+
+
+def test_kozachkov_is_a_continuous_time_condition_only():
+    """The theorem is about tau x' = -x + W phi(x) + u: not issued for the discrete forms."""
+    W = 0.3 * torch.eye(3, dtype=torch.float64)[None]
+    for form, kw in (("map", {}), ("leaky", {"leak": 0.5}),
+                     ("plrnn", {"diag": 0.2 * torch.ones(1, 3)})):
+        ds = certify_matrices(W, slope_bound=1.0, form=form, **kw)
+        assert np.isnan(float(ds["rate"].sel(condition="kozachkov")[0]))
+        assert not bool(ds["holds"].sel(condition="kozachkov")[0])
+
+
+def _symmetric(seed, K, N, lam_max, spread):
+    g = torch.Generator().manual_seed(seed)
+    A = torch.randn(K, N, N, generator=g, dtype=torch.float64) * spread
+    S = (A + A.transpose(1, 2)) / 2
+    return S - (torch.linalg.eigvalsh(S).amax(-1) - lam_max)[:, None, None] * torch.eye(N)
+
+
+@settings(max_examples=15, **SETTINGS)
+@given(seed=st.integers(0, 10_000), N=st.integers(2, 5), lam=st.floats(-0.5, 0.97),
+       spread=st.floats(0.1, 3.0), g=st.sampled_from([1.0, 0.25]),
+       leak=st.sampled_from([0.1, 0.5, 1.0]))
+def test_symmetric_condition_holds_at_every_slope_vertex(seed, N, lam, spread, g, leak):
+    """Symmetric W with g W < I: the metric M of symmetric_metric satisfies the contraction
+    LMI at every slope vertex D in {0, g}^N (hence for every D in [0, g]^N, affine in D):
+    continuous M J + J^T M <= -2 c M for J = -I + W D (Hopfield) and, with M^-1, J = -I + D W
+    (rate form); discrete J^T M J <= r^2 M for the Euler / leaky step of both readings."""
+    W = _symmetric(seed, 2, N, lam, spread) / g  # g lambda_max(W) = lam
+    I = torch.eye(N, dtype=torch.float64)
+    ds = certify_matrices(W, slope_bound=g, form="continuous", tau=1.0)
+    sym = ds.sel(condition="symmetric")
+    assert bool(sym["holds"].all())  # g lambda_max(W) = lam < 1
+    lam_max = torch.linalg.eigvalsh(W).amax(-1).numpy()
+    assert np.allclose(sym["value"].values, lam_max, rtol=1e-10, atol=1e-12)
+    assert np.allclose(sym["rate"].values, 1 - np.maximum(g * lam_max, 0.01), rtol=1e-9)
+    form = "map" if leak == 1.0 else "leaky"
+    dd = certify_matrices(W, slope_bound=g, form=form, leak=leak)
+    r_d = dd["rate"].sel(condition="symmetric").values
+    for k in range(2):
+        c = float(sym["rate"][k])
+        for reading in ("hopfield", "rate"):
+            M, _ = symmetric_metric(W, slope_bound=g, form="continuous", reading=reading)
+            Md, _ = symmetric_metric(W, slope_bound=g, form=form, leak=leak, reading=reading)
+            tol = 1e-9 * float(torch.linalg.cond(M[k]))
+            tol_d = 1e-9 * float(torch.linalg.cond(Md[k]))
+            for D in _vertices(N, g):
+                WD = W[k] @ D if reading == "hopfield" else D @ W[k]
+                J = -I + WD
+                L = M[k] @ J + J.T @ M[k] + 2 * c * M[k]
+                assert float(torch.linalg.eigvalsh(L).max()) <= tol
+                Jd = (1 - leak) * I + leak * WD
+                Ld = Jd.T @ Md[k] @ Jd - r_d[k] ** 2 * Md[k]
+                assert float(torch.linalg.eigvalsh(Ld).max()) <= tol_d
+
+
+def test_symmetric_condition_applies_only_to_symmetric_weights():
+    W = _symmetric(0, 3, 6, 0.8, 2.0)
+    ds = certify_matrices(W, nonlinearity="tanh", form="continuous")
+    assert bool(ds["holds"].sel(condition="symmetric").all())
+    # beats the spectral norm when W has large negative eigenvalues (||W||_2 > 1)
+    assert not bool(ds["holds"].sel(condition="spectral_norm").any())
+    # asymmetric: not applicable (NaN, not held)
+    Wa = W + 0.05 * torch.randn(3, 6, 6, generator=torch.Generator().manual_seed(1),
+                                dtype=torch.float64)
+    da = certify_matrices(Wa, nonlinearity="tanh", form="continuous")
+    assert np.all(np.isnan(da["rate"].sel(condition="symmetric").values))
+    assert not bool(da["holds"].sel(condition="symmetric").any())
+    # asymmetric at rounding size: applicable, the rate pays the exact perturbation bound
+    Wr = W + 1e-9 * torch.triu(torch.ones(6, 6, dtype=torch.float64), 1)
+    dr = certify_matrices(Wr, nonlinearity="tanh", form="continuous")
+    r, r0 = dr["rate"].sel(condition="symmetric").values, ds["rate"].sel(condition="symmetric")
+    assert np.all(r < r0.values) and np.all(r > r0.values - 1e-6)
+    # per-unit tau: not applicable
+    dt = certify_matrices(W, nonlinearity="tanh", form="continuous",
+                          tau=torch.linspace(1, 2, 6, dtype=torch.float64)[None].expand(3, 6))
+    assert np.all(np.isnan(dt["rate"].sel(condition="symmetric").values))
+    # g lambda_max(W) >= 1: does not hold
+    dn = certify_matrices(_symmetric(0, 2, 6, 1.2, 2.0), nonlinearity="tanh", form="continuous")
+    assert not bool(dn["holds"].sel(condition="symmetric").any())
+
+
 # ------------------------------------------------------------------------ scientific checks
 @settings(max_examples=4, **SETTINGS)
 @given(seed=st.integers(0, 1000))
@@ -132,6 +257,33 @@ def test_no_certificate_for_positive_lyapunov_exponent(seed):
     assert np.all(lam[certified] < 0)
 
 
+@settings(max_examples=2, **SETTINGS)
+@given(seed=st.integers(0, 1000))
+def test_no_symmetric_certificate_for_positive_lyapunov_exponent(seed):
+    """Leaky rate RNNs (a = 1/2) with symmetric W at gains 0.2-2.4: where the symmetric
+    condition certifies, lambda_max <= log(rate) (the exponent does not depend on the constant
+    metric). Symmetric networks are not chaotic (measured, seeds 0-1: every lambda_max in
+    [-0.55, -0.07]; the two smallest gains certified with lambda_max -0.44 / -0.12 against
+    log(rate) -0.43 / -0.10: the rate is nearly attained)."""
+    gains = np.linspace(0.2, 2.4, 10)
+    N = 16
+    model = Ensemble([RateRNNConfig(1, N, 1, bias=False, leak_form="outside", tau_init=2.0)
+                      for _ in gains], seed=seed)
+    A = torch.randn(10, N, N, generator=torch.Generator().manual_seed(seed))
+    W = torch.as_tensor(gains, dtype=torch.float32)[:, None, None] * (A + A.transpose(1, 2)) \
+        / np.sqrt(2 * N)
+    with torch.no_grad():
+        model.W_rec.copy_(W)
+    cert = stability_certificates(model, conditions="symmetric")
+    sym = cert.sel(condition="symmetric")
+    holds = sym["holds"].values
+    assert 0 < holds.sum() < 10  # some certified, some not
+    x = 0.3 * torch.randn(1, 1, 500, 1, generator=torch.Generator().manual_seed(seed))
+    lam = lyapunov_spectrum(model, x, burn_in=150, tangent_burn_in=100, n_exponents=1,
+                            progress=False, seed=seed)["max_exponent"].values
+    assert np.all(lam[holds] <= np.log(sym["rate"].values[holds]) + 0.02)
+
+
 def _certified_zoo():
     nets = [
         Ensemble(RateRNNConfig(2, 10, 1, init_gain=0.5), n_networks=3, seed=1),
@@ -144,14 +296,28 @@ def _certified_zoo():
         ContractingRNN(ContractingRNNConfig(2, 10, 1, leak=0.6, init_gain=0.9), n_networks=2),
         ContractingAssembly(ContractingAssemblyConfig(2, 1, block_sizes=(5, 5), leak=0.1),
                             n_networks=2),
+        ContractingRNN(ContractingRNNConfig(2, 10, 1, parameterisation="symmetric", leak=0.5),
+                       n_networks=2),
+        _symmetric_rate_rnn(),
     ]
     return nets
+
+
+def _symmetric_rate_rnn():
+    """Leaky rate RNNs (a = 1/3) with symmetric W, lambda_max = 0.8 and lambda_min ~ -4:
+    ||W||_2 > 1, certified by the symmetric condition only."""
+    model = Ensemble(RateRNNConfig(2, 10, 1, leak_form="outside", tau_init=3.0), n_networks=3,
+                     seed=5)
+    W = _symmetric(0, 3, 10, 0.8, 0.6).float()
+    with torch.no_grad():
+        model.W_rec.copy_(W)
+    return model
 
 
 def test_every_certified_network_contracts_at_the_certified_rate():
     """Two trajectories under the same input shrink in each holding condition's metric at
     least as fast as that condition's rate, every step."""
-    n_checked = 0
+    n_checked, checked = 0, set()
     for model in _certified_zoo():
         cert = stability_certificates(model)
         assert bool(cert["certified"].any()), type(model).__name__
@@ -164,6 +330,10 @@ def test_every_certified_network_contracts_at_the_certified_rate():
         with torch.no_grad():
             S, _ = run(m64, x, h0=h0, backend="reference")
         d = torch.cat([(h0[:, 0] - h0[:, 1])[:, None], S[:, 0] - S[:, 1]], 1)  # [K, T+1, N]
+        struct = stability_structure(model)
+        if struct["form"] in ("map", "leaky"):
+            M_sym, _ = symmetric_metric(struct["W"], nonlinearity=struct["nonlinearity"],
+                                        form=struct["form"], leak=struct.get("leak"))
         for cond in cert.condition.values:
             sub = cert.sel(condition=cond)
             if not bool(sub["sufficient"]):
@@ -171,9 +341,12 @@ def test_every_certified_network_contracts_at_the_certified_rate():
             for k in range(K):
                 if not bool(sub["holds"][k]):
                     continue
-                theta = torch.as_tensor(sub["theta"].values[k])
-                wd = (d[k] * theta).abs()
-                dist = wd.norm(dim=-1) if str(sub["metric_norm"].values) == "2" else wd.amax(-1)
+                norm = str(sub["metric_norm"].values)
+                if norm == "quadratic":  # sqrt(d^T M d)
+                    dist = torch.einsum("ti,ij,tj->t", d[k], M_sym[k], d[k]).sqrt()
+                else:
+                    wd = (d[k] * torch.as_tensor(sub["theta"].values[k])).abs()
+                    dist = wd.norm(dim=-1) if norm == "2" else wd.amax(-1)
                 r = float(sub["rate"][k])
                 steps = torch.arange(dist.shape[0], dtype=torch.float64)
                 bound = dist[0] * r ** steps
@@ -183,7 +356,9 @@ def test_every_certified_network_contracts_at_the_certified_rate():
                 big = dist[:-1] > 1e-10 * dist[0]
                 assert bool((dist[1:][big] <= r * dist[:-1][big] * (1 + 1e-9)).all())
                 n_checked += 1
+                checked.add(cond)
     assert n_checked >= 20
+    assert {"symmetric", "diagonal_fast", "abs_spectral_radius", "feedback_metric"} <= checked
 
 
 def test_yildiz_style_counterexample_rho_below_one_is_not_certified():
@@ -253,23 +428,33 @@ def test_plrnn_and_leaky_forms():
 
 
 # ------------------------------------------------------------------------ certified models
-def _train_certified(model, n_steps):
+def _train_certified(model, n_steps, lr=1e-2):
     from dynrnn.tasks import ParityTask
     from dynrnn.training import TrainConfig, train
 
     task = ParityTask(n_values=(2,))
-    conds = ("feedback_metric",) if isinstance(model, ContractingAssembly) else ("diagonal_fast",)
+    if isinstance(model, ContractingAssembly):
+        conds = ("feedback_metric",)
+    elif model.config.parameterisation == "symmetric":
+        conds = ("symmetric",)
+    else:
+        conds = ("diagonal_fast",)
     worst = []
     original = model.project_
 
+    times = ("discrete", "continuous") if conds == ("symmetric",) else ("discrete",)
+
     def project_and_check():
         original()
-        cert = stability_certificates(model, conditions=conds, fast_iter=0)
-        worst.append(float(cert["rate"].sel(condition=conds[0]).max()))
-        assert bool(cert["certified"].all())
+        for time in times:  # the step the model runs (and the ODE it is the Euler step of)
+            cert = certify_matrices(**stability_structure(model, time), conditions=conds,
+                                    fast_iter=0)
+            assert bool(cert["holds"].sel(condition=conds[0]).all()), time
+            if time == "discrete":
+                worst.append(float(cert["rate"].sel(condition=conds[0]).max()))
 
     model.project_ = project_and_check
-    hist = train(model, task, TrainConfig(n_steps=n_steps, batch_size=64, lr=1e-2,
+    hist = train(model, task, TrainConfig(n_steps=n_steps, batch_size=64, lr=lr,
                                           eval_every=25, noise=False, eval_batch_size=256),
                  progress=False, seed=0)
     return hist, np.asarray(worst)
@@ -279,6 +464,19 @@ def test_contracting_rnn_stays_certified_and_learns_parity():
     model = ContractingRNN(ContractingRNNConfig(1, 32, 2, max_gain=0.95), n_networks=3)
     hist, worst = _train_certified(model, 400)
     assert len(worst) >= 75 and np.all(worst < 0.95 + 1e-6)
+    assert hist.reached.all()
+
+
+def _symmetric_model():
+    cfg = ContractingRNNConfig(1, 32, 2, parameterisation="symmetric", leak=0.5, max_gain=0.95)
+    return ContractingRNN(cfg, n_networks=3)
+
+
+def test_symmetric_contracting_rnn_stays_certified_and_learns_parity():
+    """As above, trained to the parity criterion (measured: reached at 200-225 steps)."""
+    hist, worst = _train_certified(_symmetric_model(), 400, lr=2e-2)
+    # r = max(1 - a (1 - s'), a |s_min| - (1 - a)) <= 1 - 0.5 * 0.05
+    assert len(worst) >= 50 and np.all(worst <= 1 - 0.5 * 0.05 + 1e-6)
     assert hist.reached.all()
 
 
@@ -297,12 +495,22 @@ def test_certified_models_stay_certified_for_random_parameters():
                            n_networks=2, seed=seed)
         a = ContractingAssembly(ContractingAssemblyConfig(2, 1, block_sizes=(4, 8), leak=0.15),
                                 n_networks=2, seed=seed)
+        sym = ContractingRNN(ContractingRNNConfig(2, 12, 1, parameterisation="symmetric",
+                                                  leak=0.4, negative_gain=3.9), n_networks=2,
+                             seed=seed)
         with torch.no_grad():  # wild parameters: the parameterisation still certifies
-            for p in (*m.parameters(), *a.parameters()):
+            for p in (*m.parameters(), *a.parameters(), *sym.parameters()):
                 p.add_(3 * torch.randn(p.shape, generator=torch.Generator().manual_seed(seed)))
-        for model in (m, a):
+        for model in (m, a, sym):
             for time in ("discrete", "continuous"):
                 assert bool(stability_certificates(model, time=time)["certified"].all())
+        # the symmetric one by its own condition: W = W^T, g W < I, a * negative_gain - (1 - a)
+        # = 0.96 < 1
+        W = sym.recurrent_weights()
+        assert torch.equal(W, W.transpose(1, 2))
+        ds = stability_certificates(sym, conditions="symmetric")
+        assert bool(ds["holds"].sel(condition="symmetric").all())
+        assert float(ds["rate"].sel(condition="symmetric").max()) <= 0.96 + 1e-5
 
 
 def test_certified_models_follow_the_protocol_and_round_trip(tmp_path):
@@ -310,6 +518,9 @@ def test_certified_models_follow_the_protocol_and_round_trip(tmp_path):
     from dynrnn.zoo import load_model, save_model
 
     for model in (ContractingRNN(ContractingRNNConfig(2, 6, 1, leak=0.5), n_networks=2),
+                  ContractingRNN(ContractingRNNConfig(2, 6, 1, leak=0.5,
+                                                      parameterisation="symmetric"),
+                                 n_networks=2),
                   ContractingAssembly(ContractingAssemblyConfig(2, 1, block_sizes=(3, 3)),
                                       n_networks=2)):
         m = model.double()
@@ -335,6 +546,16 @@ def test_unsupported_nonlinearity_names_the_slope_bound():
     with pytest.raises(ValueError, match="not cover"):
         stability_certificates(GRU(GRUConfig(1, 4, 1)))
     assert {n: max_slope(n) for n in NONLINEARITIES}["sigmoid"] == 0.25
+
+
+def test_symmetric_parameterisation_bad_input():
+    with pytest.raises(ValueError, match="negative_gain"):
+        ContractingRNNConfig(1, 4, 1, parameterisation="symmetric", leak=0.5, negative_gain=3.0)
+    with pytest.raises(ValueError, match="parameterisation"):
+        ContractingRNNConfig(1, 4, 1, parameterisation="orthogonal")
+    with pytest.raises(ValueError, match="one leak per network"):
+        symmetric_metric(torch.eye(2)[None], slope_bound=1.0, form="leaky",
+                         leak=torch.tensor([[0.2, 0.5]]))
 
 
 def test_non_square_weights_raise():

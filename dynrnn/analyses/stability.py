@@ -28,7 +28,8 @@ Forms (``W`` the effective recurrent matrix, ``D`` the slopes)
 * ``"continuous"``: ``tau_i x_i' = -x_i + (W phi(x))_i + u_i``, ``J = T^{-1} (-I + W D)`` (the
   form of Kozachkov et al. 2022), and equally the rate form ``tau h' = -h + phi(W h + u)``,
   ``J = T^{-1} (-I + D W)`` (whose Euler step is the ``"leaky"`` map): every bound below holds for
-  both. The rate is per time unit (tau in time units).
+  both (the ``symmetric`` one in the inverse metric). The rate is per time unit (tau in time
+  units).
 * ``"assembly"``: a network of contracting blocks with negative-feedback coupling ``L``,
   ``tau x' = -x + W phi(x) + L x + u`` and its Euler step ``x+ = (1-a) x + a (W phi(x) + L x + u)``
   (:class:`dynrnn.models.ContractingAssembly`).
@@ -63,25 +64,58 @@ Conditions (the ``condition`` dimension)
   which equals ``rho(B)`` at the Perron vector (Collatz-Wielandt), so the condition reads
   ``g rho(|W|) < 1``. This is a different norm from the 2-norm ones -- each condition is a valid
   contraction metric on its own; the rate is reported in that condition's metric.
-* ``kozachkov`` -- metric: weighted infinity norm. Kozachkov, Ennis & Slotine (2022), "RNNs of
-  RNNs: Recursive construction of stable assemblies of recurrent neural networks", NeurIPS 2022
-  (arXiv 2106.08928): for ``tau x' = -x + W phi(x) + u`` with ``0 <= phi' <= g``, the network is
-  contracting in a diagonal metric when ``g |W|_+ - I`` is Hurwitz, where ``|W|_+`` is ``|W|``
-  with the diagonal replaced by ``max(W_ii, 0)`` (the paper's Theorem 1 as implemented here; the
-  paper's text could not be consulted when this was written, so the statement is proved here
-  instead). Proof: the diagonal entries ``-1 + W_ii d_i`` of ``-I + W D`` are at most
-  ``-1 + g max(W_ii, 0)`` and the off-diagonal ones at most ``g |W_ij|`` in modulus, so the
-  log-norm ``mu_inf,V(J) = max_i [J_ii + sum_{j != i} |J_ij| v_j / v_i] <= -(1 - g rho(|W|_+))``
-  for ``v`` the Perron vector of ``|W|_+`` (with ``T``: row ``i`` is divided by ``tau_i``). The
-  same bookkeeping gives discrete-time analogues that keep the signed diagonal: leaky map
-  row bound ``max(1 - a_i, |1 - a_i + a_i g W_ii|) + a_i g sum_{j != i} |W_ij| v_j / v_i``;
-  PLRNN row bound ``max(|A_ii|, |A_ii + g W_ii|) + g sum_{j != i} |W_ij| v_j / v_i``. Not
-  applicable to the map form (there ``|d W_ii| <= g |W_ii|`` and it reduces to
-  ``abs_spectral_radius``).
+* ``kozachkov`` -- metric: the weighted 2-norm ``||Theta x||_2`` with a positive diagonal Theta
+  (the quadratic diagonal metric ``P = Theta^2``); continuous time only. Kozachkov, Ennis &
+  Slotine (2022), "RNNs of RNNs: Recursive construction of stable assemblies of recurrent neural
+  networks", NeurIPS 2022 (arXiv 2106.08928), Theorem 1 ("absolute-value restricted weights"),
+  for ``tau x' = -x + W phi(x) + u`` with ``0 <= phi' <= g``: if some positive diagonal ``P``
+  makes ``P (g |W| - I) + (g |W| - I)^T P`` negative definite, the network is contracting in the
+  metric ``P``; where a self-connection is not excitatory (``W_ii <= 0``) its entry of ``|W|``
+  may be replaced by 0. Here ``|W|_+`` is ``|W|`` with the diagonal ``max(W_ii, 0)``; ``g |W|_+ -
+  I`` is Metzler, so such a P exists iff it is Hurwitz, i.e. iff ``g rho(|W|_+) < 1`` (the value
+  reported). The module takes the majorant of every Jacobian, ``Jbar = T^{-1} (g |W|_+ - I)``
+  (``T = diag(tau)``; it bounds ``T^{-1} (-I + W D)`` and the rate form's ``T^{-1} (-I + D W)``
+  entrywise off the diagonal in modulus and on it from above), and ``Theta = sqrt(u / v)`` from
+  its left / right Perron vectors (of ``Jbar + max(1 / tau) I``): then ``w = sqrt(u v)`` is a left
+  and right Perron vector of ``Theta Jbar Theta^{-1}``, whose symmetric part therefore has the
+  largest eigenvalue ``lambda_P(Jbar)``, and ``x^T sym(Theta J Theta^{-1}) x <= |x|^T
+  sym(Theta Jbar Theta^{-1}) |x|`` gives ``mu_2,Theta(J) <= lambda_max(sym(Theta Jbar
+  Theta^{-1}))``. The rate reported is ``c = -lambda_max(sym(Theta Jbar Theta^{-1}))`` (exact
+  eigvalsh at the Theta kept, so valid whatever the Perron iteration did): ``(1 - g rho(|W|_+)) /
+  tau`` for one tau. NaN for the discrete forms (the theorem is about the ODE; the map form's
+  counterpart is ``abs_spectral_radius``).
+* ``symmetric`` -- metric: a constant quadratic form ``sqrt(x^T M x)`` (a full matrix, from
+  :func:`symmetric_metric`; ``theta`` is NaN). Kozachkov et al. (2022), Theorem 2 ("symmetric
+  weights"): for symmetric ``W`` and ``0 <= phi' <= g``, ``g W < I`` (negative definite ``g W -
+  I``) makes ``tau x' = -x + W phi(x) + u`` contracting. The metric and the rate used here are
+  constructed and proved in this module (the simple candidates ``I - g W`` and ``(I - g
+  W)^{-1}`` do not work: numerically, admissible slopes ``D`` exist with ``M J + J^T M`` not
+  negative definite). Proof: with ``S = g W = V diag(s) V^T`` and ``psi = phi / g``, a difference
+  obeys ``dx' = -dx + S dpsi`` with ``dpsi_i (dx_i - dpsi_i) >= 0`` (slopes in [0, 1]). For ``M =
+  V diag(q) V^T`` and the multiplier ``2 dpsi^T (dx - dpsi)`` (S-procedure) it suffices that
+  ``[[-2 (1 - c) M, M S + I], [S M + I, -2 I]] <= 0``; all blocks are functions of S, so this
+  splits into 2x2 blocks per eigenvalue, ``(q s + 1)^2 <= 4 q (1 - c)``, solvable in ``q > 0`` iff
+  ``s <= 1 - c =: s'``. Taking ``s' = max(lambda_max(S), 0.01)`` and the smaller root ``q = 1 /
+  (2 s' - s + 2 sqrt(s' (s' - s)))`` gives ``M J + J^T M <= -2 c M`` for every slope, ``c = 1 -
+  s'`` (per tau; one tau per network, else NaN). Discrete (the leaky / Euler step with leak a,
+  ``J = (1 - a) I + a S E``): the same per-eigenvalue block for ``J^T M J <= r^2 M`` is solvable
+  iff ``r >= max_{e in [0, 1]} |1 - a + a s e|``, so ``r = max(1 - a + a s', a |s_min| - (1 - a))``
+  (the worst scalar mode: tight), with ``q = 1 / (beta + sqrt(beta^2 - alpha))``, ``beta = r^2 -
+  (1 - a)^2 - (1 - a) a s``, ``alpha = a^2 s^2 r^2``; ``"map"`` is a = 1 (then ``r = max(s',
+  |s_min|)``, the spectral norm). The rate form ``tau h' = -h + phi(W h + u)`` and the leaky map
+  have the transposed Jacobians ``-I + D W``, so they contract in ``M^{-1}`` at the same rate
+  (``||A^T||_{M^{-1}} = ||A||_M``). Applied where ``||W - W^T||_2 / 2 <= 1e-6 max(||W||_2, 1)``
+  (NaN otherwise); the residual asymmetric part ``A`` is paid for exactly: ``c -= g ||A||
+  sqrt(cond M)``, ``r += a g ||A|| sqrt(cond M)``.
 * ``feedback_metric`` -- (assembly only) the block metric of a network of networks: each block
   ``W_i`` contracting in ``Theta_i`` and the coupling ``L = B - M^{-1} B^T M``, ``M = Theta^2``,
   so that ``S = Theta L Theta^{-1}`` is skew-symmetric and drops out of the symmetric part of the
-  Jacobian (Kozachkov et al. 2022, negative-feedback combination). Continuous time: ``c = (1 - g
+  Jacobian. This is the negative-feedback combination of Kozachkov et al. (2022): two systems
+  contracting in metrics ``M_1``, ``M_2``, coupled as ``x_1' = f_1(x_1) + B x_2``, ``x_2' =
+  f_2(x_2) - M_2^{-1} B^T M_1 x_1``, form a system contracting in ``blockdiag(M_1, M_2)`` at the
+  slower of the two rates, whatever ``B`` (the cross terms of ``M J + J^T M`` cancel), and such
+  combinations can be repeated recursively. The blocks here are the Theorem 5 (SVD)
+  parameterisation in the form ``tau x' = -x + W phi(x) + L x + u``. Continuous time: ``c = (1 - g
   gamma - lambda_max(sym S)) / tau``. Discrete (Euler, step a): ``(1 - a) I + a S`` is normal
   with norm ``sqrt((1 - a)^2 + a^2 ||S||^2)`` for skew S, so the rate is at most
   ``sqrt((1 - a)^2 + a^2 ||skew S||^2) + a (g gamma + ||sym S||)``; also at most
@@ -106,10 +140,8 @@ gamma``. Continuous time: ``rate`` is ``c`` per time unit (holds iff ``c > 1e-9`
 metrics in ``Theta T^{1/2}``: ``c = (1 - g gamma) / tau_max``; infinity-norm ones: ``c = min_i
 (1 - g r_i) / tau_i``. The margin 1e-9 is far above float64 rounding of the norms (~1e-15 N).
 
-Not implemented: the one-sided symmetric condition (``W = W^T``, ``g W < I``). A numerical
-check of the constant metrics ``I - g W`` and ``(I - g W)^{-1}`` found admissible slopes ``D``
-with ``M J + J^T M`` not negative definite (both forms), so it is not issued as a certificate;
-the two-sided symmetric case ``-I < g W < I`` is covered by ``spectral_norm``.
+Each condition's metric is its own: the ``rate`` of a condition is a contraction rate in that
+condition's metric (the ``metric`` and ``metric_norm`` coordinates), not in the Euclidean norm.
 """
 
 from __future__ import annotations
@@ -136,18 +168,20 @@ __all__ = [
     "weighted_norm_sdp",
     "perron_vectors",
     "slope_bound",
+    "symmetric_metric",
     "stability_structure",
 ]
 
 CONDITIONS = (
     "spectral_radius", "spectral_norm", "diagonal_fast", "diagonal_sdp", "abs_spectral_radius",
-    "kozachkov", "feedback_metric",
+    "kozachkov", "symmetric", "feedback_metric",
 )
 FORMS = ("map", "leaky", "plrnn", "continuous", "assembly")
 _SUFFICIENT = {c: c != "spectral_radius" for c in CONDITIONS}
 _NORM = {
     "spectral_radius": "none", "spectral_norm": "2", "diagonal_fast": "2", "diagonal_sdp": "2",
-    "abs_spectral_radius": "inf", "kozachkov": "inf", "feedback_metric": "2",
+    "abs_spectral_radius": "inf", "kozachkov": "2", "symmetric": "quadratic",
+    "feedback_metric": "2",
 }
 _METRIC = {
     "spectral_radius": "none (necessary condition only)",
@@ -155,7 +189,10 @@ _METRIC = {
     "diagonal_fast": "weighted 2-norm ||theta * x||_2 (theta: positive diagonal, batched descent)",
     "diagonal_sdp": "weighted 2-norm ||theta * x||_2 (theta: positive diagonal, LMI / SDP)",
     "abs_spectral_radius": "weighted inf-norm max_i theta_i |x_i| (theta = 1 / Perron vector)",
-    "kozachkov": "weighted inf-norm max_i theta_i |x_i| (theta = 1 / Perron vector of |W|_+)",
+    "kozachkov": "weighted 2-norm ||theta * x||_2 (theta = sqrt(u / v), u, v the Perron "
+                 "vectors of T^-1 (g |W|_+ - I))",
+    "symmetric": "quadratic sqrt(x^T M x), M = f(g W) (tau x' = -x + W phi(x) + u) or M^-1 "
+                 "(rate form, leaky map): dynrnn.analyses.stability.symmetric_metric",
     "feedback_metric": "weighted 2-norm ||theta * x||_2 (the assembly's block metric)",
 }
 _TOL = 1e-9
@@ -562,6 +599,111 @@ def _offdiag_abs(W: torch.Tensor) -> torch.Tensor:
     return W.abs() * (1 - torch.eye(W.shape[-1], dtype=W.dtype))
 
 
+_SYM_FLOOR = 1e-2  # s' = max(lambda_max(g W), 0.01): keeps the metric well conditioned
+_SYM_TOL = 1e-6  # "symmetric to rounding": ||W - W^T||_2 / 2 <= 1e-6 max(||W||_2, 1)
+
+
+def _symmetric_parts(W: torch.Tensor, g: float, leak: torch.Tensor | None):
+    """Eigen-decomposition behind the ``symmetric`` condition (module docstring).
+
+    ``S = g (W + W^T) / 2 = V diag(s) V^T``, ``s' = max(max s, 0.01)``. Continuous time (``leak``
+    None): metric eigenvalues ``q = 1 / (2 s' - s + 2 sqrt(s' (s' - s)))``, base rate ``c = 1 -
+    s'``. Euler / leaky step with leak ``a [K]``: ``r = max(1 - a + a s', a |min s| - (1 - a))``
+    and ``q = 1 / (beta + sqrt(beta^2 - alpha))`` with ``beta = r^2 - (1 - a)^2 - (1 - a) a s``,
+    ``alpha = a^2 s^2 r^2``.
+
+    Returns:
+        ``(applicable [K], s [K, N], V [K, N, N], base [K], q [K, N], asym [K])`` with ``base``
+        the rate ``c`` (continuous) or ``r`` (discrete) for exactly symmetric W and ``asym =
+        ||W - W^T||_2 / 2``.
+    """
+    Wsym = (W + W.transpose(1, 2)) / 2
+    asym = _norm2((W - W.transpose(1, 2)) / 2)
+    applicable = asym <= _SYM_TOL * _norm2(W).clamp_min(1.0)
+    s, V = torch.linalg.eigh(g * Wsym)
+    sp = s.amax(-1).clamp_min(_SYM_FLOOR)[:, None]
+    if leak is None:
+        q = 1.0 / (2 * sp - s + 2 * (sp * (sp - s).clamp_min(0)).sqrt())
+        return applicable, s, V, 1 - sp[:, 0], q, asym
+    a = leak[:, None]
+    r = torch.maximum(1 - a + a * sp, a * (-s.amin(-1, keepdim=True)) - (1 - a))
+    beta = r ** 2 - (1 - a) ** 2 - (1 - a) * a * s
+    alpha = (a * s * r) ** 2
+    q = 1.0 / (beta + (beta ** 2 - alpha).clamp_min(0).sqrt())
+    return applicable, s, V, r[:, 0], q, asym
+
+
+def symmetric_metric(
+    W: Any, *, nonlinearity: str | None = None, slope_bound: float | None = None,
+    form: str = "continuous", leak: Any = None, reading: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The constant quadratic metric ``M`` of the ``symmetric`` condition, ``[K, N, N]``.
+
+    ``M = V diag(q) V^T`` with ``S = g W = V diag(s) V^T`` and ``q`` from the per-eigenvalue
+    S-procedure of the module docstring. In the Hopfield reading (``tau x' = -x + W phi(x) + u``
+    and its Euler step ``x+ = (1 - a) x + a (W phi(x) + u)``) differences contract in ``sqrt(d^T
+    M d)``; in the rate reading (``tau h' = -h + phi(W h + u)``, the leaky map ``h+ = (1 - a) h +
+    a phi(W h + u)``), whose Jacobians are the transposes, in ``sqrt(d^T M^{-1} d)``: this returns
+    ``M^{-1}`` then. Scaled to largest eigenvalue 1.
+
+    Arguments:
+        W: symmetric ``[K, N, N]`` or ``[N, N]`` (its symmetric part is used).
+        nonlinearity / slope_bound: the slope bound ``g``.
+        form: ``"continuous"``, ``"leaky"`` or ``"map"`` (leak 1), as in :func:`certify_matrices`.
+        leak: ``a`` for ``"leaky"``: scalar, ``[K]`` or ``[K, N]`` (one value per network).
+        reading: ``"hopfield"`` or ``"rate"``; default ``"hopfield"`` for ``"continuous"``,
+            ``"rate"`` for the maps (the forms :func:`certify_matrices` means).
+
+    Returns:
+        ``(M [K, N, N], rate [K])``: the metric and the condition's rate for exactly symmetric W
+        (``c`` per time unit with tau = 1, or the per-step factor ``r``).
+    """
+    owner = "symmetric_metric"
+    W = _check_square(W, owner)
+    K, N, _ = W.shape
+    g = _slope(nonlinearity, slope_bound, owner)
+    form = check_choice(owner, "form", form, ("continuous", "leaky", "map"))
+    if reading is None:
+        reading = "hopfield" if form == "continuous" else "rate"
+    reading = check_choice(owner, "reading", reading, ("hopfield", "rate"))
+    a = None
+    if form != "continuous":
+        a = _per_unit(1.0 if leak is None or form == "map" else leak, K, N, owner, "leak", 0.0,
+                      1.0)
+        if not bool(torch.isclose(a.amin(-1), a.amax(-1), rtol=1e-12, atol=0.0).all()):
+            raise ValueError(f"The 'leak' parameter of {owner} must be one leak per network "
+                             "(the symmetric condition does not cover per-unit leaks).")
+        a = a.amax(-1)
+    _, _, V, base, q, _ = _symmetric_parts(W, g, a)
+    if reading == "rate":
+        q = 1.0 / q
+    q = q / q.amax(-1, keepdim=True)
+    return (V * q[:, None, :]) @ V.transpose(1, 2), base
+
+
+def _symmetric_condition(W, g, form, a, T, rate, value) -> None:
+    """Fill ``rate`` / ``value`` of the ``symmetric`` condition (NaN where not applicable:
+    W not symmetric to rounding, per-unit tau or leak)."""
+    # cheap screen: max |A_ij| <= ||A||_2 and ||W||_2 <= ||W||_F (asymmetric W skip the eigh)
+    amax = ((W - W.transpose(1, 2)) / 2).abs().amax(dim=(1, 2))
+    maybe = amax <= _SYM_TOL * torch.linalg.matrix_norm(W).clamp_min(1.0)
+    if not bool(maybe.any()):
+        return
+    if form == "continuous":
+        uniform = torch.isclose(T.amin(-1), T.amax(-1), rtol=1e-12, atol=0.0)
+        leak = None
+    else:
+        uniform = torch.isclose(a.amin(-1), a.amax(-1), rtol=1e-12, atol=0.0)
+        leak = a.amax(-1)
+    applicable, s, V, base, q, asym = _symmetric_parts(W, g, leak)
+    value["symmetric"] = torch.where(applicable, s.amax(-1) / g, math.nan)
+    # a rounding-size asymmetric part A adds g ||A|| sqrt(cond M) to the log-norm (times a to
+    # the step's norm) in the metric: an exact bound
+    extra = g * asym * (q.amax(-1) / q.amin(-1)).sqrt()
+    r = (base - extra) / T.amax(-1) if leak is None else base + leak * extra
+    rate["symmetric"] = torch.where(applicable & uniform, r, math.nan)
+
+
 # ------------------------------------------------------------------------ the certificates
 def certify_matrices(
     W: Any,
@@ -605,8 +747,10 @@ def certify_matrices(
         condition]`` (discrete: per-step factor, holds iff < 1; continuous: c per time unit,
         holds iff > 0; NaN where not applicable), ``value`` (the matrix quantity: rho, the
         norm in the metric, the Perron root), ``holds`` (bool), ``theta [network, condition,
-        unit]`` (metric weights: the metric norm of a difference d is ``||theta * d||_p``),
-        coordinates ``sufficient``, ``metric_norm`` ("2", "inf", "none") and ``metric`` per
+        unit]`` (metric weights: the metric norm of a difference d is ``||theta * d||_p``;
+        NaN for ``symmetric``, whose metric is a full matrix),
+        coordinates ``sufficient``, ``metric_norm`` ("2", "inf", "quadratic": the full matrix
+        of :func:`symmetric_metric`, "none") and ``metric`` per
         condition; ``certified``, ``condition_used`` ("inconclusive" where no sufficient
         condition holds), ``contraction_rate`` (best certified rate, NaN if none),
         ``necessary_holds``, ``verdict``, ``spectral_radius`` (rho(W) itself),
@@ -713,27 +857,25 @@ def certify_matrices(
                 rate["abs_spectral_radius"] = up
             else:
                 rate["abs_spectral_radius"] = ((1 - g * rows) / T).amin(-1)
-        if "kozachkov" in wanted and form != "map":
+        if "kozachkov" in wanted and form == "continuous":
+            # Kozachkov, Ennis & Slotine 2022, Theorem 1: the Metzler majorant of every Jacobian
+            # T^-1 (-I + W D) (and of the rate form's T^-1 (-I + D W)) is
+            # Jbar = T^-1 (g |W|_+ - I); its diagonal metric Theta = sqrt(u / v) (left / right
+            # Perron vectors) gives mu_2,Theta(J) <= lambda_max(sym(Theta Jbar Theta^-1)).
             Wd = torch.diagonal(W, dim1=-2, dim2=-1)
-            off = _offdiag_abs(W)
-            if form == "plrnn":
-                dmax = torch.maximum(A.abs(), (A + g * Wd).abs())
-                Bk = torch.diag_embed(dmax) + g * off
-                up, v, _ = perron_vectors(Bk)
-                rate["kozachkov"] = up
-                value["kozachkov"] = up
-            else:
-                Mk = torch.diag_embed(Wd.clamp_min(0)) + off
-                up, v, _ = perron_vectors(Mk)
-                value["kozachkov"] = up
-                off_rows = _row_bound(off, v)
-                if form == "leaky":
-                    diag_term = torch.maximum(1 - a, (1 - a + a * g * Wd).abs())
-                    rate["kozachkov"] = (diag_term + a * g * off_rows).amax(-1)
-                else:
-                    rows = g * Wd.clamp_min(0) + g * off_rows
-                    rate["kozachkov"] = ((1 - rows) / T).amin(-1)
-            theta["kozachkov"] = 1.0 / v
+            Mk = torch.diag_embed(Wd.clamp_min(0)) + _offdiag_abs(W)
+            value["kozachkov"] = perron_vectors(Mk)[0]
+            Jbar = (g * Mk - eye) / T[..., None]
+            shift = (1.0 / T).amax(-1)[:, None, None]
+            _, v, u = perron_vectors(Jbar + shift * eye)  # nonnegative, same Perron vectors
+            th = (u / v).sqrt()
+            th = torch.where(torch.isfinite(th) & (th > 0), th, 1.0)
+            th = th / th.amax(-1, keepdim=True)
+            Js = _scaled(Jbar, th)
+            rate["kozachkov"] = -torch.linalg.eigvalsh((Js + Js.transpose(1, 2)) / 2).amax(-1)
+            theta["kozachkov"] = th
+        if "symmetric" in wanted and form in ("continuous", "leaky", "map"):
+            _symmetric_condition(W, g, form, a, T, rate, value)
     else:
         # the assembly: K = -I + Theta W Theta^-1 D + S in the block metric, S skew-symmetric
         Mw = _scaled(W, th_as)

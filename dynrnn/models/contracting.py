@@ -9,7 +9,10 @@ parameters, so they stay certified at every step of gradient training.
 
 with ``Theta = diag(exp(log_theta))`` positive diagonal (Kozachkov, Ennis & Slotine 2022, "RNNs
 of RNNs: Recursive construction of stable assemblies of recurrent neural networks", NeurIPS
-2022, arXiv 2106.08928: the SVD parameterisation of contracting subnetworks). Then
+2022, arXiv 2106.08928, Theorem 5: ``tau x' = -x + W phi(x) + u`` with ``W = Theta^{-1} U Sigma
+V^T Theta``, U and V orthogonal, ``Sigma`` positive diagonal with ``g Sigma < I``, is
+contracting in the metric ``M = Theta^2``; this model runs the rate form ``phi(W h + ...)``, for
+which the same bound holds because ``D = diag(phi')`` commutes with Theta). Then
 ``||Theta W Theta^{-1}||_2 = max sigma < max_gain / g`` for every parameter value, and with
 ``0 <= phi' <= g`` the map ``h+ = phi(W h + U x + b)`` contracts in the metric ``||Theta x||_2``
 at rate ``g max sigma < max_gain`` per step; its leaky forms at ``1 - a (1 - g max sigma)``
@@ -17,6 +20,24 @@ at rate ``g max sigma < max_gain`` per step; its leaky forms at ``1 - a (1 - g m
 phi(W h + u)`` at ``c = (1 - g max sigma) / tau`` (see :mod:`dynrnn.analyses.stability`).
 Orthogonality of ``exp`` of a skew-symmetric matrix holds to rounding (~1e-7 in float32), far
 inside the margin ``1 - max_gain``.
+
+``ContractingRNNConfig(parameterisation="symmetric")`` -- symmetric W with ``g W < I``
+(Kozachkov et al. 2022, Theorem 2: symmetric W with ``g W - I`` negative definite makes ``tau
+x' = -x + W phi(x) + u`` contracting):
+
+    g W = max_gain I - (max_gain + negative_gain) Q,    Q = I - (I + P P^T)^{-1},
+
+with P ``[N, N]`` free. ``Q = P P^T (I + P P^T)^{-1}`` is symmetric with eigenvalues
+``sigma_i^2 / (1 + sigma_i^2)`` in ``[0, 1)`` (``sigma_i`` the singular values of P), so the
+eigenvalues of ``g W`` lie in ``(-negative_gain, max_gain]`` for EVERY P: ``g W <= max_gain I <
+I``. By the ``symmetric`` condition of :mod:`dynrnn.analyses.stability` (its proof there), the
+ODE contracts at ``c >= (1 - max_gain) / tau`` (``tau h' = -h + phi(W h + u)`` is the transposed
+reading, in the inverse metric), and the leaky step at ``r = max(1 - a (1 - s'), a |s_min| - (1 -
+a)) <= max(1 - a (1 - max_gain), a negative_gain - (1 - a))`` (``s' = max(lambda_max(g W),
+0.01)``; ``leak_form="inside"``: ``max(|g (1 - a) + a s|)``); the config requires
+``negative_gain`` below ``(2 - a) / a`` (outside) or ``(1 + g (1 - a)) / a`` (inside), so the
+discrete step is certified too. W is symmetrised after the inverse, ``(W + W^T) / 2``, so it is
+exactly symmetric in floating point.
 
 :class:`ContractingAssembly` -- a network of such networks (Kozachkov et al. 2022): blocks
 ``W_i`` contracting in metrics ``Theta_i``, coupled linearly by negative feedback
@@ -88,9 +109,16 @@ class ContractingRNNConfig:
         max_gain: bound on ``g ||Theta W Theta^{-1}||_2``, in (0, 1) (the per-step contraction
             factor of the vanilla map never exceeds it).
         init_gain: initial ``g sigma_i`` (all singular values), in (0, max_gain).
-        learn_metric: train the metric ``Theta`` (else it stays the identity).
+        learn_metric: train the metric ``Theta`` (else it stays the identity; ``"svd"`` only).
         bias, readout_bias: include b and b_out.
         dt: the time step the map stands for.
+        parameterisation: ``"svd"`` (``W = Theta^{-1} U Sigma V^T Theta``) or ``"symmetric"``
+            (``g W = max_gain I - (max_gain + negative_gain) (I - (I + P P^T)^{-1})``; see
+            the module docstring; ``init_gain`` and ``learn_metric`` are not used).
+        negative_gain: ``"symmetric"`` only: the eigenvalues of ``g W`` lie in
+            ``(-negative_gain, max_gain]``; must be below ``(2 - a) / a`` (``leak_form
+            ="outside"``) or ``(1 + g (1 - a)) / a`` (``"inside"``) so that the discrete step is
+            certified too.
     """
 
     n_inputs: int
@@ -105,6 +133,8 @@ class ContractingRNNConfig:
     bias: bool = True
     readout_bias: bool = True
     dt: float = 1.0
+    parameterisation: str = "svd"
+    negative_gain: float = 0.9
 
     constraints: ClassVar[dict[str, Constraint]] = {
         "n_inputs": Int(0),
@@ -119,10 +149,34 @@ class ContractingRNNConfig:
         "bias": Bool(),
         "readout_bias": Bool(),
         "dt": Float(0.0, None, low_inclusive=False),
+        "parameterisation": Choice(("svd", "symmetric")),
+        "negative_gain": Float(0.0, None, low_inclusive=False),
     }
 
     def __post_init__(self):
         validate_config(self)
+
+    def max_negative_gain(self) -> float:
+        """The bound on ``negative_gain`` below which the discrete step of the symmetric
+        parameterisation is certified: ``(2 - a) / a`` (outside) or ``(1 + g (1 - a)) / a``
+        (inside; ``g`` the slope bound)."""
+        a = self.leak
+        if self.leak_form == "outside":
+            return (2 - a) / a
+        return (1 + max_slope(self.nonlinearity) * (1 - a)) / a
+
+    def _check_relations(self):
+        if self.parameterisation != "symmetric":
+            return
+        limit = self.max_negative_gain()
+        if not self.negative_gain < limit:
+            rest = "1 - a" if self.leak_form == "outside" else "g (1 - a)"
+            raise ValueError(
+                f"The 'negative_gain' parameter of {type(self).__name__} must lie in (0, "
+                f"{limit:.6g}) for leak={self.leak!r}, leak_form={self.leak_form!r} (the "
+                f"symmetric map is certified iff a * negative_gain - ({rest}) < 1). Got "
+                f"{self.negative_gain!r} instead."
+            )
 
 
 class _ContractingBase(RecurrentModel):
@@ -168,21 +222,26 @@ class _ContractingBase(RecurrentModel):
 class ContractingRNN(_ContractingBase):
     """K rate RNNs contracting by construction (see the module docstring).
 
-    Parameters (leading dim K): ``A_u, A_v [K, N, N]`` (generators of U, V), ``s_raw [K, N]``
-    (singular values), ``log_theta [K, N]`` (metric; a buffer unless ``learn_metric``), ``W_in
-    [K, N, I]``, ``b [K, N]``, ``W_out [K, O, N]``, ``b_out [K, O]``; buffers ``leak [K]``,
-    ``max_gain [K]``. :meth:`recurrent_weights` is ``W [K, N, N]``.
+    Parameters (leading dim K): ``"svd"``: ``A_u, A_v [K, N, N]`` (generators of U, V), ``s_raw
+    [K, N]`` (singular values), ``log_theta [K, N]`` (metric; a buffer unless ``learn_metric``);
+    ``"symmetric"``: ``P [K, N, N]`` and the buffer ``negative_gain [K]`` (``log_theta`` stays a
+    zero buffer); both: ``W_in [K, N, I]``, ``b [K, N]``, ``W_out [K, O, N]``, ``b_out [K, O]``;
+    buffers ``leak [K]``, ``max_gain [K]``. :meth:`recurrent_weights` is ``W [K, N, N]``.
     """
 
     config_class = ContractingRNNConfig
     model_name = "contracting_rnn"
     structural_fields = ("n_inputs", "n_units", "n_outputs", "nonlinearity", "leak_form",
-                         "learn_metric", "bias", "readout_bias")
+                         "learn_metric", "bias", "readout_bias", "parameterisation")
+    legacy_config_defaults = {"parameterisation": "svd", "negative_gain": 0.9}
 
     def trainable_names(self):
         c = self.configs[0]
-        names = ["A_u", "A_v", "s_raw", "W_in", "W_out"]
-        if c.learn_metric:
+        if c.parameterisation == "symmetric":
+            names = ["P", "W_in", "W_out"]
+        else:
+            names = ["A_u", "A_v", "s_raw", "W_in", "W_out"]
+        if c.learn_metric and c.parameterisation == "svd":
             names.append("log_theta")
         if c.bias:
             names.append("b")
@@ -192,11 +251,22 @@ class ContractingRNN(_ContractingBase):
 
     def _init_network(self, c: ContractingRNNConfig, g: torch.Generator):
         N, I, O = c.n_units, c.n_inputs, c.n_outputs
-        s0 = _logit(c.init_gain / c.max_gain)
+        if c.parameterisation == "symmetric":
+            recurrent = {
+                "P": torch.randn(N, N, generator=g, dtype=torch.float64).float() / math.sqrt(N),
+                "negative_gain": torch.tensor(float(c.negative_gain)),
+            }
+        else:
+            s0 = _logit(c.init_gain / c.max_gain)
+            recurrent = {
+                "A_u": torch.randn(N, N, generator=g, dtype=torch.float64).float()
+                / math.sqrt(N),
+                "A_v": torch.randn(N, N, generator=g, dtype=torch.float64).float()
+                / math.sqrt(N),
+                "s_raw": s0 + 0.1 * torch.randn(N, generator=g, dtype=torch.float64).float(),
+            }
         return {
-            "A_u": torch.randn(N, N, generator=g, dtype=torch.float64).float() / math.sqrt(N),
-            "A_v": torch.randn(N, N, generator=g, dtype=torch.float64).float() / math.sqrt(N),
-            "s_raw": s0 + 0.1 * torch.randn(N, generator=g, dtype=torch.float64).float(),
+            **recurrent,
             "log_theta": torch.zeros(N),
             "W_in": _uniform((N, I), 1 / math.sqrt(max(I, 1)), g),
             "b": torch.zeros(N),
@@ -207,8 +277,16 @@ class ContractingRNN(_ContractingBase):
         }
 
     def recurrent_weights(self) -> torch.Tensor:
-        """``W = Theta^{-1} U Sigma V^T Theta``, ``[K, N, N]``."""
-        return self._svd_weights()
+        """``W [K, N, N]``: ``Theta^{-1} U Sigma V^T Theta`` (``"svd"``) or the symmetric ``(1 /
+        g) (max_gain I - (max_gain + negative_gain) (I - (I + P P^T)^{-1}))``."""
+        if self.config.parameterisation == "svd":
+            return self._svd_weights()
+        g = max_slope(self.config.nonlinearity)
+        eye = torch.eye(self.n_units, dtype=self.P.dtype, device=self.P.device)
+        Q = eye - torch.linalg.inv(eye + self.P @ self.P.transpose(1, 2))  # eigenvalues in [0, 1)
+        gam = self.max_gain[:, None, None]
+        W = (gam * eye - (gam + self.negative_gain[:, None, None]) * Q) / g
+        return (W + W.transpose(1, 2)) / 2  # exactly symmetric (rounding of the inverse)
 
     def prepare(self) -> dict[str, torch.Tensor]:
         params = {"W_T": self.recurrent_weights().transpose(1, 2)}
@@ -239,13 +317,15 @@ class ContractingRNN(_ContractingBase):
 
     def stability_structure(self, time: str = "discrete") -> dict[str, Any]:
         """Keyword arguments of :func:`dynrnn.analyses.certify_matrices` for these networks,
-        including the model's own metric ``Theta`` (a candidate of ``diagonal_fast``)."""
+        including (``"svd"``) the model's own metric ``Theta`` (a candidate of
+        ``diagonal_fast``)."""
         c = self.config
         with torch.no_grad():
             W = self.recurrent_weights().double()
             leak = self.leak.double()
-            theta = self.metric().double()
-            out: dict[str, Any] = {"nonlinearity": c.nonlinearity, "metric": theta}
+            out: dict[str, Any] = {"nonlinearity": c.nonlinearity}
+            if c.parameterisation == "svd":
+                out["metric"] = self.metric().double()
             if time == "continuous":
                 if c.leak_form == "inside" and bool((leak < 1).any()):
                     raise ValueError("leak_form='inside' is not the Euler step of an ODE; use "

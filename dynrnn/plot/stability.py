@@ -24,7 +24,8 @@ __all__ = ["plot_certificate_bounds", "plot_rate_vs_performance"]
 
 _COLOURS = [PALETTE[c] for c in ("blue", "orange", "green", "vermillion", "purple", "sky_blue")]
 _MARKERS = {"spectral_norm": "s", "diagonal_fast": "o", "diagonal_sdp": "D",
-            "abs_spectral_radius": "^", "kozachkov": "v", "feedback_metric": "P"}
+            "abs_spectral_radius": "^", "kozachkov": "v", "symmetric": "X",
+            "feedback_metric": "P"}
 
 
 def _check_cert(ds: Any, owner: str, needed=("value", "certified", "spectral_radius")) -> None:
@@ -67,7 +68,7 @@ def plot_certificate_bounds(ds: xr.Dataset, *, ax=None, conditions: Any = None):
         names = wanted
     for i, name in enumerate(names):
         vals = g * np.asarray(ds["value"].sel(condition=name).values, dtype=float)
-        ok = np.isfinite(vals) & np.isfinite(rho) & (rho > 0)
+        ok = np.isfinite(vals) & (vals > 0) & np.isfinite(rho) & (rho > 0)  # log axes
         if not ok.any():
             continue
         ax.scatter(rho[ok] * np.broadcast_to(g, rho.shape)[ok], vals[ok], s=12,
