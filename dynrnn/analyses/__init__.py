@@ -13,6 +13,8 @@ dimension whose coordinates are the networks' hyperparameters.
 * :mod:`.stability` -- contraction certificates (echo-state property) batched over networks.
 * :mod:`.automata` -- finite automata of networks on symbolic tasks (quantisation, L*,
   state-regularised centroids), minimal DFAs, fidelity.
+* :mod:`.hmm` -- HMM-emulating networks: symbol statistics, batched Baum--Welch fits,
+  collapse without input, noise-sustained orbits, speed, symbol clusters, kick neurons.
 """
 
 from ._common import merge_complex, split_complex
@@ -47,6 +49,18 @@ from .fixed_points import (
     sample_initial_states,
     speed,
 )
+from .hmm import (
+    autonomous_dynamics,
+    compare_hmm,
+    emission_statistics,
+    evaluate_emulation,
+    fit_hmm,
+    hmm_symbol_statistics,
+    kick_neurons,
+    noise_orbits,
+    symbol_clusters,
+    trajectory_speed,
+)
 from .linearisation import (
     input_jacobians,
     jacobians,
@@ -73,6 +87,7 @@ from .stability import (
     certify_matrices,
     echo_state_property,
     stability_certificates,
+    symmetric_metric,
     weighted_norm_fast,
     weighted_norm_sdp,
 )
@@ -80,6 +95,16 @@ from .symbolic import subregion_fixed_points, symbol_sequence, symbolic_graph, s
 from .timescales import ar1_timescale, autocorrelation, fit_exponential, network_timescale
 
 __all__ = [
+    "autonomous_dynamics",
+    "compare_hmm",
+    "emission_statistics",
+    "evaluate_emulation",
+    "fit_hmm",
+    "hmm_symbol_statistics",
+    "kick_neurons",
+    "noise_orbits",
+    "symbol_clusters",
+    "trajectory_speed",
     "DFA",
     "AutomataResult",
     "automaton_from_centroids",
@@ -87,7 +112,6 @@ __all__ = [
     "hopcroft_minimise",
     "lstar_automata",
     "reference_dfa",
-    symmetric_metric,
     "behavioural_degeneracy",
     "cca_distance",
     "cka",
@@ -107,6 +131,7 @@ __all__ = [
     "certify_matrices",
     "echo_state_property",
     "stability_certificates",
+    "symmetric_metric",
     "weighted_norm_fast",
     "weighted_norm_sdp",
     "evaluate_reconstruction",
@@ -131,7 +156,6 @@ __all__ = [
     "jacobians",
     "kaplan_yorke_dimension",
     "linearise",
-    "symmetric_metric",
     "linearise_trajectory",
     "local_time_constants",
     "merge_complex",

@@ -22,6 +22,16 @@ from .ensembles import (
     plot_spike_raster,
     plot_training_history,
 )
+from .hmm import (
+    plot_autonomous_collapse,
+    plot_dwell_times,
+    plot_kick_neurons,
+    plot_noise_orbit,
+    plot_symbol_clusters,
+    plot_symbol_statistics,
+    plot_trajectory_speed,
+    plot_transition_matrices,
+)
 from .outputs import plot_outputs
 from .stability import plot_certificate_bounds, plot_rate_vs_performance
 from .summary import plot_network_summary
@@ -49,6 +59,14 @@ __all__ = [
     "plot_fixed_points",
     "plot_lyapunov_spectrum",
     "plot_outputs",
+    "plot_autonomous_collapse",
+    "plot_dwell_times",
+    "plot_kick_neurons",
+    "plot_noise_orbit",
+    "plot_symbol_clusters",
+    "plot_symbol_statistics",
+    "plot_trajectory_speed",
+    "plot_transition_matrices",
     "plot_timescales",
     "style",
 ]

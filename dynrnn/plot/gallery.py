@@ -11,7 +11,9 @@ and a DSA matrix; a small degeneracy report; a chaotic AL-RNN (a tent map) for t
 plots; the Izhikevich (2003) network for a raster; two Lorenz-63 trajectories from different
 initial states standing in for truth and reconstruction; the minimal DFA of Tomita grammar 4
 with prefix states of an untrained GRU; stability certificates of random tanh maps across gains
-and of certified-by-construction RNNs trained briefly on 2-parity. Each
+and of certified-by-construction RNNs trained briefly on 2-parity; two HMM-emulating ReLU
+RNNs (16 units) trained briefly on the 2-state linear chain, with their evaluation and
+reverse-engineering analyses. Each
 figure is made in :func:`dynrnn.plot.style` and written as ``<name>.png`` and ``<name>.pdf``.
 The test suite runs :func:`render` and fails on any warning (``tests/test_gallery.py``).
 """
@@ -164,6 +166,37 @@ def _certificates(flipflop):
     return {"random": random, "trained": stability_certificates(model), "loss": final}
 
 
+def _hmm():
+    from ..analyses import (
+        autonomous_dynamics,
+        emission_statistics,
+        evaluate_emulation,
+        kick_neurons,
+        noise_orbits,
+        symbol_clusters,
+        trajectory_speed,
+    )
+    from ..tasks import linear_chain_hmm
+    from ..training import HMMTrainConfig, hmm_emulator, train_hmm_emulator
+
+    hmm = linear_chain_hmm(2, seq_len=12, n_noise=4)
+    model = hmm_emulator(2, 16, 4, seed=0)
+    train_hmm_emulator(model, hmm, HMMTrainConfig(n_steps=40, batch_size=64, lr=3e-3), seed=0)
+    autonomous = autonomous_dynamics(model, n_trajectories=8, n_steps=60,
+                                     fixed_point_kwargs={"n_initial": 32})
+    # show a network whose activity stays bounded (one that collapses without input)
+    return {
+        "network": int(np.argmax(autonomous["collapses"].values)),
+        "eval": evaluate_emulation(model, hmm, n_sequences=200, n_restarts=2),
+        "reference": emission_statistics(hmm.sample(200, seed=1).info["symbols"], 3),
+        "autonomous": autonomous,
+        "orbits": noise_orbits(model, n_steps=400),
+        "speed": trajectory_speed(model, n_steps=200, n_trajectories=2, min_dwell=2),
+        "clusters": symbol_clusters(model, n_steps=200, n_trajectories=2),
+        "kick": kick_neurons(model, n_steps=400, n_trajectories=2, min_dwell=2),
+    }
+
+
 def _figures(fx) -> dict[str, Callable[[], object]]:
     """``{name: draw}``; each ``draw()`` returns the Figure it drew."""
     import matplotlib.pyplot as plt
@@ -172,20 +205,28 @@ def _figures(fx) -> dict[str, Callable[[], object]]:
         plot_attractor_subregions,
         plot_automaton,
         plot_automaton_states,
+        plot_autonomous_collapse,
         plot_certificate_bounds,
         plot_degeneracy,
         plot_distance_matrix,
+        plot_dwell_times,
         plot_eigenvalues,
         plot_fixed_points,
+        plot_kick_neurons,
         plot_lyapunov_spectrum,
         plot_network_summary,
+        plot_noise_orbit,
         plot_outputs,
         plot_rate_vs_performance,
         plot_reconstruction,
         plot_spike_raster,
+        plot_symbol_clusters,
+        plot_symbol_statistics,
         plot_symbolic_graph,
         plot_timescales,
         plot_training_history,
+        plot_trajectory_speed,
+        plot_transition_matrices,
     )
 
     ff, best = fx["flipflop"], fx["flipflop"]["best"]
@@ -239,6 +280,20 @@ def _figures(fx) -> dict[str, Callable[[], object]]:
         "reconstruction": lambda: plot_reconstruction(
             fx["lorenz"]["truth"], fx["lorenz"]["generated"], dt=0.01,
             names=("x", "y", "z")),
+        "hmm_symbols": on_new_axes(lambda ax: plot_symbol_statistics(fx["hmm"]["eval"], ax=ax)),
+        "hmm_transitions": lambda: plot_transition_matrices(fx["hmm"]["eval"]),
+        "hmm_dwell_times": on_new_axes(lambda ax: plot_dwell_times(
+            fx["hmm"]["eval"], 0, ax=ax, reference=fx["hmm"]["reference"])),
+        "hmm_autonomous": on_new_axes(lambda ax: plot_autonomous_collapse(
+            fx["hmm"]["autonomous"], ax=ax)),
+        "hmm_orbit": on_new_axes(lambda ax: plot_noise_orbit(
+            fx["hmm"]["orbits"], fx["hmm"]["network"], ax=ax)),
+        "hmm_speed": on_new_axes(lambda ax: plot_trajectory_speed(
+            fx["hmm"]["speed"], fx["hmm"]["network"], ax=ax)),
+        "hmm_clusters": on_new_axes(lambda ax: plot_symbol_clusters(
+            fx["hmm"]["clusters"], fx["hmm"]["network"], ax=ax)),
+        "hmm_kick_neurons": on_new_axes(lambda ax: plot_kick_neurons(
+            fx["hmm"]["kick"], fx["hmm"]["network"], ax=ax)),
     }
 
 
@@ -247,7 +302,9 @@ FIGURES = ("network_summary", "outputs", "fixed_points", "fixed_points_3d", "eig
            "lyapunov_spectrum", "timescales", "degeneracy", "symbolic_graph",
            "attractor_subregions", "lyapunov_grouped", "distance_matrix", "training_history",
            "spike_raster", "reconstruction", "automaton", "automaton_states",
-           "certificate_bounds", "rate_vs_performance")
+           "certificate_bounds", "rate_vs_performance", "hmm_symbols", "hmm_transitions",
+           "hmm_dwell_times", "hmm_autonomous", "hmm_orbit", "hmm_speed", "hmm_clusters",
+           "hmm_kick_neurons")
 
 
 def render(out_dir: str | Path, names: tuple[str, ...] | None = None) -> list[Path]:
@@ -275,6 +332,7 @@ def render(out_dir: str | Path, names: tuple[str, ...] | None = None) -> list[Pa
     fx["automaton"] = _automaton() if {"automaton", "automaton_states"} & set(names) else None
     wanted = {"certificate_bounds", "rate_vs_performance"} & set(names)
     fx["certificates"] = _certificates(fx["flipflop"]) if wanted else None
+    fx["hmm"] = _hmm() if any(n.startswith("hmm_") for n in names) else None
     figures = _figures(fx)
     written = []
     for name in names:

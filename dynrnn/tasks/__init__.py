@@ -19,14 +19,12 @@ from .chaotic import (
 from .continual import ContinualPatternTask, continual_sequence
 from .delayed_discrimination import DelayedDiscriminationTask
 from .flipflop import FlipFlopTask
+from .hmm import HMMConfig, cyclic_hmm, fully_connected_hmm, linear_chain_hmm, sample_hmm
 from .parity import DMSTask, ParityTask
 from .path_integration import PathIntegrationTask
 from .sine import SineWaveTask
 from .tomita import TOMITA_DFAS, TOMITA_STATE_COUNTS, SymbolicView, TomitaTask, tomita_accepts
 from .what_when import WhatWhenTask
-
-# Planned: HMM emission tasks (Torre et al. 2025) will be added here as further registered
-# Task classes.
 
 __all__ = [
     "MAX_LYAPUNOV",
@@ -38,6 +36,11 @@ __all__ = [
     "DelayedDiscriminationTask",
     "FlipFlopTask",
     "Lorenz63",
+    "HMMConfig",
+    "linear_chain_hmm",
+    "fully_connected_hmm",
+    "cyclic_hmm",
+    "sample_hmm",
     "Lorenz96",
     "ParityTask",
     "PathIntegrationTask",

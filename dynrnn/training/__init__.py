@@ -1,7 +1,16 @@
 """Training: supervised BPTT for ensembles, curricula, per-network optimisers, teacher forcing
-(GTF/aGTF/STF) for dynamical-systems reconstruction."""
+(GTF/aGTF/STF) for dynamical-systems reconstruction, HMM emulation by Sinkhorn distribution
+matching."""
 
 from .curriculum import Curriculum
+from .distribution_matching import (
+    HMMHistory,
+    HMMTrainConfig,
+    emit,
+    gumbel_softmax_st,
+    hmm_emulator,
+    train_hmm_emulator,
+)
 from .gtf import GTFConfig, GTFHistory, estimate_forcing_interval, train_gtf
 from .hlop import (
     HLOP,
@@ -27,9 +36,17 @@ from .readouts import (
     ridge_readout,
     train_three_factor,
 )
+from .sinkhorn import sinkhorn_divergence
 from .supervised import History, TrainConfig, train
 
 __all__ = [
+    "train_hmm_emulator",
+    "HMMTrainConfig",
+    "HMMHistory",
+    "hmm_emulator",
+    "emit",
+    "gumbel_softmax_st",
+    "sinkhorn_divergence",
     "HLOP",
     "HLOPConfig",
     "HLOPRateRNN",
