@@ -3,6 +3,14 @@
 matching."""
 
 from .curriculum import Curriculum
+from .data_constrained import (
+    ActivityFit,
+    RLSActivityConfig,
+    activity_variance_explained,
+    fit_to_activity,
+    fit_to_activity_rls,
+    rls_block_update,
+)
 from .distribution_matching import (
     HMMHistory,
     HMMTrainConfig,
@@ -78,4 +86,10 @@ __all__ = [
     "ThreeFactorResult",
     "train_three_factor",
     "RidgeResult",
+    "fit_to_activity",
+    "fit_to_activity_rls",
+    "RLSActivityConfig",
+    "ActivityFit",
+    "activity_variance_explained",
+    "rls_block_update",
 ]
