@@ -29,4 +29,14 @@ if "torch" not in _sys.modules:
 from ._version import __version__  # noqa: E402
 from .models import DynamicalSystem, Ensemble, run  # noqa: E402
 
-__all__ = ["DynamicalSystem", "Ensemble", "run", "__version__"]
+__all__ = ["DynamicalSystem", "Ensemble", "reconstruct", "run", "__version__"]
+
+
+def __getattr__(name):
+    # dynrnn.reconstruct (dynrnn.batch.reconstruct) is imported on first use: it pulls in the
+    # analyses, the zoo and xarray, which a plain `import dynrnn` does not need
+    if name == "reconstruct":
+        from .batch.reconstruct import reconstruct
+
+        return reconstruct
+    raise AttributeError(f"module 'dynrnn' has no attribute {name!r}")

@@ -1,5 +1,8 @@
-"""``dynrnn reconstruct``: train PLRNN-family models on a chaotic system with teacher forcing,
-evaluate them (D_stsp, D_H, PE, lambda_max), and write the model, metrics and figures."""
+"""``dynrnn reconstruct``: train PLRNN-family models with teacher forcing on a built-in chaotic
+system (``--system``) or on your own recording (``--data FILE``: .npy, .npz, .csv, netCDF,
+zarr), evaluate them (D_stsp, D_H, PE, lambda_max), and write the model, metrics and figures.
+The training recipes are those of ``dynrnn.training.gtf.RECIPES`` (the defaults of
+``dynrnn.reconstruct`` in Python too)."""
 
 from __future__ import annotations
 
@@ -26,8 +29,14 @@ RECONSTRUCT_OPTIONS = {
     "forcing": "--forcing", "alpha": "--alpha", "tau": "--tau", "lr": "--lr",
     "lr_end": "--lr-end", "grad_clip": "--grad-clip", "ChaoticSystemTask.n_steps": "--samples",
     "dt": "--dt", "noise": "--noise", "every": "--keep-best-every",
-    "lyapunov_steps": "--lyapunov-steps", "seed": "--seed",
+    "lyapunov_steps": "--lyapunov-steps", "seed": "--seed", "heldout": "--heldout",
+    "time_budget": "--time-budget", "patience": "--patience", "validate_every": "--validate-every",
+    "channels": "--channels", "variable": "--variable", "source": "--data",
 }
+#: options of ``--data`` only, and of ``--system`` only
+DATA_ONLY = ("channels", "variable", "heldout", "validate_every", "patience", "delay_embedding",
+             "observation")
+SYSTEM_ONLY = ("system", "samples", "noise", "keep_best_every")
 
 
 def _per_system(values: dict) -> str:
@@ -41,7 +50,31 @@ def add_parser(sub) -> None:
         description=__doc__.replace("``", ""),
     )
     r.add_argument("--system", choices=tuple(SYSTEM_DT), default="lorenz63",
-                   help="the chaotic system whose trajectory is reconstructed")
+                   help="the built-in chaotic system whose trajectory is reconstructed")
+    r.add_argument("--data", default=None, metavar="FILE",
+                   help="reconstruct your own recording instead of --system: .npy, .npz, .csv, "
+                        ".nc or .zarr (time x channel, optional trials; NaN = missing sample)")
+    r.add_argument("--channels", nargs="+", default=None,
+                   help="--data: the channels (columns) to use (default: all)")
+    r.add_argument("--variable", default=None,
+                   help="--data netCDF / zarr: the data variable (default: the only one)")
+    r.add_argument("--heldout", type=float, default=0.2,
+                   help="--data: fraction of every trial held out at its end for validation "
+                        "and evaluation, in [0, 1)")
+    r.add_argument("--validate-every", type=int, default=None,
+                   help="--data: iterations between evaluations on the held-out part, keeping "
+                        "each network's best state (default: --iterations / 20; 0: none)")
+    r.add_argument("--patience", type=int, default=5,
+                   help="--data: stop when no network improved for this many evaluations")
+    r.add_argument("--delay-embedding", choices=("auto", "on", "off"), default="auto",
+                   help="--data: delay coordinates (auto: for fewer than 3 channels; delay = "
+                        "first minimum of the mutual information)")
+    r.add_argument("--observation", choices=("identity", "affine"), default="identity",
+                   help="--data: observation model, identity (the first latent units) or affine "
+                        "(linear-Gaussian x = W z + b of --latent units)")
+    r.add_argument("--time-budget", type=float, default=None,
+                   help="stop training after this many seconds (the learning-rate schedule of "
+                        "--iterations is kept)")
     r.add_argument("--model", choices=MODEL_CHOICES, default="clipped-shplrnn",
                    help="AL-RNN, shallow PLRNN, clipped shallow PLRNN or PLRNN")
     r.add_argument("--pwl", type=int, default=2,
@@ -69,8 +102,9 @@ def add_parser(sub) -> None:
                         f"Brenner et al. 2024's AL-RNN training, {_per_system(ALRNN_TAU)}; "
                         "else estimated from the data)")
     r.add_argument("--lr", type=float, default=1e-3, help="initial learning rate (RAdam)")
-    r.add_argument("--lr-end", type=float, default=1e-5,
-                   help="learning rate at the last iteration (exponential decay), at most --lr")
+    r.add_argument("--lr-end", type=float, default=None,
+                   help="learning rate at the last planned iteration (exponential decay), at "
+                        "most --lr (default: the recipe's, 1e-5)")
     r.add_argument("--grad-clip", type=float, default=None,
                    help="gradient-norm clip per network, 0: off (default: off for alrnn, as in "
                         "Brenner et al. 2024's AL-RNN training; 10 else)")
@@ -78,7 +112,7 @@ def add_parser(sub) -> None:
                    help="time steps of the integrated trajectory (more than --seq-len)")
     r.add_argument("--dt", type=float, default=None,
                    help=f"sampling interval of the trajectory (default: "
-                        f"{_per_system(SYSTEM_DT)})")
+                        f"{_per_system(SYSTEM_DT)}; --data: from the file, else 1)")
     r.add_argument("--noise", type=float, default=None,
                    help="relative observation noise of the data (default: 0.05 for alrnn, as "
                         "in Brenner et al. 2024's AL-RNN training; 0 else)")
@@ -88,10 +122,11 @@ def add_parser(sub) -> None:
                         "the reference code of Brenner et al. 2024 does) or 0 (default: zero "
                         "for alrnn, whose free runs collapsed onto a fixed point more often "
                         "with the learned one; learned else)")
-    r.add_argument("--keep-best-every", type=int, default=0,
-                   help="evaluate every N iterations (N at most --iterations) and keep each "
-                        "network's best state by D_stsp, as the AL-RNN tutorial of Brenner et "
-                        "al. 2024 does; 0: keep the last state")
+    r.add_argument("--keep-best-every", type=int, default=None,
+                   help="--system: evaluate every N iterations (N at most --iterations) and "
+                        "keep each network's best state by D_stsp, as the AL-RNN tutorial of "
+                        "Brenner et al. 2024 does (default: --iterations / 20, as --data's "
+                        "--validate-every); 0: keep the last state")
     r.add_argument("--lyapunov-steps", type=int, default=20000,
                    help="steps of the maximal-Lyapunov-exponent estimate")
     r.add_argument("--seed", type=int, default=0, help="seed of the data, weights and windows")
@@ -104,28 +139,50 @@ def add_parser(sub) -> None:
 
 def check_reconstruct(args) -> None:
     """The options of ``dynrnn reconstruct``: fills the defaults that depend on the model and
-    system, then checks that each option applies and is in range and that ``--out`` is
-    writable -- before the trajectory is integrated."""
+    system (from ``dynrnn.training.gtf.RECIPES``), then checks that each option applies and is
+    in range and that ``--out`` is writable -- before the trajectory is integrated (``--data``:
+    the file is read here, so that its problems are reported before training)."""
+    from dynrnn.training.gtf import RECIPES
+
+    recipe = RECIPES[args.model]
     alrnn = args.model == "alrnn"
-    n_obs = SYSTEM_DIM[args.system]
-    if args.dt is None:
-        args.dt = SYSTEM_DT[args.system]
+    data = args.data is not None
     default_note = {}
     if args.forcing is None:
-        args.forcing = "stf" if alrnn else "gtf"
+        args.forcing = recipe["gtf"]["forcing"]
         default_note["forcing"] = f" (the default for --model {args.model})"
-    if args.tau is None and alrnn and args.forcing == "stf":
-        args.tau = ALRNN_TAU[args.system]
     if args.iterations is None:
-        args.iterations = 20000 if alrnn else 15000
+        args.iterations = recipe["gtf"]["n_iterations"]
     if args.grad_clip is None:
-        args.grad_clip = 0.0 if alrnn else 10.0
-    if args.noise is None:
-        args.noise = 0.05 if alrnn else 0.0
-    if args.latent is None:
-        args.latent = 40 if alrnn else n_obs
+        args.grad_clip = recipe["gtf"]["grad_clip"] or 0.0
+    if args.lr_end is None:
+        args.lr_end = recipe["gtf"]["lr_end"]
     if args.initial_state is None:
-        args.initial_state = "zero" if alrnn else "learned"
+        args.initial_state = recipe["model"]["initial_state"]
+    if data:
+        given = [d for d in SYSTEM_ONLY if d in args.given_options]
+        reject_given(args, given, "only to --system, not to --data")
+        args.recording = _read_data(args)
+        n_obs = args.recording.n_channels
+        embed = args.delay_embedding == "on" or (args.delay_embedding == "auto" and n_obs < 3)
+        n_model = n_obs * max(1, -(-3 // n_obs)) if embed else n_obs
+        where = (f" (the --data file has {n_obs} channels"
+                 + (f", {n_model} with the delay embedding)" if n_model != n_obs else ")"))
+    else:
+        reject_given(args, list(DATA_ONLY), "only to --data FILE, not to --system")
+        n_obs = n_model = SYSTEM_DIM[args.system]
+        where = (f" (the {args.system} data have {n_obs} dimensions, observed by the first "
+                 "latent units)")
+        if args.dt is None:
+            args.dt = SYSTEM_DT[args.system]
+        if args.tau is None and alrnn and args.forcing == "stf":
+            args.tau = ALRNN_TAU[args.system]
+        if args.noise is None:
+            args.noise = 0.05 if alrnn else 0.0
+        if args.keep_best_every is None:  # the best state is kept by default
+            args.keep_best_every = args.iterations // 20
+    if args.latent is None:
+        args.latent = recipe["model"]["n_latent"] or n_model
 
     this_model = f"not to --model {args.model}"
     this_forcing = f"not to --forcing {args.forcing}{default_note.get('forcing', '')}"
@@ -137,27 +194,54 @@ def check_reconstruct(args) -> None:
         reject_given(args, ["alpha"], f"only to --forcing gtf, {this_forcing}")
     if args.forcing != "stf":
         reject_given(args, ["tau"], f"only to --forcing stf, {this_forcing}")
-    check_range(args, "latent", n_obs,
-                why=f" (the {args.system} data have {n_obs} dimensions, observed by the first "
-                    "latent units)")
-    if args.latent == n_obs:
+    affine = data and args.observation == "affine"  # any latent size, all units forced
+    check_range(args, "latent", 1 if affine else n_model, why="" if affine else where)
+    if args.latent == n_model and not affine:
         reject_given(args, ["initial_state"], f"only to --latent above the data dimension "
-                     f"({n_obs} for {args.system}): there are no unobserved units")
+                     f"({n_model}{' for ' + args.system if not data else ''}): there are no "
+                     f"unobserved units")
     check_range(args, "pwl", 0, args.latent, why=" (0 to --latent)")
     for dest in ("hidden", "networks", "iterations", "seq_len", "batch_size", "tau",
-                 "lyapunov_steps"):
+                 "lyapunov_steps", "patience"):
         check_range(args, dest, 1)
     check_range(args, "alpha", 0.0, 1.0)
     check_range(args, "lr", 0.0, low_open=True)
     check_range(args, "lr_end", 0.0, args.lr, low_open=True, why=" (at most --lr)")
     check_range(args, "grad_clip", 0.0)
-    check_range(args, "samples", args.seq_len + 1,
-                why=" (the training windows need --seq-len + 1 time steps)")
-    check_range(args, "dt", 0.0, low_open=True)
-    check_range(args, "noise", 0.0)
-    check_range(args, "keep_best_every", 0, args.iterations, why=" (0 to --iterations)")
+    check_range(args, "time_budget", 0.0, low_open=True)
+    if data:
+        check_range(args, "heldout", 0.0, 1.0, high_open=True)
+        check_range(args, "validate_every", 0, args.iterations, why=" (0 to --iterations)")
+    else:
+        check_range(args, "samples", args.seq_len + 1,
+                    why=" (the training windows need --seq-len + 1 time steps)")
+        check_range(args, "dt", 0.0, low_open=True)
+        check_range(args, "noise", 0.0)
+        check_range(args, "keep_best_every", 0, args.iterations, why=" (0 to --iterations)")
     check_range(args, "seed", 0)
     check_writable(args.out)
+
+
+def _read_data(args):
+    """The ``--data`` recording (errors name the option and the file)."""
+    from pathlib import Path
+
+    from dynrnn.tasks.recordings import RECORDING_SUFFIXES, load_recording
+
+    from .cli import CLIError
+
+    check_range(args, "dt", 0.0, low_open=True)
+    path = Path(args.data)
+    known = sorted(x for v in RECORDING_SUFFIXES.values() for x in v)
+    if path.suffix.lower() not in known:
+        raise CLIError(f"--data must be a file ending in one of {', '.join(known)}; got "
+                       f"{args.data}")
+    if not path.exists():
+        raise CLIError(f"--data {args.data}: no such file")
+    channels = None
+    if args.channels is not None:
+        channels = [int(c) if c.isdigit() else c for c in args.channels]
+    return load_recording(path, dt=args.dt, channels=channels, variable=args.variable)
 
 
 def build_model(args, n_obs: int, dt: float):
@@ -194,6 +278,8 @@ def cmd_reconstruct(args) -> int:
     from dynrnn.training.gtf import GTFConfig, train_gtf
     from dynrnn.zoo import save_model
 
+    if args.data is not None:
+        return _cmd_data(args)
     out = Path(args.out)  # main ran check_reconstruct: the defaults are filled in
     dt = args.dt
     task = ChaoticSystemTask(args.system, n_steps=args.samples, dt=dt, noise=args.noise)
@@ -205,7 +291,7 @@ def cmd_reconstruct(args) -> int:
     cfg = GTFConfig(n_iterations=args.iterations, seq_len=args.seq_len,
                     batch_size=args.batch_size, forcing=args.forcing, alpha=args.alpha,
                     tau=args.tau, lr=args.lr, lr_end=args.lr_end, grad_clip=args.grad_clip or None,
-                    seed=args.seed)
+                    time_budget=args.time_budget, seed=args.seed)
     log(f"Training {model.n_networks} {args.model} networks (M={model.n_units}) with "
         f"{args.forcing} for {args.iterations} iterations ...")
     clean = trials.info.get("clean")
@@ -252,6 +338,68 @@ def cmd_reconstruct(args) -> int:
     log(json.dumps({k: metrics[k] for k in ("D_stsp", "D_H", "max_lyapunov", "best_network",
                                             "train_seconds")}, indent=2))
     log(f"wrote {out / 'model.safetensors'}, {out / 'metrics.json'} and {len(figs)} figures")
+    return 0
+
+
+def _cmd_data(args) -> int:
+    """``--data FILE``: :func:`dynrnn.reconstruct` with the options, then the files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from dynrnn.batch.reconstruct import reconstruct
+    from dynrnn.plot import plot_reconstruction, style
+
+    out = Path(args.out)
+    log = (lambda *a: None) if args.quiet else print
+    rec = args.recording
+    log(f"Read {rec}")
+    config = dict(n_iterations=args.iterations, seq_len=args.seq_len, batch_size=args.batch_size,
+                  forcing=args.forcing, alpha=args.alpha, tau=args.tau, lr=args.lr,
+                  lr_end=args.lr_end, grad_clip=args.grad_clip or None,
+                  time_budget=args.time_budget, seed=args.seed)
+    embed = {"auto": "auto", "on": True, "off": False}[args.delay_embedding]
+    log(f"Training {args.networks} {args.model} networks with {args.forcing} for up to "
+        f"{args.iterations} iterations ...")
+    run = reconstruct(rec, model=args.model, observation=args.observation,
+                      n_networks=args.networks, n_latent=args.latent,
+                      n_hidden=args.hidden, n_pwl=args.pwl, initial_state=args.initial_state,
+                      config=config, delay_embedding=embed, heldout=args.heldout,
+                      validate_every=args.validate_every, patience=args.patience,
+                      lyapunov_steps=args.lyapunov_steps, seed=args.seed,
+                      progress=not args.quiet)
+    out.mkdir(parents=True, exist_ok=True)  # only now: a failed run leaves no directory
+    run.save(out)
+    res = run.result
+    metrics = {
+        "data": str(args.data), "model": args.model, "networks": args.networks,
+        "D_stsp": res.D_stsp.values.tolist(), "D_H": res.D_H.values.tolist(),
+        "PE_1": res.PE.values[:, 0].tolist(), "PE_20": res.PE.values[:, -1].tolist(),
+        "max_lyapunov": res.max_lyapunov.values.tolist(),
+        "max_lyapunov_mean": res.attrs["max_lyapunov_mean"],
+        "max_lyapunov_ci95": [res.attrs["max_lyapunov_ci_low"],
+                              res.attrs["max_lyapunov_ci_high"]],
+        "best_network": run.best_network, "best_iteration": res.best_iteration.values.tolist(),
+        "settings": run.settings,
+    }
+    files = []
+    with style():
+        if res.sizes["channel"] >= 2:
+            fig = plot_reconstruction(res, dims=tuple(range(min(3, res.sizes["channel"]))))
+            fig.suptitle(f"held-out data (black) and network {run.best_network}'s free run "
+                         f"(blue), data units", fontsize=8)
+            fig.savefig(out / "attractor.png", dpi=120)
+            plt.close(fig)
+            files.append("attractor.png")
+    files = _loss_figure(out, {"loss": res.loss.values.T}, run.best_network, np, plt, files)
+    metrics["figures"] = files
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=float))
+    log(json.dumps({k: metrics[k] for k in ("D_stsp", "D_H", "max_lyapunov", "best_network")},
+                   indent=2))
+    log(f"wrote {out / 'model.safetensors'}, {out / 'reconstruction.nc'}, "
+        f"{out / 'metrics.json'} and {len(files)} figures")
     return 0
 
 

@@ -155,10 +155,12 @@ def _fits(shape, layouts, sizes, pred=None) -> bool:
 
 
 def tensors(layouts, good, *, finite=True, dtype=torch.float32, pred=None, junk=True,
-            numpy=False, **sizes) -> st.SearchStrategy:
+            numpy=False, spoilers=(math.nan, math.inf, -math.inf),
+            **sizes) -> st.SearchStrategy:
     """Bad tensor arguments: shapes outside ``layouts`` (wrong N, K, I, a missing or extra dim,
     an empty dim), non-numeric values, a complex tensor of the good shape ``good`` and (with
-    ``finite``) a NaN or inf in it. ``numpy`` draws the wrong shapes as numpy arrays."""
+    ``finite``) one of ``spoilers`` (NaN or inf) in it. ``numpy`` draws the wrong shapes as numpy
+    arrays."""
     make = (lambda s: np.random.default_rng(0).normal(size=s)) if numpy else (
         lambda s: torch.randn(s).to(dtype))
     shapes = st.lists(st.integers(0, 5), min_size=0, max_size=5).map(tuple).filter(
@@ -173,7 +175,7 @@ def tensors(layouts, good, *, finite=True, dtype=torch.float32, pred=None, junk=
             t = torch.zeros(good, dtype=dtype)
             t.view(-1)[0] = v
             return t
-        parts.append(st.sampled_from([math.nan, math.inf, -math.inf]).map(spoil))
+        parts.append(st.sampled_from(list(spoilers)).map(spoil))
     return st.one_of(parts)
 
 
@@ -635,14 +637,16 @@ def _cases() -> list[Case]:
         Case("train_gtf", TR.train_gtf,
              dict(model=M.PLRNN(M.PLRNNConfig(3, 2), n_networks=K), data=SERIES,
                   config=TR.GTFConfig(n_iterations=1, seq_len=5, batch_size=2)),
+             # NaN is a missing sample in DSR data (masked); inf stays an error
              {"data": tensors((("T", "N"), ("R", "T", "N")), (30, 2), N=2,
-                              pred=lambda s: s[-2] >= 6),
+                              pred=lambda s: s[-2] >= 6, spoilers=(math.inf, -math.inf)),
               "config": st.one_of(JUNK, st.just({"a": 1})), "progress": bools(),
               "seed": SEEDS, "callback": st.one_of(st.just("cb"), st.integers()),
               "model": st.one_of(JUNK, st.none())}),
         Case("estimate_forcing_interval", TR.estimate_forcing_interval,
              dict(data=SERIES, max_lag=5),
-             {"data": tensors((("T", "N"), ("R", "T", "N")), (30, 2), pred=lambda s: s[-2] >= 7),
+             {"data": tensors((("T", "N"), ("R", "T", "N")), (30, 2), pred=lambda s: s[-2] >= 7,
+                              spoilers=(math.inf, -math.inf)),
               "method": choices(("mi", "ac")), "max_lag": ints(2), "n_bins": ints(2)}),
         Case("force_train", TR.force_train,
              dict(model=ESN, targets=_state(K, 6, 1), x=_state(1, 6, 1), progress=False),

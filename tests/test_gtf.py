@@ -238,9 +238,13 @@ def test_bad_input(lorenz):
     m = PLRNN(PLRNNConfig(3, 3))
     cfg = GTFConfig(n_iterations=1, seq_len=50)
     bad = lorenz.clone()
-    bad[10, 1] = float("nan")
-    with pytest.raises(ValueError, match="NaN"):
+    bad[10, 1] = float("inf")  # NaN is a missing sample (tests/test_reconstruct.py); inf is not
+    with pytest.raises(ValueError, match="inf"):
         train_gtf(m, bad, cfg)
+    with pytest.raises(ValueError, match="all NaN"):
+        train_gtf(m, torch.full_like(lorenz, float("nan")), cfg)
+    with pytest.raises(ValueError, match="time_budget"):
+        GTFConfig(time_budget=0)
     with pytest.raises(ValueError, match="time steps"):
         train_gtf(m, lorenz[:30], cfg)
     with pytest.raises(ValueError, match="N=3"):

@@ -12,12 +12,15 @@ at any moment, and run in process, in local processes or on a Dask cluster by th
   in blocks),
   :func:`open_result` / :func:`open_pairwise` (lazy, with the networks' hyperparameters as
   coordinates), :func:`check_result`, :func:`result_status`. CLI: ``dynrnn analyze``.
+* Reconstruction of recorded data (:mod:`dynrnn.batch.reconstruct`): :func:`reconstruct`
+  (also ``dynrnn.reconstruct`` and ``dynrnn reconstruct --data FILE``).
 * Executors (:mod:`dynrnn.batch.executors`): :func:`map_chunks` -- ``"inprocess"``,
   ``"processes"``, ``"dask"`` (the ``[dask]`` extra, imported only when used).
 """
 
 from .analyze import ANALYSES, PAIRWISE, AnalyzeReport, analyze
 from .executors import EXECUTORS, ChunkOutcome, map_chunks
+from .reconstruct import Reconstruction, evaluate_heldout, reconstruct
 from .store import (
     ResultIntegrityError,
     ResultIntegrityWarning,
@@ -33,6 +36,9 @@ __all__ = [
     "ANALYSES",
     "PAIRWISE",
     "EXECUTORS",
+    "Reconstruction",
+    "evaluate_heldout",
+    "reconstruct",
     "AnalyzeReport",
     "ChunkOutcome",
     "Plan",

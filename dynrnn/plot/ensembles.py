@@ -214,16 +214,27 @@ def plot_spike_raster(result: Any, network: int = 0, trial: int = 0, axes=None, 
     return fig
 
 
-def plot_reconstruction(truth: Any, generated: Any, axes=None, *, dims=(0, 1, 2),
+def plot_reconstruction(truth: Any, generated: Any = None, axes=None, *, dims=(0, 1, 2),
                         dt: float = 1.0, names: tuple[str, ...] | None = None,
-                        max_points: int = 5000):
+                        max_points: int = 5000, network: int | None = None,
+                        time_series: bool | None = None, series_steps: int = 2000):
     """A reconstructed attractor against the true one: the state space (3-D, or 2-D with
     two dims) and the power spectrum of every dimension (log scale), truth in black and the
-    model's free-running trajectory in blue.
+    model's free-running trajectory in blue; optionally the time series of every dimension.
 
     Arguments:
-        truth, generated: trajectories ``[T, D]`` (observation space; the same D).
-        axes: optional ``1 + D`` Axes (the first 3-D for three dims); default a new Figure.
+        truth, generated: trajectories ``[T, D]`` (observation space; the same D); or
+            ``truth`` the result of :func:`dynrnn.reconstruct` (an ``xarray.Dataset`` with
+            ``heldout (time, channel)`` and ``free_run (network, time, channel)``, data
+            units) and ``generated`` None: the held-out data against the free run of
+            ``network`` (default the result's ``best_network``), ``dt`` and ``names`` from
+            the result, time series shown.
+        time_series: also draw the first ``series_steps`` samples of every dimension (data
+            and free run, which starts from the data and drifts away where the system is
+            chaotic; for a Dataset its ``forecast``, the free run from the stretch's first
+            sample); None: only for a Dataset.
+        axes: optional ``1 + D`` Axes (``1 + 2 D`` with time series: state space, D spectra,
+            D time series; the first 3-D for three dims); default a new Figure.
         dims: the state-space dims drawn (2 or 3).
         dt: sampling interval of the trajectories (for the frequency axis).
         names: names of the D dimensions (default ``x_1 .. x_D``).
@@ -235,6 +246,20 @@ def plot_reconstruction(truth: Any, generated: Any, axes=None, *, dims=(0, 1, 2)
     import matplotlib.pyplot as plt
 
     owner = "plot_reconstruction"
+    series_pair = None  # (data, free run from the data's first sample) for the time series
+    if isinstance(truth, xr.Dataset):
+        if generated is not None or not {"heldout", "free_run"} <= set(truth.data_vars):
+            raise ValueError(f"The 'truth' parameter of {owner} must be a reconstruct() result "
+                             f"(variables heldout, free_run) with generated=None.")
+        k = int(truth.attrs.get("best_network", 0)) if network is None else check_index(
+            owner, "network", network, truth.sizes["network"])
+        dt = float(truth.attrs.get("dt", dt))
+        names = tuple(str(c) for c in truth["channel"].values) if names is None else names
+        series_pair = (truth["heldout"].values, truth["forecast"].values[k]) if (
+            "forecast" in truth.data_vars) else None
+        generated = truth["free_run"].values[k]
+        truth = truth["heldout"].values
+        time_series = True if time_series is None else time_series
     a = np.asarray(truth.detach().cpu() if hasattr(truth, "detach") else truth, dtype=float)
     b = np.asarray(generated.detach().cpu() if hasattr(generated, "detach") else generated,
                    dtype=float)
@@ -248,13 +273,30 @@ def plot_reconstruction(truth: Any, generated: Any, axes=None, *, dims=(0, 1, 2)
                          f"dimensions; got {dims}.")
     names = tuple(names) if names is not None else tuple(f"$x_{{{i + 1}}}$" for i in range(D))
     three = len(dims) == 3
+    series = bool(time_series)
     if axes is None:
-        fig = plt.figure(figsize=(3.0 + 1.6 * D, 3.0), layout="constrained")
-        grid = fig.add_gridspec(D, 2, width_ratios=[1.6, 1.0])
+        fig = plt.figure(figsize=(3.0 + 1.6 * D + (3.2 if series else 0.0),
+                                  max(3.0, 1.1 * D) if series else 3.0), layout="constrained")
+        grid = fig.add_gridspec(D, 3 if series else 2,
+                                width_ratios=[1.6, 1.0, 1.6] if series else [1.6, 1.0])
         axes = [fig.add_subplot(grid[:, 0], projection="3d" if three else None)]
         axes += [fig.add_subplot(grid[i, 1]) for i in range(D)]
-    axes = check_axes(owner, "axes", axes, 1 + D)
+        if series:
+            axes += [fig.add_subplot(grid[i, 2]) for i in range(D)]
+    axes = check_axes(owner, "axes", axes, 1 + (2 * D if series else D))
     fig = axes[0].figure
+    if series:
+        sa, sb = series_pair if series_pair is not None else (a, b)
+        n_show = min(int(series_steps), len(sa), len(sb))
+        t = np.arange(n_show) * dt
+        for i, ax in enumerate(axes[1 + D:]):
+            ax.plot(t, sa[:n_show, i], color=PALETTE["black"], lw=0.6)
+            ax.plot(t, sb[:n_show, i], color=PALETTE["blue"], lw=0.6)
+            ax.set_ylabel(names[i])
+            if i < D - 1:
+                ax.tick_params(labelbottom=False)
+        axes[-1].set_xlabel("time" if dt != 1.0 else "time (steps)")
+        axes = axes[: 1 + D]
     ss = axes[0]
     for traj, colour, lab, lw in ((a, PALETTE["black"], "truth", 0.4),
                                   (b, PALETTE["blue"], "model (free run)", 0.4)):

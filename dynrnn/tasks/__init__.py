@@ -22,6 +22,7 @@ from .flipflop import FlipFlopTask
 from .hmm import HMMConfig, cyclic_hmm, fully_connected_hmm, linear_chain_hmm, sample_hmm
 from .parity import DMSTask, ParityTask
 from .path_integration import PathIntegrationTask
+from .recordings import Recording, load_recording
 from .sine import SineWaveTask
 from .tomita import TOMITA_DFAS, TOMITA_STATE_COUNTS, SymbolicView, TomitaTask, tomita_accepts
 from .what_when import WhatWhenTask
@@ -35,15 +36,17 @@ __all__ = [
     "DMSTask",
     "DelayedDiscriminationTask",
     "FlipFlopTask",
-    "Lorenz63",
     "HMMConfig",
     "linear_chain_hmm",
     "fully_connected_hmm",
     "cyclic_hmm",
     "sample_hmm",
+    "Lorenz63",
     "Lorenz96",
     "ParityTask",
     "PathIntegrationTask",
+    "Recording",
+    "load_recording",
     "Rossler",
     "SineWaveTask",
     "SymbolicView",

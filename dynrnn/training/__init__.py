@@ -19,7 +19,7 @@ from .distribution_matching import (
     hmm_emulator,
     train_hmm_emulator,
 )
-from .gtf import GTFConfig, GTFHistory, estimate_forcing_interval, train_gtf
+from .gtf import RECIPES, GTFConfig, GTFHistory, estimate_forcing_interval, train_gtf
 from .hlop import (
     HLOP,
     MLP,
@@ -66,6 +66,7 @@ __all__ = [
     "train_gtf",
     "GTFConfig",
     "GTFHistory",
+    "RECIPES",
     "estimate_forcing_interval",
     "train",
     "TrainConfig",

@@ -66,9 +66,42 @@ __all__ = [
     "estimate_forcing_interval",
     "check_dsr_data",
     "sample_windows",
+    "dsr_data",
+    "DSRData",
+    "RECIPES",
 ]
 
 FORCING = ("gtf", "agtf", "stf", "none")
+
+_SHPLRNN_GTF = dict(n_iterations=15000, seq_len=200, batch_size=16, forcing="gtf", alpha=0.2,
+                    lr=1e-3, lr_end=1e-5, grad_clip=10.0)
+
+#: The recommended reconstruction recipes, one per model family: ``"gtf"`` holds the
+#: :class:`GTFConfig` fields, ``"model"`` the model's size defaults (``n_latent`` None = the
+#: observed dimension; ``initial_state`` of the unobserved latent units). Used by
+#: :meth:`GTFConfig.recipe`, :func:`dynrnn.reconstruct` and ``dynrnn reconstruct`` alike.
+#:
+#: * shPLRNN / clipped shPLRNN / PLRNN: generalized teacher forcing with alpha 0.2, M = data
+#:   dimension, L = 100 hidden units, sequence 200, batch 16, RAdam 1e-3 decayed exponentially
+#:   (Hess, Monfared, Brenner & Durstewitz 2023, Generalized teacher forcing for learning
+#:   chaotic dynamics, ICML, PMLR 202: Lorenz-63 shPLRNN M=3, L=100, sequence 200, batch 16,
+#:   RAdam 1e-3 -> 1e-6); 15,000 iterations to 1e-5 with gradient clip 10 (the settings
+#:   dynrnn's Lorenz-63 tests reach D_stsp < 1 with).
+#: * AL-RNN: sparse teacher forcing (interval from the data unless given), 20,000 iterations,
+#:   no gradient clipping, M = 40 latent units of which P = 2 are piecewise linear, unobserved
+#:   units starting at 0 (Brenner, Hemmer, Monfared & Durstewitz 2024, Almost-linear RNNs yield
+#:   highly interpretable symbolic codes in dynamical systems reconstruction, NeurIPS 37: M=20,
+#:   P=2 for Lorenz-63 with STF; with M=20 most of dynrnn's P=2 Lorenz free runs collapsed onto
+#:   a fixed point, hence 40).
+RECIPES: dict[str, dict[str, dict[str, Any]]] = {
+    "shplrnn": {"gtf": dict(_SHPLRNN_GTF),
+                "model": dict(n_latent=None, n_hidden=100, initial_state="learned")},
+    "clipped-shplrnn": {"gtf": dict(_SHPLRNN_GTF),
+                        "model": dict(n_latent=None, n_hidden=100, initial_state="learned")},
+    "plrnn": {"gtf": dict(_SHPLRNN_GTF), "model": dict(n_latent=None, initial_state="learned")},
+    "alrnn": {"gtf": dict(_SHPLRNN_GTF, n_iterations=20000, forcing="stf", grad_clip=None),
+              "model": dict(n_latent=40, n_pwl=2, initial_state="zero")},
+}
 
 
 @dataclass(frozen=True)
@@ -87,7 +120,9 @@ class GTFConfig:
         agtf_every: batches between alpha estimates (paper: 5).
         agtf_decay: weight of the old alpha when the estimate is smaller (paper: 0.999).
         tau: forcing interval of STF; None -> :func:`estimate_forcing_interval`.
-        lr, lr_end: learning rate, decayed exponentially to ``lr_end`` at the last iteration.
+        lr, lr_end: learning rate, decayed exponentially to ``lr_end`` at the last planned
+            iteration (``n_iterations``; a run stopped earlier -- by ``time_budget`` or a
+            callback -- does not reshape this schedule).
         optimizer: ``"radam"`` or ``"adam"``.
         grad_clip: per-network gradient-norm clip (None or 0: off).
         noise_std: std of Gaussian noise added to the teacher signal (data used for forcing)
@@ -98,10 +133,19 @@ class GTFConfig:
             target).
         loss_burn_in: leading steps of each window excluded from the loss (lets unobserved
             latent units, which start at 0, settle under forcing; 0: off).
+        time_budget: wall-clock seconds of training after which the run stops (checked after
+            each iteration; the learning-rate schedule stays that of ``n_iterations``; None:
+            no limit).
+        stop_after: iterations after which the run stops, the learning-rate schedule staying
+            that of ``n_iterations`` (a deterministic budget; None: run ``n_iterations``).
         seed: seed of window sampling and noise.
+
+    The defaults are the recipe of the shPLRNN (``RECIPES["shplrnn"]``, also the defaults of
+    ``dynrnn reconstruct``): GTF with alpha 0.2, RAdam 1e-3 -> 1e-5 over 15,000 iterations of
+    16 windows of 200 steps, gradient clip 10; :meth:`recipe` gives the others.
     """
 
-    n_iterations: int = 3000
+    n_iterations: int = 15000
     seq_len: int = 200
     batch_size: int = 16
     forcing: str = "gtf"
@@ -111,12 +155,14 @@ class GTFConfig:
     agtf_decay: float = 0.999
     tau: int | None = None
     lr: float = 1e-3
-    lr_end: float = 1e-6
+    lr_end: float = 1e-5
     optimizer: str = "radam"
     grad_clip: float | None = 10.0
     noise_std: float = 0.0
     noise_on_targets: bool = False
     loss_burn_in: int = 0
+    time_budget: float | None = None
+    stop_after: int | None = None
     seed: int = 0
 
     constraints: ClassVar[dict[str, Constraint]] = {
@@ -136,11 +182,20 @@ class GTFConfig:
         "noise_std": Float(0.0),
         "noise_on_targets": Bool(),
         "loss_burn_in": Int(0, lambda c: c.seq_len - 1),
+        "time_budget": OrNone(Float(0.0, None, low_inclusive=False)),
+        "stop_after": OrNone(Int(1, "n_iterations")),
         "seed": Int(0),
     }
 
     def __post_init__(self):
         validate_config(self)
+
+    @classmethod
+    def recipe(cls, model: str = "shplrnn", **overrides: Any) -> GTFConfig:
+        """The training recipe of one model family (``RECIPES[model]["gtf"]``), with
+        ``overrides`` (any field) applied: ``GTFConfig.recipe("alrnn", n_iterations=5000)``."""
+        check_choice("GTFConfig.recipe", "model", model, tuple(RECIPES))
+        return cls(**{**RECIPES[model]["gtf"], **overrides})
 
 
 @dataclass
@@ -154,10 +209,12 @@ class GTFHistory:
     wall_time: list = field(default_factory=list)
     tau: int | None = None
     stopped: bool = False
+    stop_reason: str = ""
 
     def _summary_rows(self) -> tuple[str, list[tuple[str, str]]]:
         n = len(self.loss)
-        rows = [("iterations", str(n)), ("stopped early", str(bool(self.stopped))),
+        rows = [("iterations", str(n)), ("stopped early", str(bool(self.stopped)) + (
+                    f" ({self.stop_reason})" if self.stop_reason else "")),
                 ("STF interval tau", "-" if self.tau is None else str(self.tau))]
         if n:
             last = np.asarray(self.loss[-1], dtype=float)
@@ -191,7 +248,7 @@ class GTFHistory:
     def to_xarray(self):
         """The history as an ``xarray.Dataset``: ``loss``, ``alpha``, ``grad_norm``
         ``(network, iteration)``, ``lr`` and ``wall_time`` ``(iteration)``; attrs ``tau``
-        (STF forcing interval, -1 if none) and ``stopped``."""
+        (STF forcing interval, -1 if none), ``stopped`` and ``stop_reason``."""
         import xarray as xr
 
         a = self.as_arrays()
@@ -202,15 +259,18 @@ class GTFHistory:
         data = {**per_net, "lr": (("iteration",), a["lr"]),
                 "wall_time": (("iteration",), a["wall_time"])}  # fmt: skip
         coords = {"network": np.arange(K), "iteration": np.arange(n)}
-        attrs = {"tau": -1 if self.tau is None else int(self.tau), "stopped": int(self.stopped)}
+        attrs = {"tau": -1 if self.tau is None else int(self.tau), "stopped": int(self.stopped),
+                 "stop_reason": self.stop_reason}
         return xr.Dataset(data, coords=coords, attrs=attrs)
 
 
-def check_dsr_data(data: Any, n_obs: int | None, owner: str, min_len: int = 2) -> torch.Tensor:
+def check_dsr_data(data: Any, n_obs: int | None, owner: str, min_len: int = 2,
+                   allow_nan: bool = False) -> torch.Tensor:
     """Validate observed time series: ``[T, N]`` or ``[R, T, N]`` -> float tensor ``[R, T, N]``.
 
     Raises ValueError for non-numeric input, wrong dimensionality, a wrong number of observed
-    dimensions, NaN/inf, or series shorter than ``min_len``.
+    dimensions, NaN (unless ``allow_nan``: NaN = missing sample; then all-NaN is the error) or
+    inf, or series shorter than ``min_len``.
     """
     x = check_tensor(owner, "data", data, dtype=torch.float32, detach=True)
     if x.ndim == 2:
@@ -229,7 +289,13 @@ def check_dsr_data(data: Any, n_obs: int | None, owner: str, min_len: int = 2) -
             f"The 'data' parameter of {owner} must have N={n_obs} observed dimensions (the "
             f"model's n_outputs). Got {x.shape[-1]} (shape {tuple(x.shape)}) instead."
         )
-    if not bool(torch.isfinite(x).all()):
+    if allow_nan:
+        if bool(torch.isinf(x).any()):
+            raise ValueError(f"The 'data' parameter of {owner} contains inf values (NaN marks "
+                             f"a missing sample).")
+        if bool(torch.isnan(x).all()):
+            raise ValueError(f"The 'data' parameter of {owner} is all NaN: no sample observed.")
+    elif not bool(torch.isfinite(x).all()):
         raise ValueError(f"The 'data' parameter of {owner} contains NaN or inf values.")
     if x.shape[1] < min_len:
         raise ValueError(
@@ -239,8 +305,90 @@ def check_dsr_data(data: Any, n_obs: int | None, owner: str, min_len: int = 2) -
     return x.contiguous()
 
 
-def sample_windows(data: torch.Tensor, K: int, B: int, length: int, gen: torch.Generator):
-    """Random windows ``[K, B, length, N]`` of ``data [R, T, N]`` (independent per network)."""
+@dataclass
+class DSRData:
+    """Training data of :func:`train_gtf`: trials padded to ``values [R, T_max, N]`` (NaN =
+    missing sample or after a trial's end) with their ``lengths [R]``; ``starts [W, 2]`` lists
+    every window ``(trial, first step)`` of ``length`` steps that lies inside its trial and
+    whose first sample is observed in every channel (the state of a window is initialised from
+    it), or is None when every trial has ``T_max`` finite samples (then any window is valid).
+    """
+
+    values: torch.Tensor
+    lengths: torch.Tensor
+    starts: torch.Tensor | None
+    length: int
+    source: str = "<array>"
+
+    @property
+    def has_missing(self) -> bool:
+        return self.starts is not None and bool(torch.isnan(self.values).any())
+
+
+def dsr_data(data: Any, n_obs: int | None, owner: str, length: int) -> DSRData:
+    """Observations for training -> :class:`DSRData` with windows of ``length`` steps.
+
+    ``data``: a :class:`~dynrnn.tasks.recordings.Recording`, a list of trials ``[T_r, N]`` (of
+    different lengths), or an array / tensor ``[T, N]`` / ``[R, T, N]``; NaN marks a missing
+    sample (inf is an error). Raises ValueError (naming the file of a Recording) when the data
+    are all NaN, have the wrong number of channels, or no trial holds one window of ``length``
+    steps starting at a fully observed sample.
+    """
+    from ..tasks.recordings import Recording, load_recording
+
+    source = "<array>"
+    if isinstance(data, Recording) or (isinstance(data, (list, tuple)) and len(data) and all(
+            hasattr(d, "shape") for d in data)):
+        rec = load_recording(data)
+        source = rec.source
+        where = f"{owner} (file {source})" if not source.startswith("<") else owner
+        if n_obs is not None and rec.n_channels != n_obs:
+            raise ValueError(
+                f"The 'data' parameter of {where} must have N={n_obs} observed dimensions (the "
+                f"model's n_outputs). Got {rec.n_channels} channels."
+            )
+        padded, lengths = rec.padded()
+        x = torch.from_numpy(padded).to(torch.float32)
+        lengths = torch.as_tensor(lengths)
+    else:
+        where = owner
+        x = check_dsr_data(data, n_obs, owner, min_len=1, allow_nan=True)
+        lengths = torch.full((x.shape[0],), x.shape[1])
+    R, T, N = x.shape
+    if bool(torch.isfinite(x).all()) and bool((lengths == T).all()):
+        if T < length:
+            raise ValueError(
+                f"The 'data' parameter of {where} has T={T} time steps; at least {length} "
+                f"are needed (seq_len + 1)."
+            )
+        return DSRData(x.contiguous(), lengths, None, length, source)
+    first_ok = torch.isfinite(x).all(-1)  # [R, T]
+    s = torch.arange(T)
+    fits = s[None, :] <= (lengths[:, None] - length)
+    r_idx, s_idx = torch.nonzero(first_ok & fits, as_tuple=True)
+    if r_idx.numel() == 0:
+        raise ValueError(
+            f"The 'data' parameter of {where} is too short for one training window: no trial "
+            f"has {length} steps (seq_len + 1) from a fully observed sample (trial lengths "
+            f"{lengths.tolist()[:8]})."
+        )
+    return DSRData(x.contiguous(), lengths, torch.stack([r_idx, s_idx], 1), length, source)
+
+
+def sample_windows(data: Any, K: int, B: int, length: int, gen: torch.Generator):
+    """Random windows ``[K, B, length, N]`` (independent per network).
+
+    ``data``: ``[R, T, N]`` (trial and start drawn uniformly) or a :class:`DSRData` with a list
+    of valid windows (one drawn uniformly among them: trials weigh by their number of windows).
+    """
+    if isinstance(data, DSRData):
+        if data.starts is None:
+            data = data.values
+        else:
+            pick = torch.randint(0, data.starts.shape[0], (K * B,), generator=gen)
+            r, s = data.starts[pick, 0], data.starts[pick, 1]
+            idx = s[:, None] + torch.arange(length)[None, :]
+            return data.values[r[:, None], idx].reshape(K, B, length, data.values.shape[-1])
     R, T, N = data.shape
     r = torch.randint(0, R, (K * B,), generator=gen)
     s = torch.randint(0, T - length + 1, (K * B,), generator=gen)
@@ -275,7 +423,12 @@ def gtf_loss(
 
     Arguments:
         model: a K-network model (PLRNN family, or any model with ``n_outputs`` observed units).
-        windows: data ``[K, B, S+1, N]``; step 0 (of ``teacher``) initialises the state.
+        windows: data ``[K, B, S+1, N]``; step 0 (of ``teacher``) initialises the state and
+            must be observed. NaN marks a missing sample: it is left out of the loss (the MSE
+            is the mean over the observed targets of each network), and where the forcing
+            signal ``zhat`` is missing the model runs unforced for those units at that step
+            (affine observation: a step with any missing channel is unforced); nothing is
+            interpolated. Windows with missing samples take the plain autograd loop.
         alpha: forcing strength, float or ``[K]``.
         forcing: ``"gtf"``/``"agtf"`` (every step with weight alpha), ``"stf"`` (weight 1 every
             ``tau`` steps), ``"none"`` (free run from the first state).
@@ -289,14 +442,23 @@ def gtf_loss(
             ``"reference"`` forces the plain autograd loop (the specification).
 
     Returns:
-        ``loss [K]`` (mean over B, S, N) and, if requested, the forced states.
+        ``loss [K]`` (mean over B, S, N; over the observed entries where samples are missing)
+        and, if requested, the forced states.
     """
     K = model.n_networks
     teacher = windows if teacher is None else teacher
     S = windows.shape[2] - 1
     alpha = torch.as_tensor(alpha, dtype=windows.dtype).expand(K)
     check_choice("gtf_loss", "backend", backend, ("auto", "reference"))
+    missing = bool(torch.isnan(teacher).any()) or bool(torch.isnan(windows).any())
+    if missing and bool(torch.isnan(teacher[:, :, 0]).any()):
+        raise ValueError("The 'windows' parameter of gtf_loss must be observed in every channel "
+                         "at step 0 (it initialises the state); NaN found there.")
     zhat = latent_from_observation(model, teacher)  # [K, B, S+1, M]
+    seen = None
+    if missing:  # NaN = missing: no forcing of those units at that step, no loss there
+        seen = torch.isfinite(zhat).to(zhat.dtype)
+        zhat = torch.nan_to_num(zhat, nan=0.0)
     # [K, B, M], may carry gradient (a learned initial state)
     z0 = latent_from_observation(model, teacher[:, :, 0], initial=True)
     if forcing == "stf":
@@ -304,7 +466,7 @@ def gtf_loss(
     else:
         w = _forcing_weights(model, alpha)
     use_forcing = forcing in ("gtf", "agtf") and bool((alpha > 0).any())
-    if backend == "auto" and model.has_fused_forced_rollout():
+    if backend == "auto" and model.has_fused_forced_rollout() and not missing:
         weights = torch.zeros(S, *w.shape, dtype=w.dtype)
         if use_forcing:
             weights[:] = w
@@ -314,17 +476,16 @@ def gtf_loss(
         Z, forced = Z.transpose(1, 2), ZF.transpose(1, 2)
     else:
         zhat_steps = zhat.unbind(2)
+        seen_steps = seen.unbind(2) if seen is not None else None
         z = z0
         params = model.prepare()
         drive = model.input_drive(torch.zeros(1, windows.shape[1], model.n_inputs,
                                               dtype=windows.dtype))
         states, forced = [], []
         for t in range(1, S + 1):
-            if t > 1:
-                if use_forcing:
-                    z = torch.lerp(z, zhat_steps[t - 1], w)
-                elif forcing == "stf" and (t - 1) % tau == 0:
-                    z = torch.lerp(z, zhat_steps[t - 1], w)
+            if t > 1 and (use_forcing or (forcing == "stf" and (t - 1) % tau == 0)):
+                wt = w if seen_steps is None else w * seen_steps[t - 1]
+                z = torch.lerp(z, zhat_steps[t - 1], wt)
             if return_states:
                 forced.append(z.detach())
             z = model.step_drive(z, drive, params)
@@ -333,7 +494,15 @@ def gtf_loss(
         forced = torch.stack(forced, dim=2) if return_states else None
     pred = model.readout(Z)
     skip = min(int(loss_burn_in), S - 1)
-    loss = (pred[:, :, skip:] - windows[:, :, 1 + skip:]).pow(2).mean(dim=(1, 2, 3))
+    target = windows[:, :, 1 + skip:]
+    if missing:
+        observed = torch.isfinite(target)
+        err = torch.where(observed, pred[:, :, skip:] - torch.nan_to_num(target, nan=0.0),
+                          torch.zeros((), dtype=pred.dtype))
+        count = observed.sum(dim=(1, 2, 3)).clamp_min(1).to(pred.dtype)
+        loss = err.pow(2).sum(dim=(1, 2, 3)) / count
+    else:
+        loss = (pred[:, :, skip:] - target).pow(2).mean(dim=(1, 2, 3))
     if return_states:
         return loss, forced
     return loss
@@ -366,16 +535,24 @@ def _first_local_min(curve: np.ndarray) -> int | None:
 def estimate_forcing_interval(
     data: Any, method: str = "mi", max_lag: int = 500, n_bins: int = 32
 ) -> int:
-    """Forcing interval tau of sparse TF from the data (Mikhaeil et al. 2022).
+    """Forcing interval tau of sparse TF from the data (Mikhaeil, Monfared & Durstewitz 2022,
+    On the difficulty of learning chaotic dynamics with RNNs, NeurIPS 35: tau from the first
+    minimum of the mutual information or of the autocorrelation).
 
     Arguments:
-        data: observations ``[T, N]`` or ``[R, T, N]``.
+        data: observations ``[T, N]`` or ``[R, T, N]``, a list of trials ``[T_r, N]`` or a
+            :class:`~dynrnn.tasks.recordings.Recording`; NaN = missing sample (pairs with a
+            missing member are left out of the sums; nothing is interpolated).
         method: ``"mi"`` -- first local minimum of the time-delayed mutual information
-            (histogram estimate with ``n_bins`` bins, averaged over dimensions and smoothed
-            over 5 lags; Fraser & Swinney 1986); ``"ac"`` -- first local minimum of the
-            autocorrelation function averaged over dimensions (or its first zero crossing, if
-            earlier).
-        max_lag: largest lag considered (returned if no minimum is found before).
+            ``I(x_t; x_{t+k})`` (histogram estimate with ``n_bins`` bins per channel, pooled
+            over trials, averaged over channels and smoothed over 5 lags; Fraser & Swinney
+            1986, Independent coordinates for strange attractors from mutual information,
+            Physical Review A 33, 1134); ``"ac"`` -- first local minimum of the autocorrelation
+            ``C(k) = sum_t x_t x_{t+k} / sum_t x_t^2`` (standardised channels, observed pairs,
+            summed over trials, averaged over channels) or its first zero crossing, if
+            earlier.
+        max_lag: largest lag considered (returned if no minimum is found before); at least
+            ``max_lag + 2`` samples are needed in the longest trial.
 
     Returns:
         tau >= 1 (in samples).
@@ -384,26 +561,51 @@ def estimate_forcing_interval(
     check_choice(owner, "method", method, ("mi", "ac"))
     max_lag = check_int(owner, "max_lag", max_lag, 2)
     n_bins = check_int(owner, "n_bins", n_bins, 2)
-    x = check_dsr_data(data, None, owner, min_len=max_lag + 2)[0].double().numpy()
-    x = (x - x.mean(0)) / np.where(x.std(0) > 0, x.std(0), 1.0)
-    T, N = x.shape
+    d = dsr_data(data, None, owner, length=1)
+    lengths = d.lengths.tolist()
+    if max(lengths) < max_lag + 2:
+        raise ValueError(
+            f"The 'data' parameter of {owner} has T={max(lengths)} time steps; at least "
+            f"{max_lag + 2} are needed (max_lag + 2)."
+        )
+    trials = [d.values[r, :n].double().numpy() for r, n in enumerate(lengths)]
+    allx = np.concatenate(trials, 0)
+    mean, std = np.nanmean(allx, 0), np.nanstd(allx, 0)
+    trials = [(x - mean) / np.where(std > 0, std, 1.0) for x in trials]
+    N = allx.shape[1]
     lags = np.arange(0, max_lag + 1)
     if method == "ac":
-        F = np.fft.rfft(x, n=2 * T, axis=0)
-        ac = np.fft.irfft(np.abs(F) ** 2, axis=0)[: max_lag + 1].mean(1)
+        ac = np.zeros(max_lag + 1)
+        for x in trials:
+            T = len(x)
+            F = np.fft.rfft(np.nan_to_num(x, nan=0.0), n=2 * T, axis=0)
+            full = np.fft.irfft(np.abs(F) ** 2, axis=0)[: max_lag + 1].mean(1)
+            ac[: len(full)] += full[: max_lag + 1]
         ac = ac / ac[0]
         k_min = _first_local_min(ac)
         zero = np.nonzero(ac <= 0)[0]
         cands = [k for k in (k_min, int(zero[0]) if zero.size else None) if k]
         return int(min(cands)) if cands else max_lag
-    edges = [np.linspace(x[:, d].min(), x[:, d].max() + 1e-12, n_bins + 1) for d in range(N)]
-    codes = np.stack([np.clip(np.digitize(x[:, d], edges[d]) - 1, 0, n_bins - 1)
-                      for d in range(N)], 1)
+    edges = [np.linspace(np.nanmin(allx_d), np.nanmax(allx_d) + 1e-12, n_bins + 1)
+             for allx_d in np.concatenate(trials, 0).T]
+    coded = []
+    for x in trials:
+        c = np.stack([np.clip(np.digitize(x[:, j], edges[j]) - 1, 0, n_bins - 1)
+                      for j in range(N)], 1)
+        coded.append(np.where(np.isfinite(x), c, -1))
     mi = np.zeros(len(lags))
     for i, lag in enumerate(lags):
-        for d in range(N):
-            a, b = codes[: T - lag, d], codes[lag:, d]
-            joint = np.bincount(a * n_bins + b, minlength=n_bins * n_bins).reshape(n_bins, -1)
+        for j in range(N):
+            joint = np.zeros(n_bins * n_bins)
+            for c in coded:
+                if len(c) <= lag:
+                    continue
+                a, b = c[: len(c) - lag, j], c[lag:, j]
+                ok = (a >= 0) & (b >= 0)
+                joint += np.bincount(a[ok] * n_bins + b[ok], minlength=n_bins * n_bins)
+            joint = joint.reshape(n_bins, -1)
+            if joint.sum() == 0:
+                continue
             p = joint / joint.sum()
             pa, pb = p.sum(1, keepdims=True), p.sum(0, keepdims=True)
             nz = p > 0
@@ -429,11 +631,15 @@ def train_gtf(
     Arguments:
         model: a K-network model whose ``n_outputs`` equals the data dimension N (PLRNN family;
             parameters are updated in place).
-        data: observations ``[T, N]`` or ``[R, T, N]`` (standardise them first), finite, with
-            ``T > seq_len``.
+        data: observations ``[T, N]`` or ``[R, T, N]``, a list of trials ``[T_r, N]`` of
+            different lengths, or a :class:`~dynrnn.tasks.recordings.Recording` (standardise
+            them first). NaN marks a missing sample: left out of the loss, and no forcing of
+            that unit at that step (see :func:`gtf_loss`); windows of ``seq_len + 1`` steps are
+            drawn uniformly among those inside a trial that start at a fully observed sample.
         config: a :class:`GTFConfig` (defaults: GTF alpha 0.2, RAdam 1e-3 -> 1e-6, clip 10).
         callback: called as ``callback(iteration, model, history)`` after each iteration;
-            returning True stops training (e.g. when DSR metrics are reached).
+            returning True stops training (e.g. when DSR metrics are reached, or a validation
+            criterion ran out of patience); the learning-rate schedule is not reshaped.
         seed: seeds the window sampling and the teacher noise (same seed -> same result);
             None (default) takes ``config.seed``.
         progress: show a tqdm progress bar on stderr over the iterations; evaluations of a
@@ -464,13 +670,16 @@ def train_gtf(
         raise ParameterTypeError(
             f"The 'callback' parameter of {owner} must be callable or None. Got {callback!r}."
         )
-    x = check_dsr_data(data, model.n_outputs, owner, min_len=config.seq_len + 1)
-    x = x.to(model.dtype)
+    dd = dsr_data(data, model.n_outputs, owner, config.seq_len + 1)
+    dd.values = dd.values.to(model.dtype)
+    x = dd.values
     K = model.n_networks
     gen = resolve_generator(seed)
     tau = config.tau
     if config.forcing == "stf" and tau is None:
-        tau = estimate_forcing_interval(x)
+        longest = int(dd.lengths.max())
+        tau = estimate_forcing_interval(dd.values if dd.starts is None else data,
+                                        max_lag=max(2, min(500, longest - 2)))
     hist = GTFHistory(tau=tau)
     opt = EnsembleOptimizer(
         [p for p in model.parameters() if p.requires_grad], kind=config.optimizer, lr=config.lr
@@ -489,7 +698,7 @@ def train_gtf(
         for it in range(n):
             lr = config.lr * decay**it
             opt.lr.fill_(lr)
-            win = sample_windows(x, K, config.batch_size, config.seq_len + 1, gen)
+            win = sample_windows(dd, K, config.batch_size, config.seq_len + 1, gen)
             teacher = None
             if config.noise_std > 0:
                 teacher = win + config.noise_std * torch.randn(win.shape, generator=gen,
@@ -523,8 +732,18 @@ def train_gtf(
             hist.wall_time.append(time.perf_counter() - t0)
             bar.update(1)
             if callback is not None and callback(it, model, hist):
-                hist.stopped = True
+                hist.stopped, hist.stop_reason = True, "callback"
                 if it + 1 < n:
                     finish_early(bar, "stopped by the callback")
+                break
+            if config.time_budget is not None and hist.wall_time[-1] >= config.time_budget:
+                if it + 1 < n:
+                    hist.stopped, hist.stop_reason = True, "time budget"
+                    finish_early(bar, "time budget reached")
+                break
+            if config.stop_after is not None and it + 1 >= config.stop_after:
+                if it + 1 < n:
+                    hist.stopped, hist.stop_reason = True, "stop_after"
+                    finish_early(bar, f"stopped after {it + 1} iterations")
                 break
     return hist
