@@ -109,8 +109,9 @@ def plrnn_affine(A: torch.Tensor, W: torch.Tensor, slopes: torch.Tensor) -> torc
     """``M_d = diag(A) + W diag(s)``, the PLRNN / AL-RNN matrix of a linear region.
 
     Arguments:
-        A: ``[K, *1, M]`` (singleton lead dims); W: ``[K, *1, M, M]``; slopes: the slope of
-        ``Phi*`` per unit in the region, ``[K, *lead, M]`` (0/1; 1 on linear units).
+        A, W: ``[K, *1, M]`` and ``[K, *1, M, M]`` (singleton lead dims).
+        slopes: the slope of ``Phi*`` per unit in the region, ``[K, *lead, M]`` (0/1; 1 on
+            linear units).
 
     Returns:
         ``[K, *lead, M, M]``.
@@ -126,8 +127,9 @@ def shplrnn_affine(
     ``c_d = h1 + W1 diag(d) h2``.
 
     Arguments:
-        A ``[K, *1, M]``, W1 ``[K, *1, M, L]``, W2 ``[K, *1, L, M]``, h1 ``[K, *1, M]``,
-        h2 ``[K, *1, L]`` (singleton lead dims); on: ``d = [W2 z + h2 > 0]`` ``[K, *lead, L]``;
+        A, W1, W2, h1, h2: ``[K, *1, M]``, ``[K, *1, M, L]``, ``[K, *1, L, M]``, ``[K, *1, M]``,
+            ``[K, *1, L]`` (singleton lead dims).
+        on: ``d = [W2 z + h2 > 0]``, ``[K, *lead, L]``.
         eff: the slope of the hidden layer ``e`` (``d``, or ``d - [W2 z > 0]`` when clipped).
 
     Returns:

@@ -168,7 +168,7 @@ def shplrnn_forced_rollout(zhat, weights, z0, A, W1, W2, h1, h2, clipped: bool):
         zhat: data-inferred latent states ``[K, S+1, B, M]`` (time-major).
         weights: forcing weights ``[S, K, 1, M]`` (entry t applies before step t; t=0 unused).
         z0: the first state ``[K, B, M]``; gradients flow into it.
-        A ``[K, M]``, W1 ``[K, M, L]``, W2 ``[K, L, M]``, h1 ``[K, M]``, h2 ``[K, L]``;
+        A, W1, W2, h1, h2: ``[K, M]``, ``[K, M, L]``, ``[K, L, M]``, ``[K, M]``, ``[K, L]``.
         clipped: the clipped hidden layer ``relu(W2 z + h2) - relu(W2 z)``.
 
     Returns:
@@ -187,9 +187,9 @@ def plrnn_forced_rollout(zhat, weights, z0, A, W, h, n_linear: int = 0):
 
     Arguments:
         zhat, weights, z0: as in :func:`shplrnn_forced_rollout`.
-        A ``[K, M]``, W ``[K, M, M]`` (effective: the PLRNN passes its masked diagonal),
-        h ``[K, M]``; n_linear: units on which ``Phi*`` is the identity (PLRNN 0, AL-RNN
-        ``M - P``).
+        A, W, h: ``[K, M]``, ``[K, M, M]`` (effective: the PLRNN passes its masked diagonal),
+            ``[K, M]``.
+        n_linear: units on which ``Phi*`` is the identity (PLRNN 0, AL-RNN ``M - P``).
 
     Returns:
         ``(Z, ZF)`` as in :func:`shplrnn_forced_rollout`.

@@ -404,8 +404,8 @@ def rate_rnn(
     Arguments:
         x: inputs ``[Kx, T, B, I]`` (time-major per network; ``Kx`` is 1 or K).
         h0: ``[K, B, N]`` initial states.
-        W_in ``[K, N, I]``, b ``[K, N]``, W_T ``[K, N, N]`` (transposed recurrent weights),
-        alpha ``[K, 1, N]`` or None, W_out ``[K, O, N]``, b_out ``[K, O]``.
+        W_in, b, W_T, alpha, W_out, b_out: ``[K, N, I]``, ``[K, N]``, ``[K, N, N]``
+            (transposed recurrent weights), ``[K, 1, N]`` or None, ``[K, O, N]``, ``[K, O]``.
         noise: ``[K, T, B, N]`` added to the pre-activation, or None.
         nonlinearity, leak_form: as in :class:`~dynrnn.models.RateRNNConfig`.
         backend: ``"auto"`` (``"triton"`` for CUDA tensors where triton is installed, else

@@ -51,7 +51,7 @@ class RateRNNConfig:
         tau_jitter: width of the uniform jitter of the initial tau.
         train_tau: make tau a trainable parameter.
         tau_min: lower clamp of tau (paper: 1).
-        init_gain: g; W ~ N(0, g^2 / N) (for Dale: |N(0, g^2/N)| with balanced E/I columns).
+        init_gain: g; W ~ N(0, g^2 / N) (for Dale: ``|N(0, g^2/N)|`` with balanced E/I columns).
         zero_diagonal: keep the recurrent diagonal at 0 (paper's parity networks).
         dale: Dale's law with a fraction ``frac_excitatory`` of excitatory units.
         bias, readout_bias: include the biases b and b_out.

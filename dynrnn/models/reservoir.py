@@ -52,7 +52,7 @@ class EchoStateConfig:
     Arguments:
         n_units: reservoir size N.
         n_inputs, n_outputs: I and O.
-        spectral_radius: largest |eigenvalue| of W (> 0); < 1 is usual, ~1.5 for FORCE (chaotic
+        spectral_radius: largest ``|eigenvalue|`` of W (> 0); < 1 is usual, ~1.5 for FORCE (chaotic
             reservoir tamed by the feedback).
         leak: a in (0, 1] (1 = no leak).
         input_scaling, bias_scaling, feedback_scaling: scales of ``W_in``, ``b``, ``W_fb``.
@@ -189,5 +189,5 @@ class EchoStateNetwork(RecurrentModel):
         return S, self.readout(S)
 
     def spectral_radius(self) -> torch.Tensor:
-        """Largest |eigenvalue| of each network's W, ``[K]``."""
+        """Largest ``|eigenvalue|`` of each network's W, ``[K]``."""
         return torch.linalg.eigvals(self.W).abs().amax(-1)

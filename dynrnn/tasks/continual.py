@@ -220,7 +220,8 @@ def _structure(task: ContinualPatternTask) -> tuple[torch.Tensor, torch.Tensor, 
 
 
 def continual_sequence(n_tasks: int = 3, **kwargs) -> list[ContinualPatternTask]:
-    """The first ``n_tasks`` tasks of a permuted/rotated sequence (``task_id = 0 .. n_tasks-1``).
+    """The first ``n_tasks`` tasks of a permuted/rotated sequence (``task_id`` from 0 to
+    ``n_tasks - 1``).
 
     Arguments:
         n_tasks: number of tasks (>= 1).

@@ -55,7 +55,7 @@ class DelayedDiscriminationTask(Task):
         stim_steps: duration of each stimulus.
         pre_steps: silent steps before stimulus 1.
         response_steps: duration of the response window.
-        min_diff: smallest |f2 - f1|.
+        min_diff: smallest ``|f2 - f1|``.
         input_noise: standard deviation of additive Gaussian noise on the stimulus channel.
 
     ``sample`` returns ``inputs [B, T, 2]`` (stimulus, go cue), ``targets [B, T, 1]`` (float32

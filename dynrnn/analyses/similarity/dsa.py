@@ -4,7 +4,7 @@ Ostrow, Eisen, Kozachkov & Fiete (2023), "Beyond geometry: comparing the tempora
 computation in neural circuits with dynamical similarity analysis", NeurIPS 2023.
 
 The maps ``A [K, r, r]`` fitted by :func:`~dynrnn.analyses.similarity.dmd.fit_dmd` are compared
-by Procrustes analysis over vector fields,
+by Procrustes analysis over vector fields::
 
     d(A_x, A_y) = min over orthogonal C of || A_x - C A_y C^T ||_F        (Euclidean)
     theta(A_x, A_y) = arccos( max_C <A_x, C A_y C^T> / (|A_x| |A_y|) )    (angular),

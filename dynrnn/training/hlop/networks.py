@@ -72,7 +72,8 @@ def _check_sizes(owner: str, sizes) -> tuple[int, ...]:
 
 
 class MLP(_HLOPNet):
-    """Feed-forward rate network ``sizes[0] -> ... -> sizes[-1]`` with every layer projectable.
+    """Feed-forward rate network with layer sizes ``sizes`` (input ``sizes[0]``, output
+    ``sizes[-1]``), every layer projectable.
 
     Arguments:
         sizes: layer widths (input, hidden..., classes).
