@@ -38,7 +38,7 @@ def _colour(o: int) -> str:
 
 def plot_symbol_statistics(ds: xr.Dataset, ax=None):
     """Symbol frequencies of every network (dots) against the HMM's (bars), one group per
-    symbol, with the volatility of each network in the legend's title.
+    symbol, with the median volatility of the networks (and the HMM's) in the title.
 
     Arguments:
         ds: :func:`dynrnn.analyses.evaluate_emulation` (or :func:`emission_statistics`:
@@ -64,13 +64,14 @@ def plot_symbol_statistics(ds: xr.Dataset, ax=None):
     ax.set_xticks(x, [str(o) for o in x])
     ax.set_xlabel("symbol")
     ax.set_ylabel("frequency")
-    title = None
     if "volatility" in ds:
         v = np.asarray(ds["volatility"].values, dtype=float)
         title = f"volatility {np.median(v):.3f} (median)"
         if "true_volatility" in ds:
             title += f", HMM {float(ds['true_volatility']):.3f}"
-    ax.legend(loc="upper right", title=title)
+        ax.set_title(title)
+    ax.set_ylim(0, max(1.0, float(np.nanmax(f)) * 1.05))
+    ax.legend(loc="upper center", ncol=2)  # above the bars (frequencies <= 1)
     return ax
 
 
@@ -204,7 +205,7 @@ def plot_noise_orbit(ds: xr.Dataset, network: int = 0, ax=None, *, max_steps: in
     if "winding" in ds:
         ax.set_title(f"network {network}: {float(ds['winding'].values[network]):+.2f} turns / "
                      "100 steps")
-    ax.legend(loc="upper right", markerscale=3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), markerscale=3)  # outside the data
     return ax
 
 
@@ -240,7 +241,7 @@ def plot_trajectory_speed(ds: xr.Dataset, network: int = 0, trajectory: int = 0,
     ax.set_ylabel("drift (speed)")
     r = float(ds["switch_speed_ratio"].values[network])
     ax.set_title(f"network {network}: drift at switches / elsewhere = {r:.2f}")
-    ax.legend(loc="upper right", markerscale=3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), markerscale=3)  # outside the data
     return ax
 
 
@@ -276,7 +277,7 @@ def plot_symbol_clusters(ds: xr.Dataset, network: int = 0, ax=None, *,
     ax.set_title(f"network {network}: separation "
                  f"{float(ds['separation'].values[network]):.2f}, nearest-centroid accuracy "
                  f"{float(ds['nearest_centroid_accuracy'].values[network]):.2f}")
-    ax.legend(loc="upper right", markerscale=3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), markerscale=3)  # outside the data
     return ax
 
 
