@@ -7,7 +7,7 @@ import html
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["html_table", "text_summary", "describe_values"]
+__all__ = ["html_table", "text_summary", "describe_values", "SummaryRepr"]
 
 
 def describe_values(values: Sequence[Any], max_shown: int = 6) -> str:
@@ -65,3 +65,18 @@ def html_table(title: str, rows: Iterable[tuple[str, Any]],
         out.append("</table>")
     out.append("</div>")
     return "\n".join(out)
+
+
+class SummaryRepr:
+    """Mixin: ``__repr__`` and ``_repr_html_`` from the class's ``_summary_rows()``, which
+    returns ``(title, [(field, value), ...])``. A dataclass using it needs ``repr=False``
+    (else the generated ``__repr__`` replaces this one)."""
+
+    def _summary_rows(self) -> tuple[str, list[tuple[str, Any]]]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return text_summary(*self._summary_rows())
+
+    def _repr_html_(self) -> str:
+        return html_table(*self._summary_rows())

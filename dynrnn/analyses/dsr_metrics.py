@@ -564,6 +564,15 @@ class BestCheckpoint:
         with stage("evaluating"):  # on the bar of train_gtf, if one is running
             ds = evaluate_reconstruction(model, self.data, lyapunov=False, pe_steps=1)
         d_stsp, d_h = ds.D_stsp.values, ds.D_H.values
+        self._record(iteration, model, d_stsp, d_h)
+        if self.stop_below is None:
+            return False
+        s_max, h_max = self.stop_below
+        return bool(np.all((d_stsp < s_max) & (d_h < h_max)))
+
+    def _record(self, iteration: int, model, d_stsp: np.ndarray, d_h: np.ndarray) -> None:
+        """Append one evaluation (``D_stsp [K]``, ``D_H [K]``) to the history and copy the
+        state of every network whose ``metric`` improved (non-finite scores never do)."""
         self.history.append((iteration + 1, d_stsp.copy(), d_h.copy()))
         score = d_stsp if self.metric == "D_stsp" else d_h
         score = np.where(np.isfinite(score), score, np.inf)
@@ -580,10 +589,6 @@ class BestCheckpoint:
                 self._state[k][idx] = v.detach()[idx]
             self.best_score[better] = score[better]
             self.best_iteration[better] = iteration + 1
-        if self.stop_below is None:
-            return False
-        s_max, h_max = self.stop_below
-        return bool(np.all((d_stsp < s_max) & (d_h < h_max)))
 
     def to_xarray(self) -> xr.Dataset:
         """The evaluations as an ``xarray.Dataset``: ``D_stsp``, ``D_H``

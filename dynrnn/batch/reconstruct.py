@@ -59,7 +59,6 @@ from .._validation import (
     check_float,
     check_int,
 )
-from ..analyses._common import network_coords
 from ..analyses.dsr_metrics import (
     BestCheckpoint,
     evaluate_reconstruction,
@@ -119,22 +118,7 @@ class ValidationCheckpoint(BestCheckpoint):
             return False
         with stage("validating"):
             d_stsp, d_h = self._scores(model)
-        self.history.append((iteration + 1, d_stsp.copy(), d_h.copy()))
-        score = d_stsp if self.metric == "D_stsp" else d_h
-        score = np.where(np.isfinite(score), score, np.inf)
-        if self._state is None:
-            K = model.n_networks
-            self.best_score = np.full(K, np.inf)
-            self.best_iteration = np.full(K, -1)
-            self._state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            self._coords = network_coords(model)
-        better = score < self.best_score
-        if better.any():
-            idx = torch.as_tensor(np.nonzero(better)[0])
-            for k, v in model.state_dict().items():
-                self._state[k][idx] = v.detach()[idx]
-            self.best_score[better] = score[better]
-            self.best_iteration[better] = iteration + 1
+        self._record(iteration, model, d_stsp, d_h)
         if self.patience is None:
             return False
         last = int(self.best_iteration.max())  # the latest improvement of any network

@@ -13,13 +13,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._repr import SummaryRepr
 from .._validation import ParameterTypeError
 
 __all__ = ["Trials", "Task"]
 
 
-@dataclass
-class Trials:
+@dataclass(repr=False)
+class Trials(SummaryRepr):
     """A batch of trials.
 
     Attributes:
@@ -79,15 +80,6 @@ class Trials:
             rows.append((f"info {k}", repr(v) if not isinstance(v, str) else v))
         return f"Trials: {B} trials of {T} steps", rows
 
-    def __repr__(self) -> str:
-        from .._repr import text_summary
-
-        return text_summary(*self._summary_rows())
-
-    def _repr_html_(self) -> str:
-        from .._repr import html_table
-
-        return html_table(*self._summary_rows())
 
     def to(self, device=None, dtype=None) -> Trials:
         """Move tensors to ``device``; cast floating tensors to ``dtype``."""

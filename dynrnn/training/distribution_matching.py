@@ -48,6 +48,7 @@ import numpy as np
 import torch
 
 from .._progress import finish_early, progress_bar
+from .._repr import SummaryRepr
 from .._validation import (
     Constraint,
     Float,
@@ -134,8 +135,8 @@ class HMMTrainConfig:
         validate_config(self)
 
 
-@dataclass
-class HMMHistory:
+@dataclass(repr=False)
+class HMMHistory(SummaryRepr):
     """Per-step records of :func:`train_hmm_emulator` (lists of ``[K]`` arrays)."""
 
     loss: list = field(default_factory=list)
@@ -154,15 +155,6 @@ class HMMHistory:
             rows.append(("wall time", f"{float(self.wall_time[-1]):.1f} s"))
         return f"HMMHistory: {n} steps", rows
 
-    def __repr__(self) -> str:
-        from .._repr import text_summary
-
-        return text_summary(*self._summary_rows())
-
-    def _repr_html_(self) -> str:
-        from .._repr import html_table
-
-        return html_table(*self._summary_rows())
 
     def to_xarray(self):
         """``loss`` and ``grad_norm`` over ``(network, step)``, ``wall_time`` over ``step``."""

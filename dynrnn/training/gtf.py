@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from .._progress import finish_early, progress_bar
+from .._repr import SummaryRepr
 from .._validation import (
     Bool,
     Choice,
@@ -198,8 +199,8 @@ class GTFConfig:
         return cls(**{**RECIPES[model]["gtf"], **overrides})
 
 
-@dataclass
-class GTFHistory:
+@dataclass(repr=False)
+class GTFHistory(SummaryRepr):
     """Per-iteration records (lists of ``[K]`` numpy arrays, stacked by :meth:`as_arrays`)."""
 
     loss: list = field(default_factory=list)
@@ -224,15 +225,6 @@ class GTFHistory:
             rows.append(("wall time", f"{float(self.wall_time[-1]):.1f} s"))
         return f"GTFHistory: {n} iterations", rows
 
-    def __repr__(self) -> str:
-        from .._repr import text_summary
-
-        return text_summary(*self._summary_rows())
-
-    def _repr_html_(self) -> str:
-        from .._repr import html_table
-
-        return html_table(*self._summary_rows())
 
     def as_arrays(self) -> dict[str, np.ndarray]:
         """``loss``, ``alpha``, ``grad_norm`` as ``[n_iterations, K]``; ``lr``, ``wall_time``

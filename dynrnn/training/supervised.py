@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .._progress import finish_early, progress_bar, stage
+from .._repr import SummaryRepr
 from .._validation import (
     Bool,
     Choice,
@@ -108,8 +109,8 @@ class TrainConfig:
         validate_config(self)
 
 
-@dataclass
-class History:
+@dataclass(repr=False)
+class History(SummaryRepr):
     """What happened during :func:`train`, per network.
 
     Attributes:
@@ -158,15 +159,6 @@ class History:
                          if np.isfinite(last).any() else "none finite"))
         return f"History: {K} networks, {steps} steps", rows
 
-    def __repr__(self) -> str:
-        from .._repr import text_summary
-
-        return text_summary(*self._summary_rows())
-
-    def _repr_html_(self) -> str:
-        from .._repr import html_table
-
-        return html_table(*self._summary_rows())
 
     def to_xarray(self):
         """The history as an ``xarray.Dataset`` with dims ``network``, ``step``, ``eval``
