@@ -87,7 +87,7 @@ from ..kernels._threads import adapts_threads
 from ..models.base import RecurrentModel, run
 from ..models.rate import RateRNN
 from .losses import masked_mse
-from .optim import EnsembleOptimizer, per_network_grad_norm
+from .optim import EnsembleOptimizer, clip_scale, per_network_grad_norm
 from .supervised import (
     History,
     TrainConfig,
@@ -658,10 +658,7 @@ def fit_to_activity(
             total[active].sum().backward()
             scale = None
             if config.grad_clip > 0:
-                norm = per_network_grad_norm(opt.params)
-                scale = torch.where(torch.isfinite(norm),
-                                    (config.grad_clip / (norm + 1e-6)).clamp(max=1.0),
-                                    torch.zeros_like(norm))
+                scale = clip_scale(per_network_grad_norm(opt.params), config.grad_clip)
             opt.step(active, scale)
             model.project_()
             ok = _finite_per_network(model) & torch.isfinite(base.detach()).all(1)

@@ -65,7 +65,7 @@ from ..kernels._threads import adapts_threads
 from ..models.base import run
 from ..models.rate import RateRNN, RateRNNConfig
 from ..tasks.hmm import HMMConfig, sample_hmm
-from .optim import EnsembleOptimizer, per_network_grad_norm
+from .optim import EnsembleOptimizer, clip_scale, per_network_grad_norm
 from .sinkhorn import sinkhorn_divergence
 
 __all__ = [
@@ -374,11 +374,7 @@ def train_hmm_emulator(
             loss.sum().backward()
             gnorm = per_network_grad_norm(opt.params)
             finite = torch.isfinite(gnorm) & torch.isfinite(loss.detach())
-            scale = None
-            if config.grad_clip:
-                scale = (config.grad_clip / (gnorm + 1e-6)).clamp(max=1.0)
-                scale = torch.where(finite, scale, torch.zeros_like(scale))
-            opt.step(active & finite, scale)
+            opt.step(active & finite, clip_scale(gnorm, config.grad_clip))
             if hasattr(model, "project_"):
                 model.project_()
             hist.loss.append(loss.detach().cpu().numpy().copy())

@@ -60,6 +60,17 @@ def per_network_grad_norm(params: list[torch.nn.Parameter]) -> torch.Tensor:
     return total.sqrt()
 
 
+def clip_scale(norm: torch.Tensor, max_norm: float | None, eps: float = 1e-6
+               ) -> torch.Tensor | None:
+    """Per-network gradient-clipping factors ``[K]``: ``min(1, max_norm / (norm + eps))``,
+    0 where the norm is not finite (that network's step is then a no-op); None when
+    ``max_norm`` is None or 0 (no clipping). ``norm``: :func:`per_network_grad_norm`."""
+    if not max_norm:
+        return None
+    scale = (max_norm / (norm + eps)).clamp(max=1.0)
+    return torch.where(torch.isfinite(norm), scale, torch.zeros_like(scale))
+
+
 class EnsembleOptimizer:
     """Adam, RAdam or SGD (optionally Nesterov) over parameters with a leading network dim K.
 

@@ -34,7 +34,7 @@ from ..kernels._threads import adapts_threads
 from ..models.base import RecurrentModel, run
 from .curriculum import Curriculum
 from .losses import head_accuracy, head_cross_entropy, masked_mse
-from .optim import EnsembleOptimizer, per_network_grad_norm
+from .optim import EnsembleOptimizer, clip_scale, per_network_grad_norm
 
 #: the ``kind`` values of a :class:`Curriculum` that ``train(curriculum=...)`` accepts by name
 _CURRICULA = ("single", "multi", "sliding")
@@ -397,13 +397,7 @@ def train(
             total_per_net[active].sum().backward()
             scale = None
             if config.grad_clip > 0:
-                norm = per_network_grad_norm(opt.params)
-                finite = torch.isfinite(norm)
-                scale = torch.where(
-                    finite,
-                    (config.grad_clip / (norm + 1e-6)).clamp(max=1.0),
-                    torch.zeros_like(norm),
-                )
+                scale = clip_scale(per_network_grad_norm(opt.params), config.grad_clip)
             opt.step(active, scale)
             model.project_()
             params_ok = _finite_per_network(model)
