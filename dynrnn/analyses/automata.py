@@ -414,38 +414,49 @@ def kmeans(
     R = n_init
     X = points.repeat(R, 1, 1)  # [W, M, D], w = r * K + network
     W = X.shape[0]
-    scale = X.var(1).mean(-1).clamp(min=1e-30)  # [W]: mean variance per coordinate
+    # mean variance per coordinate of each cloud [W] (the same for every restart)
+    scale = points.var(1).mean(-1).clamp(min=1e-30).repeat(R)
     p2 = X.pow(2).sum(-1, keepdim=True)  # [W, M, 1]
     arW = torch.arange(W)
-    ones = torch.ones(W, M, dtype=X.dtype)
     # k-means++ seeding (D^2 sampling by inverse CDF: one uniform per cloud and draw)
     idx = torch.randint(0, M, (W,), generator=gen)
-    centres = X[arW, idx][:, None, :]  # [W, 1, D]
-    d2 = (X - centres).pow(2).sum(-1)  # [W, M]
-    for _j in range(1, k):
+    centres = torch.empty(W, k, D, dtype=X.dtype)
+    centres[:, 0] = X[arW, idx]
+    d2 = _sqdist(X, p2, centres[:, :1])[..., 0]  # [W, M]
+    for j in range(1, k):
         cdf = d2.clamp(min=0).cumsum(1)
         tot = cdf[:, -1:]
         u = torch.rand(W, 1, generator=gen, dtype=X.dtype)
         nxt = torch.searchsorted(cdf, u * tot).clamp(max=M - 1)[:, 0]
         nxt = torch.where(tot[:, 0] > 0, nxt, torch.randint(0, M, (W,), generator=gen))
-        c = X[arW, nxt][:, None, :]
-        centres = torch.cat([centres, c], 1)
-        d2 = torch.minimum(d2, (X - c).pow(2).sum(-1))
-    assign = None
+        centres[:, j] = X[arW, nxt]
+        d2 = torch.minimum(d2, _sqdist(X, p2, centres[:, j : j + 1])[..., 0])
+    # Lloyd iterations; each cloud stops on its own (as scikit-learn's per-fit criterion) and
+    # leaves the working set, so the batch does not run at the pace of its slowest cloud
+    act = arW  # indices of the clouds still iterating
+    Xa, p2a, scale_a = X, p2, scale
+    prev = torch.full((W, M), -1, dtype=torch.long)
     for _it in range(max_iter):
-        prev = assign
-        assign = _sqdist(X, p2, centres).argmin(-1)  # [W, M]
-        if prev is not None and bool((assign == prev).all()):
+        ca = centres[act]
+        assign = _sqdist(Xa, p2a, ca).argmin(-1)  # [W', M]
+        unchanged = (assign == prev[act]).all(1)
+        prev[act] = assign
+        n = len(act)
+        # cluster sums as one batched matmul with the one-hot assignment (a scatter_add over
+        # the D coordinates is several times slower on CPU)
+        onehot = torch.zeros(n, M, k, dtype=X.dtype).scatter_(2, assign[..., None], 1.0)
+        counts = onehot.sum(1)  # [W', k]
+        sums = torch.bmm(onehot.transpose(1, 2), Xa)  # [W', k, D]
+        new = torch.where(counts[..., None] > 0, sums / counts.clamp(min=1)[..., None], ca)
+        shift = (new - ca).pow(2).sum((1, 2))  # total squared centre movement
+        # a cloud whose assignment did not change is at a fixed point (its centres would not
+        # move); one whose centres moved less than tol stops after this update
+        centres[act] = torch.where(unchanged[:, None, None], ca, new)
+        keep = ~(unchanged | (shift <= tol * scale_a))
+        if not bool(keep.any()):
             break
-        counts = torch.zeros(W, k, dtype=X.dtype).scatter_add_(1, assign, ones)  # [W, k]
-        sums = torch.zeros(W, k, D, dtype=X.dtype).scatter_add_(
-            1, assign[..., None].expand(-1, -1, D), X)  # [W, k, D]
-        new = torch.where(counts[..., None] > 0, sums / counts.clamp(min=1)[..., None],
-                          centres)
-        shift = (new - centres).pow(2).sum((1, 2))  # total squared centre movement
-        centres = new
-        if bool((shift <= tol * scale).all()):
-            break
+        if not bool(keep.all()):
+            act, Xa, p2a, scale_a = act[keep], Xa[keep], p2a[keep], scale_a[keep]
     dist = _sqdist(X, p2, centres)
     assign = dist.argmin(-1)
     inertia = dist.gather(-1, assign[..., None])[..., 0].clamp(min=0).sum(1)
