@@ -87,13 +87,15 @@ from ..kernels._threads import adapts_threads
 from ..models.base import RecurrentModel, run
 from ..models.rate import RateRNN
 from .losses import masked_mse
-from .optim import EnsembleOptimizer, clip_scale, per_network_grad_norm
 from .supervised import (
     History,
     TrainConfig,
+    _check_per_network_settings,
     _finite_per_network,
+    _guarded_step,
     _l1_penalty,
     _metadata_coords,
+    _optimizer,
     _seeds,
 )
 
@@ -575,12 +577,7 @@ def fit_to_activity(
                                               task_weight, B, T)
     val = _check_validation(owner, validation, model, data.recorded)
     K, N = model.n_networks, model.n_units
-    for name, value in (("lr", config.lr), ("weight_decay", config.weight_decay)):
-        if isinstance(value, (list, tuple)) and len(value) != K:
-            raise ValueError(
-                f"The {name!r} parameter of TrainConfig has {len(value)} values; the model has "
-                f"{K} networks."
-            )
+    _check_per_network_settings(config, K)
     device, dtype = model.device, model.dtype
     order_seed, noise_seed = _seeds(seed, 2)
     order_gen = resolve_generator(order_seed)
@@ -590,14 +587,7 @@ def fit_to_activity(
     if h0 in ("learned", "data"):
         base = torch.nn.Parameter(base)
         params.append(base)
-    opt = EnsembleOptimizer(
-        params,
-        kind=config.optimizer,
-        lr=torch.as_tensor(config.lr, dtype=torch.float64),
-        momentum=config.momentum if config.optimizer == "sgd" else 0.0,
-        nesterov=config.nesterov,
-        weight_decay=torch.as_tensor(config.weight_decay, dtype=torch.float64),
-    )
+    opt = _optimizer(config, params)
     eval_data = data if val is None else val
     active = torch.ones(K, dtype=torch.bool, device=device)
     reached = np.zeros(K, dtype=bool)
@@ -645,26 +635,11 @@ def fit_to_activity(
                     yt, mt = yt[:, 1:], mt[:, 1:]
                 per_net = per_net + task_weight * masked_mse(Y, yt, mt)
             total = per_net + config.l1 * _l1_penalty(model) if config.l1 else per_net
-            bad = ~torch.isfinite(per_net) | (per_net.detach() > config.divergence_threshold)
-            if bool(bad.any()):
-                failed[bad.cpu().numpy() & ~failed] = True
-                active &= ~bad
-            losses[:, step] = np.where(active.cpu().numpy(),
-                                       per_net.detach().double().cpu().numpy(), np.nan)
-            if not bool(active.any()):
+            if not _guarded_step(model, opt, config, per_net, total, active, failed,
+                                 losses[:, step],
+                                 extra_ok=lambda: torch.isfinite(base.detach()).all(1)):
                 bar.update(1)
                 break
-            opt.zero_grad()
-            total[active].sum().backward()
-            scale = None
-            if config.grad_clip > 0:
-                scale = clip_scale(per_network_grad_norm(opt.params), config.grad_clip)
-            opt.step(active, scale)
-            model.project_()
-            ok = _finite_per_network(model) & torch.isfinite(base.detach()).all(1)
-            if not bool(ok.all()):
-                failed |= ~ok.cpu().numpy()
-                active &= ok
             bar.update(1)
             if (step + 1) % config.eval_every == 0 or step == config.n_steps - 1:
                 with stage("evaluating", bar):

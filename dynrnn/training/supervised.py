@@ -8,6 +8,7 @@ non-finite is marked failed and frozen, and the rest continue.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -296,12 +297,7 @@ def train(
             f"The model's n_outputs ({model.n_outputs}) must match the task's n_outputs "
             f"({task.n_outputs}) (the 'model' and 'task' parameters of train)."
         )
-    for name, value in (("lr", config.lr), ("weight_decay", config.weight_decay)):
-        if isinstance(value, (list, tuple)) and len(value) != K:
-            raise ValueError(
-                f"The {name!r} parameter of TrainConfig has {len(value)} values; the model has "
-                f"{K} networks."
-            )
+    _check_per_network_settings(config, K)
 
     device, dtype = model.device, model.dtype
     data_seed, eval_seed, noise_seed = _seeds(seed, 3)
@@ -309,14 +305,7 @@ def train(
     noise_gen = resolve_generator(noise_seed)
     eval_trials = task.sample(config.eval_batch_size, eval_seed).to(device, dtype)
 
-    opt = EnsembleOptimizer(
-        [p for p in model.parameters()],
-        kind=config.optimizer,
-        lr=torch.as_tensor(config.lr, dtype=torch.float64),
-        momentum=config.momentum if config.optimizer == "sgd" else 0.0,
-        nesterov=config.nesterov,
-        weight_decay=torch.as_tensor(config.weight_decay, dtype=torch.float64),
-    )
+    opt = _optimizer(config, model.parameters())
 
     level = torch.full((K,), curriculum.start_level if curriculum else 0, dtype=torch.long)
     if classification:
@@ -382,28 +371,10 @@ def train(
             )
             per_net = loss_fn(outputs, trials, head_map if classification else None)
             total_per_net = per_net + config.l1 * _l1_penalty(model) if config.l1 else per_net
-            bad = ~torch.isfinite(per_net) | (per_net.detach() > config.divergence_threshold)
-            if bool(bad.any()):
-                newly_failed = bad.cpu().numpy() & ~failed
-                failed[newly_failed] = True
-                active &= ~bad
-            losses[:, step] = np.where(
-                active.cpu().numpy(), per_net.detach().double().cpu().numpy(), np.nan
-            )
-            if not bool(active.any()):
+            if not _guarded_step(model, opt, config, per_net, total_per_net, active, failed,
+                                 losses[:, step]):
                 bar.update(1)
                 break
-            opt.zero_grad()
-            total_per_net[active].sum().backward()
-            scale = None
-            if config.grad_clip > 0:
-                scale = clip_scale(per_network_grad_norm(opt.params), config.grad_clip)
-            opt.step(active, scale)
-            model.project_()
-            params_ok = _finite_per_network(model)
-            if not bool(params_ok.all()):
-                failed |= ~params_ok.cpu().numpy()
-                active &= params_ok
             bar.update(1)
             if (step + 1) % config.eval_every == 0 or step == config.n_steps - 1:
                 with stage("evaluating", bar):
@@ -432,6 +403,64 @@ def train(
         network_metadata=model.network_metadata(),
         n_values=tuple(getattr(task, "n_values", ())) or None,
     )
+
+
+def _check_per_network_settings(config: TrainConfig, K: int) -> None:
+    """``lr`` and ``weight_decay`` given as lists must have one value per network."""
+    for name, value in (("lr", config.lr), ("weight_decay", config.weight_decay)):
+        if isinstance(value, (list, tuple)) and len(value) != K:
+            raise ValueError(
+                f"The {name!r} parameter of TrainConfig has {len(value)} values; the model has "
+                f"{K} networks."
+            )
+
+
+def _optimizer(config: TrainConfig, params) -> EnsembleOptimizer:
+    """The per-network optimiser of a :class:`TrainConfig`."""
+    return EnsembleOptimizer(
+        list(params),
+        kind=config.optimizer,
+        lr=torch.as_tensor(config.lr, dtype=torch.float64),
+        momentum=config.momentum if config.optimizer == "sgd" else 0.0,
+        nesterov=config.nesterov,
+        weight_decay=torch.as_tensor(config.weight_decay, dtype=torch.float64),
+    )
+
+
+def _guarded_step(model: RecurrentModel, opt: EnsembleOptimizer, config: TrainConfig,
+                  per_net: torch.Tensor, total: torch.Tensor, active: torch.Tensor,
+                  failed: np.ndarray, loss_row: np.ndarray,
+                  extra_ok: Callable[[], torch.Tensor] | None = None) -> bool:
+    """One optimiser step of the K networks that are still training, never derailed by one.
+
+    A network whose loss ``per_net [K]`` is not finite or above ``divergence_threshold`` is
+    marked ``failed`` and leaves ``active`` (both updated in place); ``loss_row [K]`` receives
+    the losses of the active networks (NaN for the others). The active networks then take one
+    step on ``total [K]`` (loss + penalties) with per-network gradient clipping, the model is
+    projected, and a network whose parameters (or ``extra_ok()``, e.g. a fitted initial state)
+    became non-finite fails too. Returns False (and takes no step) when none is active."""
+    bad = ~torch.isfinite(per_net) | (per_net.detach() > config.divergence_threshold)
+    if bool(bad.any()):
+        failed[bad.cpu().numpy() & ~failed] = True
+        active &= ~bad
+    loss_row[:] = np.where(active.cpu().numpy(), per_net.detach().double().cpu().numpy(),
+                           np.nan)
+    if not bool(active.any()):
+        return False
+    opt.zero_grad()
+    total[active].sum().backward()
+    scale = None
+    if config.grad_clip > 0:
+        scale = clip_scale(per_network_grad_norm(opt.params), config.grad_clip)
+    opt.step(active, scale)
+    model.project_()
+    ok = _finite_per_network(model)
+    if extra_ok is not None:
+        ok = ok & extra_ok()
+    if not bool(ok.all()):
+        failed |= ~ok.cpu().numpy()
+        active &= ok
+    return True
 
 
 def _outcome(reached: np.ndarray, failed: np.ndarray) -> str:
