@@ -409,6 +409,9 @@ def evaluate_reconstruction(
     lyapunov_steps: int = 20000,
     true_lyapunov: float | None = None,
     dstsp_method: str = "bins",
+    n_compared: int | None = None,
+    reference: Any = None,
+    return_free_run: bool = False,
     progress: bool = True,
 ) -> xr.Dataset:
     """DSR evaluation of all K networks against one observed series.
@@ -422,6 +425,14 @@ def evaluate_reconstruction(
         model: K-network reconstruction model.
         data: observations ``[T, N]`` (finite).
         true_lyapunov: the data's maximal exponent (per time unit), stored for comparison.
+        n_compared: compare D_stsp and D_H on the first ``n_compared`` observed dimensions
+            only (e.g. the original channels of a delay embedding; None: all). PE and the
+            free run use all of them.
+        reference: samples ``[S, n_compared]`` whose state-space occupation D_stsp compares
+            the free run with (e.g. all observed held-out samples; None: ``data``).
+        return_free_run: also return the whole free run, ``free_run (network, step,
+            channel)`` over the ``1.25 T`` generated steps (transient included; attr
+            ``transient``) in the compared dimensions.
         progress: show the Lyapunov computation's tqdm bar on stderr.
 
     Returns:
@@ -451,12 +462,24 @@ def evaluate_reconstruction(
             f"The 'pe_steps' parameter of {owner} must be < T={T} (the length of 'data'). "
             f"Got {pe_steps} instead."
         )
+    n_cmp = x.shape[1] if n_compared is None else check_int(owner, "n_compared", n_compared,
+                                                              1, x.shape[1])
+    ref = x[:, :n_cmp]
+    if reference is not None:
+        ref = _series(reference, owner, "reference")[0]
+        if ref.shape[1] != n_cmp:
+            raise ValueError(
+                f"The 'reference' parameter of {owner} must have {n_cmp} columns (the compared "
+                f"dimensions). Got shape {ref.shape} instead."
+            )
     n_gen = int(round(1.25 * T))
     obs, Z = generate(model, x[0], n_gen)
-    gen = obs[:, 0, n_gen - T:].double().numpy()  # [K, T, N]
+    run_all = obs[:, 0].double().numpy()  # [K, 1.25 T, N]
+    gen = run_all[:, n_gen - T:]  # [K, T, N]
     diverged = ~np.isfinite(gen).all(axis=(1, 2))
-    d_stsp = state_space_divergence(x, gen, n_bins=n_bins, method=dstsp_method)["D_stsp"].values
-    d_h = power_spectrum_distance(x, gen, sigma=sigma)["D_H"].values
+    d_stsp = state_space_divergence(ref, gen[..., :n_cmp], n_bins=n_bins,
+                                    method=dstsp_method)["D_stsp"].values
+    d_h = power_spectrum_distance(x[:, :n_cmp], gen[..., :n_cmp], sigma=sigma)["D_H"].values
     pe = prediction_error(model, x, pe_steps)["PE"].values
     K = model.n_networks
     lam = np.full(K, np.nan)
@@ -488,8 +511,11 @@ def evaluate_reconstruction(
         coords={**network_coords(model), "n": np.arange(1, pe_steps + 1)},
     )
     ds["max_lyapunov"].attrs.update(units=f"per time unit (dt = {network_dts(model)[0]})")
+    if return_free_run:
+        ds["free_run"] = (("network", "step", "channel"), run_all[..., :n_cmp])
     ds.attrs.update(
         analysis="evaluate_reconstruction",
+        n_compared=n_cmp,
         method=f"free run of 1.25 T steps, 25% transient dropped; D_stsp by {dstsp_method}",
         dstsp_method=dstsp_method,
         n_bins=n_bins,
@@ -534,18 +560,26 @@ class BestCheckpoint:
             tutorial used 10,000).
         stop_below: optional ``(D_stsp, D_H)``: stop training once every network has reached
             both (returns True to :func:`~dynrnn.training.train_gtf`).
+        n_compared: score D_stsp / D_H on the first ``n_compared`` observed dimensions only
+            (see :func:`evaluate_reconstruction`; None: all).
     """
+
+    #: the stage shown on the training's progress bar while evaluating
+    _stage = "evaluating"
 
     def __init__(self, data: Any, every: int = 1000, metric: str = "D_stsp",
                  max_samples: int | None = None,
-                 stop_below: tuple[float, float] | None = None):
-        owner = "BestCheckpoint"
+                 stop_below: tuple[float, float] | None = None,
+                 n_compared: int | None = None):
+        owner = type(self).__name__
         self.every = check_int(owner, "every", every, 1)
         self.metric = check_choice(owner, "metric", metric, ("D_stsp", "D_H"))
         x = check_dsr_data(data, None, owner)[0]
         if max_samples is not None:
             x = x[: check_int(owner, "max_samples", max_samples, 2)]
         self.data = x
+        self.n_compared = None if n_compared is None else check_int(
+            owner, "n_compared", n_compared, 1, x.shape[-1])
         if stop_below is not None:
             if len(stop_below) != 2:
                 raise ValueError(f"The 'stop_below' parameter of {owner} must be a pair "
@@ -561,8 +595,9 @@ class BestCheckpoint:
     def __call__(self, iteration: int, model, history=None) -> bool:
         if (iteration + 1) % self.every:
             return False
-        with stage("evaluating"):  # on the bar of train_gtf, if one is running
-            ds = evaluate_reconstruction(model, self.data, lyapunov=False, pe_steps=1)
+        with stage(self._stage):  # on the bar of train_gtf, if one is running
+            ds = evaluate_reconstruction(model, self.data, lyapunov=False, pe_steps=1,
+                                         n_compared=self.n_compared)
         d_stsp, d_h = ds.D_stsp.values, ds.D_H.values
         self._record(iteration, model, d_stsp, d_h)
         if self.stop_below is None:

@@ -51,7 +51,6 @@ import numpy as np
 import torch
 import xarray as xr
 
-from .._progress import stage
 from .._validation import (
     ParameterTypeError,
     check_bool,
@@ -62,9 +61,6 @@ from .._validation import (
 from ..analyses.dsr_metrics import (
     BestCheckpoint,
     evaluate_reconstruction,
-    generate,
-    power_spectrum_distance,
-    state_space_divergence,
 )
 from ..tasks.recordings import Recording, load_recording
 from ..training.gtf import RECIPES, GTFConfig, GTFHistory, estimate_forcing_interval, train_gtf
@@ -92,33 +88,20 @@ class ValidationCheckpoint(BestCheckpoint):
     the learning-rate schedule of the run.
     """
 
+    _stage = "validating"
+
     def __init__(self, data: Any, every: int, metric: str = "D_stsp",
                  patience: int | None = 5, n_observed: int | None = None):
-        super().__init__(data, every=every, metric=metric)
+        super().__init__(data, every=every, metric=metric, n_compared=n_observed)
         owner = "ValidationCheckpoint"
         self.patience = None if patience is None else check_int(owner, "patience", patience, 1)
-        n = self.data.shape[-1]
-        self.n_observed = n if n_observed is None else check_int(owner, "n_observed",
-                                                                 n_observed, 1, n)
+        self.n_observed = self.data.shape[-1] if n_observed is None else self.n_compared
         self.stopped_at: int | None = None
-
-    @torch.no_grad()
-    def _scores(self, model) -> tuple[np.ndarray, np.ndarray]:
-        x = self.data.double().numpy()
-        T = len(x)
-        n_gen = int(round(1.25 * T))
-        obs, _ = generate(model, self.data[0].to(model.dtype), n_gen)
-        gen = obs[:, 0, n_gen - T:, : self.n_observed].double().numpy()
-        xt = x[:, : self.n_observed]
-        return (state_space_divergence(xt, gen)["D_stsp"].values,
-                power_spectrum_distance(xt, gen)["D_H"].values)
 
     def __call__(self, iteration: int, model, history=None) -> bool:
         if (iteration + 1) % self.every:
             return False
-        with stage("validating"):
-            d_stsp, d_h = self._scores(model)
-        self._record(iteration, model, d_stsp, d_h)
+        super().__call__(iteration, model, history)  # evaluates and keeps the best states
         if self.patience is None:
             return False
         last = int(self.best_iteration.max())  # the latest improvement of any network
@@ -276,28 +259,24 @@ def evaluate_heldout(model, heldout: Recording, n_observed: int | None = None, *
             f"than pe_steps + 1 = {pe_steps + 1} samples "
             f"(longest: {len(seg)}); hold out more time."
         )
-    base = evaluate_reconstruction(model, seg, pe_steps=pe_steps, lyapunov=lyapunov,
-                                   lyapunov_steps=lyapunov_steps, true_lyapunov=true_lyapunov,
-                                   progress=progress)
-    T = len(seg)
-    n_gen = int(round(1.25 * T))
-    obs, _ = generate(model, torch.as_tensor(seg[0], dtype=model.dtype), n_gen)
-    gen = obs[:, 0, n_gen - T:, :n_obs].double().numpy()  # [K, T, n_obs]
     pool = heldout.concatenated()[:, :n_obs]
     pool = pool[np.isfinite(pool).all(1)]
-    d_stsp = state_space_divergence(pool, gen)["D_stsp"].values
-    d_h = power_spectrum_distance(seg[:, :n_obs], gen)["D_H"].values
-    lam = base.max_lyapunov.values
-    mean, lo, hi, n_lam = lyapunov_confidence(lam)
-    ds = base.drop_vars(["D_stsp", "D_H"])
-    ds["D_stsp"] = ("network", d_stsp)
-    ds["D_H"] = ("network", d_h)
+    # one free run per network: D_stsp against every observed held-out sample, D_H against
+    # the stretch, both in the original channels
+    ds = evaluate_reconstruction(model, seg, pe_steps=pe_steps, lyapunov=lyapunov,
+                                 lyapunov_steps=lyapunov_steps, true_lyapunov=true_lyapunov,
+                                 n_compared=n_obs, reference=pool, return_free_run=True,
+                                 progress=progress)
+    T = len(seg)
+    run_all = ds["free_run"].values  # [K, 1.25 T, n_obs]
+    mean, lo, hi, n_lam = lyapunov_confidence(ds.max_lyapunov.values)
+    ds = ds.drop_vars("free_run")
     ds["D_stsp"].attrs.update(units="nats", long_name="KL(p_heldout || p_free_run)")
     ds["heldout"] = (("time", "channel"), seg[:, :n_obs])
-    ds["free_run"] = (("network", "time", "channel"), gen)
+    ds["free_run"] = (("network", "time", "channel"), run_all[:, run_all.shape[1] - T:])
     # the start of the same free run, aligned with the stretch (a forecast from its first sample)
     n_fc = min(T, 2000)
-    ds["forecast"] = (("network", "lead", "channel"), obs[:, 0, :n_fc, :n_obs].double().numpy())
+    ds["forecast"] = (("network", "lead", "channel"), run_all[:, :n_fc])
     ds = ds.assign_coords(lead=np.arange(1, n_fc + 1) * heldout.dt)
     ds = ds.assign_coords(time=np.arange(T) * heldout.dt,
                           channel=list(heldout.channels[:n_obs]))
