@@ -35,6 +35,23 @@ def test_ridge_recovers_a_linear_readout():
     torch.testing.assert_close(model.b_out, torch.full((2, 2), 0.5, dtype=F64))
 
 
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 1e200])
+def test_ridge_names_non_finite_features_in_the_fit(bad):
+    model = EchoStateNetwork(EchoStateConfig(n_units=20, n_inputs=1, n_outputs=1)).to(F64)
+    x = torch.randn(1, 100, 1, generator=torch.Generator().manual_seed(0), dtype=F64)
+    feats = reservoir_features(model, x)
+    y = torch.zeros(1, 100, 1, dtype=F64)
+    poisoned = feats.clone()
+    poisoned[0, 0, 50, 3] = bad
+    with pytest.raises(ValueError, match="'features' parameter of ridge_readout must be finite"):
+        ridge_readout(model, targets=y, features=poisoned, washout=10)
+    # an entry the fit does not use (inside the washout) does not matter
+    poisoned = feats.clone()
+    poisoned[0, 0, 5, 3] = bad
+    ridge_readout(model, targets=y, features=poisoned, washout=10)
+
+
 def _targets(kind, n, dt):
     t = torch.arange(n, dtype=F64) * dt
     if kind == "sine":
