@@ -69,9 +69,12 @@ def add_parser(sub) -> None:
     r.add_argument("--delay-embedding", choices=("auto", "on", "off"), default="auto",
                    help="--data: delay coordinates (auto: for fewer than 3 channels; delay = "
                         "first minimum of the mutual information)")
-    r.add_argument("--observation", choices=("identity", "affine"), default="identity",
-                   help="--data: observation model, identity (the first latent units) or affine "
-                        "(linear-Gaussian x = W z + b of --latent units)")
+    r.add_argument("--observation", choices=("identity", "affine", "poisson"),
+                   default="identity",
+                   help="--data: observation model, identity (the first latent units), affine "
+                        "(linear-Gaussian x = W z + b of --latent units) or poisson (spike "
+                        "counts x ~ Poisson(dt exp(W z + b)) of --latent units; the data must "
+                        "be non-negative integers and are not standardised)")
     r.add_argument("--time-budget", type=float, default=None,
                    help="stop training after this many seconds (the learning-rate schedule of "
                         "--iterations is kept)")
@@ -194,7 +197,8 @@ def check_reconstruct(args) -> None:
         reject_given(args, ["alpha"], f"only to --forcing gtf, {this_forcing}")
     if args.forcing != "stf":
         reject_given(args, ["tau"], f"only to --forcing stf, {this_forcing}")
-    affine = data and args.observation == "affine"  # any latent size, all units forced
+    # affine / poisson: any latent size, all units forced
+    affine = data and args.observation in ("affine", "poisson")
     check_range(args, "latent", 1 if affine else n_model, why="" if affine else where)
     if args.latent == n_model and not affine:
         reject_given(args, ["initial_state"], f"only to --latent above the data dimension "
@@ -241,7 +245,8 @@ def _read_data(args):
     channels = None
     if args.channels is not None:
         channels = [int(c) if c.isdigit() else c for c in args.channels]
-    return load_recording(path, dt=args.dt, channels=channels, variable=args.variable)
+    return load_recording(path, dt=args.dt, channels=channels, variable=args.variable,
+                          counts=args.observation == "poisson")
 
 
 def build_model(args, n_obs: int, dt: float):

@@ -35,6 +35,18 @@ free run and of all fully observed held-out samples; D_H (Hellinger distance of 
 power spectra; Mikhaeil et al. 2022) against the stretch; PE(n), n = 1..20, from start points
 of the stretch; the maximal Lyapunov exponent of every network (QR method) and its mean with a
 95% Student-t confidence interval over the K seeds.
+
+Spike counts (``observation="poisson"``): the data must be non-negative integers (NaN =
+missing; ValueError naming the parameter and the file otherwise) and are not standardised; the
+model's observation is the log-linear Poisson GLM ``x ~ Poisson(dt exp(W_out z + b_out))``
+(:mod:`dynrnn.models.plrnn`), started from the principal axes of the log rate estimate
+(:meth:`~dynrnn.models.PLRNN.init_observation_`) and trained by the Poisson likelihood with the
+smoothed counts as the forcing signal (:func:`dynrnn.training.train_gtf`). Free runs generate
+expected counts per bin; validation and evaluation compare them with the rate estimate of the
+held-out counts (the same Gaussian smoothing, ``rate_smoothing`` samples), so every metric is
+in counts per bin, and D_stsp -- for validation and for the final evaluation -- is the
+Gaussian-mixture estimate (a binned D_stsp over tens of neurons is degenerate: with ``30^N``
+bins the Laplace smoothing swamps every count and the divergence is ~0 whatever the free run).
 """
 
 from __future__ import annotations
@@ -51,6 +63,7 @@ import numpy as np
 import torch
 import xarray as xr
 
+from .._progress import stage
 from .._validation import (
     ParameterTypeError,
     check_bool,
@@ -85,23 +98,34 @@ class ValidationCheckpoint(BestCheckpoint):
     would need far more samples than a held-out stretch has). Each network's best state is
     kept (:meth:`restore`, :meth:`to_xarray` as in BestCheckpoint); training stops once no
     network has improved for ``patience`` evaluations (None: never). Stopping does not change
-    the learning-rate schedule of the run.
+    the learning-rate schedule of the run. ``dstsp_method``: ``"bins"`` (default) or ``"gmm"``
+    (Gaussian mixtures, for many channels such as the rates of tens of neurons; see
+    :func:`dynrnn.analyses.state_space_divergence`).
     """
 
     _stage = "validating"
 
     def __init__(self, data: Any, every: int, metric: str = "D_stsp",
-                 patience: int | None = 5, n_observed: int | None = None):
+                 patience: int | None = 5, n_observed: int | None = None,
+                 dstsp_method: str = "bins"):
         super().__init__(data, every=every, metric=metric, n_compared=n_observed)
         owner = "ValidationCheckpoint"
         self.patience = None if patience is None else check_int(owner, "patience", patience, 1)
         self.n_observed = self.data.shape[-1] if n_observed is None else self.n_compared
+        self.dstsp_method = check_choice(owner, "dstsp_method", dstsp_method, ("bins", "gmm"))
         self.stopped_at: int | None = None
 
     def __call__(self, iteration: int, model, history=None) -> bool:
         if (iteration + 1) % self.every:
             return False
-        super().__call__(iteration, model, history)  # evaluates and keeps the best states
+        if self.dstsp_method == "bins":
+            super().__call__(iteration, model, history)  # evaluates and keeps the best states
+        else:
+            with stage(self._stage):
+                ds = evaluate_reconstruction(model, self.data, lyapunov=False, pe_steps=1,
+                                             n_compared=self.n_compared,
+                                             dstsp_method=self.dstsp_method)
+            self._record(iteration, model, ds.D_stsp.values, ds.D_H.values)
         if self.patience is None:
             return False
         last = int(self.best_iteration.max())  # the latest improvement of any network
@@ -125,9 +149,10 @@ class Reconstruction:
             transient and its start from the stretch's first sample); ``loss (network,
             iteration)``;
             attrs: every setting (``settings`` as JSON too), the Lyapunov mean and confidence
-            interval, the standardisation (``mean``, ``std``).
+            interval, the standardisation (``mean``, ``std``; absent for spike counts).
         history: the :class:`~dynrnn.training.GTFHistory`.
-        train, heldout: the standardised (and embedded) Recordings trained and evaluated on.
+        train, heldout: the standardised (and embedded) Recordings trained and evaluated on
+            (spike counts: the counts themselves; the evaluation used their rate estimate).
         settings: the choices made (also in ``result.attrs["settings"]``).
     """
 
@@ -144,7 +169,8 @@ class Reconstruction:
         return int(self.result.attrs["best_network"])
 
     def to_data_units(self, x: Any) -> np.ndarray:
-        """Model outputs (standardised) -> the data's units."""
+        """Model outputs (standardised) -> the data's units (unchanged for spike counts,
+        which are never standardised)."""
         return self.train.to_data_units(x)
 
     def save(self, out: str | Path) -> list[Path]:
@@ -178,6 +204,14 @@ def _longest_finite(rec: Recording) -> np.ndarray:
             if e - s > len(best):
                 best = a[s:e]
     return best
+
+
+def _rate_recording(rec: Recording, model) -> Recording:
+    """The rate estimate (the model's ``rate_estimate``: Gaussian-smoothed counts per bin) of
+    every trial of a recording of spike counts, as a Recording of rates (not counts)."""
+    trials = tuple(model.rate_estimate(np.asarray(a, dtype=np.float64), dim=0).numpy()
+                   for a in rec.trials)
+    return rec._replace(trials=trials, counts=False)
 
 
 def _build_model(kind: str, M: int, N: int, *, n_hidden, n_pwl, initial_state, dt, K, seed,
@@ -224,7 +258,8 @@ def lyapunov_confidence(lam: np.ndarray, level: float = 0.95) -> tuple[float, fl
 @torch.no_grad()
 def evaluate_heldout(model, heldout: Recording, n_observed: int | None = None, *,
                      pe_steps: int = 20, lyapunov_steps: int = 20000, lyapunov: bool = True,
-                     true_lyapunov: float | None = None, progress: bool = False) -> xr.Dataset:
+                     true_lyapunov: float | None = None, dstsp_method: str = "bins",
+                     progress: bool = False) -> xr.Dataset:
     """DSR metrics of K networks on held-out data (the protocol of the module docstring).
 
     Arguments:
@@ -235,6 +270,9 @@ def evaluate_heldout(model, heldout: Recording, n_observed: int | None = None, *
         pe_steps: PE(n) for n = 1..pe_steps; lyapunov_steps: steps of the QR estimate;
         lyapunov: False skips it (``max_lyapunov`` NaN).
         true_lyapunov: the system's exponent (per time unit), stored for comparison.
+        dstsp_method: ``"bins"`` (30 bins per dimension; meant for a few channels) or
+            ``"gmm"`` (Gaussian mixtures; for many channels, e.g. tens of neurons), see
+            :func:`dynrnn.analyses.state_space_divergence`.
 
     Returns:
         ``xarray.Dataset`` over ``network``: ``D_stsp``, ``D_H``, ``PE (network, n)``,
@@ -266,6 +304,8 @@ def evaluate_heldout(model, heldout: Recording, n_observed: int | None = None, *
     ds = evaluate_reconstruction(model, seg, pe_steps=pe_steps, lyapunov=lyapunov,
                                  lyapunov_steps=lyapunov_steps, true_lyapunov=true_lyapunov,
                                  n_compared=n_obs, reference=pool, return_free_run=True,
+                                 dstsp_method=check_choice(owner, "dstsp_method", dstsp_method,
+                                                           ("bins", "gmm")),
                                  progress=progress)
     T = len(seg)
     run_all = ds["free_run"].values  # [K, 1.25 T, n_obs]
@@ -344,7 +384,12 @@ def reconstruct(
             forces them) or ``"affine"`` (a linear-Gaussian observation ``x = W_out z +
             b_out`` of a latent state of any size M, trained by the MSE; GTF forces the whole
             state towards the least-squares inversion ``W_out^+ (x - b_out)``, Hess et al.
-            2023; a step with a missing channel is unforced).
+            2023; a step with a missing channel is unforced) or ``"poisson"`` (spike counts
+            ``x ~ Poisson(dt exp(W_out z + b_out))`` of a latent state of any size M, trained
+            by the Poisson likelihood; GTF forces towards ``W_out^+ (log(r + eps) - log(dt) -
+            b_out)`` of the smoothed counts ``r``; the data must be non-negative integers and
+            are not standardised; free runs and metrics are in expected counts per bin,
+            compared with the held-out counts' rate estimate; see the module docstring).
         dt, channels, variable: passed to :func:`~dynrnn.tasks.load_recording`.
         n_networks: K, seeds trained at once (K >= 2 for a Lyapunov confidence interval).
         n_latent, n_hidden, n_pwl, initial_state: model sizes (None: the recipe's,
@@ -362,7 +407,8 @@ def reconstruct(
         validate_every: iterations between evaluations on the held-out data (None:
             ``n_iterations // 20``, at least 1; 0: no validation and no checkpoint).
         patience: stop when no network improved for this many evaluations (None: never).
-        validation_metric: ``"D_stsp"`` or ``"D_H"``.
+        validation_metric: ``"D_stsp"`` or ``"D_H"`` (for ``"poisson"`` D_stsp is estimated
+            with Gaussian mixtures).
         keep_best: restore each network's best validated state (default True).
         pe_steps, lyapunov_steps, true_lyapunov: of the final evaluation; lyapunov: False
             skips the Lyapunov exponents (NaN in the result).
@@ -378,7 +424,8 @@ def reconstruct(
     """
     owner = "reconstruct"
     check_choice(owner, "model", model, MODELS)
-    check_choice(owner, "observation", observation, ("identity", "affine"))
+    check_choice(owner, "observation", observation, ("identity", "affine", "poisson"))
+    poisson = observation == "poisson"
     K = check_int(owner, "n_networks", n_networks, 1)
     check_choice(owner, "tau_method", tau_method, ("mi", "ac"))
     if delay_embedding not in ("auto", True, False):
@@ -405,11 +452,27 @@ def reconstruct(
     if cfg.seed != seed and (config is None or isinstance(config, dict)):
         cfg = dataclasses.replace(cfg, seed=seed)
 
-    rec = load_recording(data, dt=dt, channels=channels, variable=variable)
+    if poisson and cfg.noise_std > 0:
+        raise ValueError(f"The 'config' parameter of {owner} must have noise_std 0 for "
+                         f"observation='poisson' (counts carry their own noise). Got "
+                         f"{cfg.noise_std}.")
+    try:
+        rec = load_recording(data, dt=dt, channels=channels, variable=variable, counts=poisson)
+    except ValueError as exc:
+        msg = str(exc)
+        if poisson and "spike counts" in msg:  # name reconstruct's own parameter
+            for name in ("source", "data"):
+                msg = msg.replace(f"The '{name}' parameter of load_recording",
+                                  f"The 'data' parameter of {owner}", 1)
+            raise ValueError(msg) from None
+        raise
     where = f" (file {rec.source})" if not rec.source.startswith("<") else ""
     train_raw, test_raw = rec.split(heldout, heldout_trials)
-    train = train_raw.standardise()
-    test = test_raw.standardise(train.mean, train.std)
+    if poisson:  # counts stay counts
+        train, test = train_raw, test_raw
+    else:
+        train = train_raw.standardise()
+        test = test_raw.standardise(train.mean, train.std)
     N = rec.n_channels
 
     longest = max(train.lengths)
@@ -443,25 +506,32 @@ def reconstruct(
         )
     net = _build_model(model, M, n_model, n_hidden=hidden, n_pwl=pwl, initial_state=init,
                        dt=rec.dt, K=K, seed=seed, observation=observation)
+    if poisson:  # observation model started from the principal axes of the log rates
+        net.init_observation_(list(train.trials))
+        eval_test = _rate_recording(test, net)
+    else:
+        eval_test = test
     every = cfg.n_iterations // 20 if validate_every is None else check_int(
         owner, "validate_every", validate_every, 0, cfg.n_iterations)
     every = max(every, 1) if validate_every is None else every
     ckpt = None
     if every:
-        val = _longest_finite(test)
+        val = _longest_finite(eval_test)
         if len(val) < 2:
             raise ValueError(f"The 'heldout' parameter of {owner}{where} leaves no fully "
                              f"observed held-out stretch to validate on.")
         ckpt = ValidationCheckpoint(val, every=every, metric=validation_metric,
-                                    patience=patience, n_observed=N)
+                                    patience=patience, n_observed=N,
+                                    dstsp_method="gmm" if poisson else "bins")
     t0 = time.perf_counter()
     hist = train_gtf(net, train, cfg, callback=ckpt, seed=cfg.seed, progress=progress)
     train_s = time.perf_counter() - t0
     if ckpt is not None and keep_best:
         ckpt.restore(net)
-    res = evaluate_heldout(net, test, N, pe_steps=pe_steps, lyapunov_steps=lyapunov_steps,
+    res = evaluate_heldout(net, eval_test, N, pe_steps=pe_steps, lyapunov_steps=lyapunov_steps,
                            lyapunov=check_bool(owner, "lyapunov", lyapunov),
-                           true_lyapunov=true_lyapunov, progress=progress)
+                           true_lyapunov=true_lyapunov, progress=progress,
+                           dstsp_method="gmm" if poisson else "bins")
     score = np.where(np.isfinite(res.D_stsp.values), res.D_stsp.values, np.inf)
     best = int(np.argmin(score))
     stop_reason = hist.stop_reason or "n_iterations"
@@ -478,15 +548,25 @@ def reconstruct(
         "validate_every": every, "patience": patience, "validation_metric": validation_metric,
         "keep_best": keep_best, "seed": seed, "iterations_run": len(hist.loss),
         "stop_reason": stop_reason, "train_seconds": round(train_s, 2),
-        "best_network": best, "recording": rec.metadata(), "mean": train.mean.tolist(),
-        "std": train.std.tolist(),
+        "best_network": best, "recording": rec.metadata(),
+        "mean": None if train.mean is None else train.mean.tolist(),
+        "std": None if train.std is None else train.std.tolist(),
     }
+    if poisson:
+        settings["dstsp_method"] = "gmm"
+        settings["rate_smoothing"] = float(net.config.rate_smoothing)
+        settings["rate_eps"] = float(net.config.rate_eps)
     res["free_run"] = (res["free_run"].dims, train.to_data_units(res["free_run"].values))
     res["heldout"] = (res["heldout"].dims, train.to_data_units(res["heldout"].values))
     res["forecast"] = (res["forecast"].dims, train.to_data_units(res["forecast"].values))
-    res["free_run"].attrs.update(units="data units", long_name="free run after the transient")
-    res["forecast"].attrs.update(units="data units", long_name="free run from the first sample")
-    res["heldout"].attrs.update(units="data units", long_name="evaluated held-out stretch")
+    units = "expected counts per bin" if poisson else "data units"
+    res["free_run"].attrs.update(units=units, long_name="free run after the transient")
+    res["forecast"].attrs.update(units=units, long_name="free run from the first sample")
+    res["heldout"].attrs.update(
+        units="counts per bin (rate estimate)" if poisson else "data units",
+        long_name="evaluated held-out stretch" + (
+            f" (counts smoothed by a Gaussian of {net.config.rate_smoothing:g} samples)"
+            if poisson else ""))
     best_it = (ckpt.best_iteration if ckpt is not None and keep_best and ckpt.best_iteration
                is not None else np.full(K, len(hist.loss)))
     res["best_iteration"] = ("network", np.asarray(best_it, dtype=np.int64))
@@ -496,10 +576,11 @@ def reconstruct(
         analysis="reconstruct", model=model, best_network=best, stop_reason=stop_reason,
         iterations_run=len(hist.loss), n_iterations=cfg.n_iterations,
         tau_estimate=int(tau_est), forcing=cfg.forcing, dt=rec.dt, source=rec.source,
-        embedding_n_delays=m, embedding_delay=d if m > 1 else 0,
-        mean=train.mean.tolist(), std=train.std.tolist(),
+        embedding_n_delays=m, embedding_delay=d if m > 1 else 0, observation=observation,
         settings=json.dumps(settings, default=float),
     )
+    if train.standardised:
+        res.attrs.update(mean=train.mean.tolist(), std=train.std.tolist())
     run = Reconstruction(net, res, hist, train, test, settings, ckpt)
     if out is not None:
         run.save(out)

@@ -15,12 +15,14 @@ from .contracting import (
 from .gated import GRU, LSTM, GRUConfig, LSTMConfig
 from .plrnn import (
     ALRNN,
+    OBSERVATIONS,
     PLRNN,
     ALRNNConfig,
     PiecewiseLinearRNN,
     PLRNNConfig,
     ShallowPLRNN,
     ShallowPLRNNConfig,
+    smooth_counts,
 )
 from .protocol import DynamicalSystem, ReconstructionModel
 from .rate import RateRNN, RateRNNConfig
@@ -50,6 +52,8 @@ __all__ = [
     "ALRNN",
     "ALRNNConfig",
     "PiecewiseLinearRNN",
+    "OBSERVATIONS",
+    "smooth_counts",
     "EchoStateConfig",
     "EchoStateNetwork",
     "IzhikevichConfig",

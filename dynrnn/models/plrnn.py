@@ -11,8 +11,23 @@ Four latent maps of ``z [K, B, M]`` (see docs/references.md), each with an optio
 * :class:`ALRNN` (Brenner et al. 2024): ``z' = A z + W Phi*(z) + h``, where only the last
   ``P = n_pwl`` units pass through a ReLU; ``2^P`` linear subregions.
 
-Observation model: ``"identity"`` reads the first ``n_outputs`` latent units (the readout units;
-teacher forcing replaces exactly these), ``"affine"`` is ``y = W_out z + b_out``.
+Observation models (``PLRNNConfig.observation``):
+
+* ``"identity"`` reads the first ``n_outputs`` latent units (the readout units; teacher forcing
+  replaces exactly these);
+* ``"affine"`` is the linear-Gaussian ``x = W_out z + b_out`` of a latent state of any size;
+* ``"poisson"`` is the log-linear Poisson GLM for spike counts of N neurons in bins of width
+  ``dt``, ``x_t[i] ~ Poisson(lambda_t[i])`` with ``lambda_t = dt * exp(W_out z_t + b_out)``
+  (the expected count per bin; :meth:`~PiecewiseLinearRNN.readout` returns it). This is the
+  observation model of the Poisson linear dynamical system (Macke, Buesing, Cunningham, Yu,
+  Shenoy & Sahani 2011, Empirical models of spiking in neural populations, Advances in Neural
+  Information Processing Systems 24, 1350-1358), here on a PLRNN latent state as in the
+  multi-modal PLRNN's generalized-linear observation models (Kramer, Bommer, Tombolini, Koppe
+  & Durstewitz 2022, Reconstructing nonlinear dynamical systems from multi-modal time series,
+  Proceedings of the 39th International Conference on Machine Learning, PMLR 162).
+  Teacher forcing needs a latent state from the counts; :meth:`~PiecewiseLinearRNN.
+  latent_from_observation` inverts the link approximately (see there and
+  :func:`smooth_counts`).
 
 Every model is piecewise affine: in the linear region with code ``d`` (a 0/1 vector of
 ``n_region_bits`` switches) the map is ``z' = M_d z + c_d``. :meth:`region_code` and
@@ -30,8 +45,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from .._validation import (
@@ -40,6 +56,8 @@ from .._validation import (
     Constraint,
     Float,
     Int,
+    check_float,
+    resolve_generator,
     validate_config,
 )
 from ..functional.plrnn import (
@@ -59,10 +77,15 @@ __all__ = [
     "ShallowPLRNN",
     "ALRNN",
     "PiecewiseLinearRNN",
+    "OBSERVATIONS",
+    "smooth_counts",
 ]
 
+#: the observation models of the PLRNN family
+OBSERVATIONS = ("identity", "affine", "poisson")
+
 _COMMON_STRUCTURAL = ("n_latent", "n_outputs", "n_inputs", "observation", "readout_bias",
-                      "learn_initial_state")
+                      "learn_initial_state", "rate_smoothing", "rate_eps")
 
 
 @dataclass(frozen=True)
@@ -73,9 +96,17 @@ class PLRNNConfig:
         n_latent: M, latent dimension.
         n_outputs: N, observed dimension (``N <= M`` for the identity observation).
         n_inputs: dimension of an external input (0: autonomous).
-        observation: ``"identity"`` (first N latent units) or ``"affine"``.
-        readout_bias: include ``b_out`` in the affine observation model.
-        dt: the time step one map iteration stands for (for exponents per time unit).
+        observation: ``"identity"`` (first N latent units), ``"affine"`` (``x = W_out z +
+            b_out``) or ``"poisson"`` (spike counts ``x ~ Poisson(dt exp(W_out z + b_out))``).
+        readout_bias: include ``b_out`` in the affine / Poisson observation model.
+        dt: the time step one map iteration stands for (for exponents per time unit; for
+            ``"poisson"`` also the bin width of the counts, so ``exp(W_out z + b_out)`` is a
+            rate per time unit).
+        rate_smoothing: ``"poisson"``: standard deviation, in samples (bins), of the Gaussian
+            kernel with which :meth:`PiecewiseLinearRNN.rate_estimate` smooths counts into the
+            rate estimate that teacher forcing inverts (acausal; 0: no smoothing). Default 2.
+        rate_eps: ``"poisson"``: counts per bin added to the rate estimate before the log of
+            the inversion, so that empty bins give a finite latent state. Default 0.1.
         learn_initial_state: identity observation with ``M > N``: infer the ``M - N``
             unobserved units of a window's (or a free run's) first state from its first
             observation with a trained matrix ``L [M-N, N]``, ``z_0 = [x_0; L x_0]`` (as the
@@ -90,15 +121,19 @@ class PLRNNConfig:
     readout_bias: bool = True
     dt: float = 1.0
     learn_initial_state: bool = True
+    rate_smoothing: float = 2.0
+    rate_eps: float = 0.1
 
     constraints: ClassVar[dict[str, Constraint]] = {
         "n_latent": Int(1),
         "n_outputs": Int(1),
         "n_inputs": Int(0),
-        "observation": Choice(("identity", "affine")),
+        "observation": Choice(OBSERVATIONS),
         "readout_bias": Bool(),
         "dt": Float(0.0, None, low_inclusive=False),
         "learn_initial_state": Bool(),
+        "rate_smoothing": Float(0.0),
+        "rate_eps": Float(0.0, None, low_inclusive=False),
     }
 
     def __post_init__(self):
@@ -145,6 +180,49 @@ def _uniform(shape, bound, g):
     return ((torch.rand(shape, generator=g, dtype=torch.float64) * 2 - 1) * bound).float()
 
 
+def smooth_counts(x: Any, sigma: float, dim: int = -2) -> torch.Tensor:
+    """Gaussian-kernel rate estimate of binned counts along time, NaN-aware and acausal.
+
+    ``r_t = sum_s k(t - s) m_s x_s / sum_s k(t - s) m_s`` with ``k(u) = exp(-u^2 / (2 sigma^2))``
+    truncated at ``|u| <= ceil(4 sigma)`` and ``m_s`` = 1 where ``x_s`` is observed (finite),
+    0 where it is missing (NaN); the normalisation also corrects the truncated kernel at the
+    ends of the series. ``r_t`` is NaN where no observed sample lies within reach. ``sigma =
+    0`` returns ``x`` unchanged (a copy).
+
+    Arguments:
+        x: counts (or any values) ``[..., T, ...]``, a tensor or array; time along ``dim``.
+        sigma: kernel standard deviation in samples (>= 0).
+        dim: the time dimension (default -2: ``[..., T, N]``).
+
+    Returns:
+        The smoothed series, same shape (a tensor, float dtype of ``x`` or float64).
+    """
+    owner = "smooth_counts"
+    sigma = check_float(owner, "sigma", sigma, 0.0, math.inf, True, False)
+    t = x if torch.is_tensor(x) else torch.as_tensor(np.asarray(x, dtype=np.float64))
+    if not t.is_floating_point():
+        t = t.double()
+    if t.ndim == 0:
+        raise ValueError(f"The 'x' parameter of {owner} must have a time dimension. Got a "
+                         f"scalar.")
+    if sigma == 0:
+        return t.clone()
+    moved = t.movedim(dim, -1)
+    T = moved.shape[-1]
+    flat = moved.reshape(-1, 1, T)
+    radius = int(math.ceil(4 * sigma))
+    u = torch.arange(-radius, radius + 1, dtype=flat.dtype, device=flat.device)
+    kernel = torch.exp(-0.5 * (u / sigma) ** 2).reshape(1, 1, -1)
+    seen = torch.isfinite(flat).to(flat.dtype)
+    num = torch.nn.functional.conv1d(torch.nan_to_num(flat, nan=0.0) * seen, kernel,
+                                     padding=radius)
+    den = torch.nn.functional.conv1d(seen, kernel, padding=radius)
+    tiny = torch.finfo(flat.dtype).tiny
+    out = torch.where(den > kernel.max() * 1e-12 + tiny, num / den.clamp_min(tiny),
+                      torch.full_like(num, math.nan))
+    return out.reshape(moved.shape).movedim(-1, dim)
+
+
 class PiecewiseLinearRNN(RecurrentModel):
     """Shared machinery of the PLRNN family (observation model, inputs, affine pieces).
 
@@ -160,7 +238,7 @@ class PiecewiseLinearRNN(RecurrentModel):
         names = list(self.core_trainable())
         if self.n_inputs > 0:
             names.append("C")
-        if self.config.observation == "affine":
+        if self.config.observation in ("affine", "poisson"):
             names.append("W_out")
             if self.config.readout_bias:
                 names.append("b_out")
@@ -184,6 +262,8 @@ class PiecewiseLinearRNN(RecurrentModel):
         params["W_out"] = W_out
         params["b_out"] = torch.zeros(N)
         params["L_init"] = _uniform((max(M - N, 0), N), 1 / math.sqrt(N), g)
+        if c.observation == "poisson":  # N neurons load on all M latents (drawn last)
+            params["W_out"] = _uniform((N, M), 1 / math.sqrt(M), g)
         return params
 
     @property
@@ -220,7 +300,17 @@ class PiecewiseLinearRNN(RecurrentModel):
 
         Identity observation: ``[x; 0]``, or ``[x; L x]`` for a first state (``initial=True``)
         when ``learn_initial_state`` (differentiable in ``L``); affine: the least-squares
-        solution ``W_out^+ (x - b_out)`` (not differentiated).
+        solution ``W_out^+ (x - b_out)`` (not differentiated). Both are exact inversions of the
+        observation model.
+
+        Poisson: ``x`` is a rate estimate in counts per bin (e.g. :meth:`rate_estimate` of the
+        counts: teacher forcing passes the Gaussian-smoothed counts) and the link is inverted
+        in the least-squares sense, ``zhat = W_out^+ (log(x + eps) - log(dt) - b_out)`` with
+        ``eps = rate_eps`` (not differentiated). This is exact for the expected counts
+        ``lambda = dt exp(W_out z + b_out)`` of a state ``z`` up to the ``eps`` offset (exact
+        as ``eps -> 0``) when ``W_out`` has full column rank; from counts it is an
+        approximation (the smoothing biases fast changes, ``eps`` biases low rates). A
+        missing channel (NaN) makes the whole inferred state of that step NaN.
         """
         K, M, N = self.n_networks, self.n_latent, self.n_outputs
         if self.config.observation == "identity":
@@ -233,16 +323,99 @@ class PiecewiseLinearRNN(RecurrentModel):
             else:
                 hidden = x.new_zeros(K, *lead, M - N)
             return torch.cat([x, hidden], dim=-1)
-        W = self.W_out.detach()
+        W = self.W_out.detach().to(x.dtype)
         b = self.b_out.detach() if self.config.readout_bias else torch.zeros_like(self.b_out)
+        b = b.to(x.dtype)
+        if self.config.observation == "poisson":
+            b = b + self._log_dt(x.dtype)[:, None]
+            x = torch.log(x + self.config.rate_eps)
         pinv = torch.linalg.pinv(W)  # [K, M, N]
         flat = (x - b.reshape(K, *([1] * (x.ndim - 2)), N)).reshape(K, -1, N)
         return torch.bmm(flat, pinv.transpose(1, 2)).reshape(*x.shape[:-1], M)
 
+    def _log_dt(self, dtype=None) -> torch.Tensor:
+        """``log(dt)`` of every network ``[K]`` (the Poisson model's bin width)."""
+        dts = [float(c.dt) for c in self.configs]
+        return torch.log(torch.tensor(dts, dtype=dtype or self.dtype, device=self.device))
+
+    def log_expected_counts(self, h: torch.Tensor) -> torch.Tensor:
+        """Poisson observation: ``log lambda = W_out z + b_out + log(dt)``, ``[K, *lead, M] ->
+        [K, *lead, N]`` (differentiable; what the Poisson likelihood of teacher forcing is
+        computed from, without forming ``lambda`` first)."""
+        if self.config.observation != "poisson":
+            raise ValueError(
+                f"The 'observation' parameter of {type(self).__name__} must be 'poisson' for "
+                f"log_expected_counts. Got {self.config.observation!r}."
+            )
+        h = self._check_readout_state(h)
+        eta = super().readout(h)
+        return eta + self._log_dt(eta.dtype).reshape(-1, *([1] * (eta.ndim - 1)))
+
+    def rate_estimate(self, counts: Any, dim: int = -2) -> torch.Tensor:
+        """The rate estimate (counts per bin) that the Poisson inversion of
+        :meth:`latent_from_observation` takes: :func:`smooth_counts` with this model's
+        ``rate_smoothing`` (Gaussian, acausal; NaN-aware), along ``dim`` (time)."""
+        return smooth_counts(counts, self.config.rate_smoothing, dim=dim)
+
+    @torch.no_grad()
+    def init_observation_(self, counts: Any) -> PiecewiseLinearRNN:
+        """Data-driven start of the Poisson observation model (in place; returns the model).
+
+        From counts ``[T, N]`` / ``[R, T, N]`` (NaN = missing; or a list of trials): the log
+        rate estimate ``y = log(rate_estimate(x) + eps) - log(dt)`` gives ``b_out = mean_t y``
+        (with ``readout_bias``) and ``W_out`` = the top ``min(M, N)`` principal axes of ``y``
+        scaled by their standard deviations (principal-component scores of unit variance are
+        then the latent state that reproduces ``y`` best in the least-squares sense; remaining
+        columns keep their random start). All K networks get the same start; their dynamics
+        keep their seeds.
+        """
+        owner = type(self).__name__ + ".init_observation_"
+        if self.config.observation != "poisson":
+            raise ValueError(f"The 'observation' parameter of {owner} must be 'poisson'. Got "
+                             f"{self.config.observation!r}.")
+        trials = counts if isinstance(counts, (list, tuple)) else [counts]
+        ys = []
+        for tr in trials:
+            t = tr if torch.is_tensor(tr) else torch.as_tensor(np.asarray(tr, dtype=np.float64))
+            t = t.double()
+            t = t.reshape(-1, *t.shape[-2:]) if t.ndim >= 2 else t.reshape(1, -1, 1)
+            if t.shape[-1] != self.n_outputs:
+                raise ValueError(f"The 'counts' parameter of {owner} must have N="
+                                 f"{self.n_outputs} channels. Got shape {tuple(t.shape)}.")
+            r = smooth_counts(t, self.config.rate_smoothing, dim=-2)
+            ys.append(torch.log(r + self.config.rate_eps).reshape(-1, self.n_outputs))
+        y = torch.cat(ys, 0)
+        y = y[torch.isfinite(y).all(-1)]
+        if y.shape[0] < 2:
+            raise ValueError(f"The 'counts' parameter of {owner} needs at least two fully "
+                             f"observed samples.")
+        mean = y.mean(0)
+        _, svals, vh = torch.linalg.svd(y - mean, full_matrices=False)
+        r = min(self.n_latent, vh.shape[0])
+        W = vh[:r].T * (svals[:r] / math.sqrt(y.shape[0]))  # [N, r]
+        log_dt = self._log_dt(torch.float64)
+        for k in range(self.n_networks):
+            self.W_out[k, :, :r] = W.to(self.W_out.dtype)
+            if self.config.readout_bias:
+                self.b_out[k] = (mean - log_dt[k]).to(self.b_out.dtype)
+        return self
+
     def readout(self, h: torch.Tensor) -> torch.Tensor:
+        """Observations ``[K, B, (T,) N]`` of states ``[K, B, (T,) M]``: the first N units
+        (identity), ``W_out z + b_out`` (affine) or the expected counts per bin ``lambda =
+        dt exp(W_out z + b_out)`` (Poisson; free runs therefore generate expected counts, and
+        :meth:`sample_counts` draws counts from them)."""
         if self.config.observation == "identity":
             return self._check_readout_state(h)[..., : self.n_outputs]
+        if self.config.observation == "poisson":
+            return torch.exp(self.log_expected_counts(h))
         return super().readout(h)
+
+    def sample_counts(self, h: torch.Tensor, *, seed: Any = None) -> torch.Tensor:
+        """Poisson observation: counts ``x ~ Poisson(readout(h))`` drawn with an explicit
+        ``seed`` (int or ``torch.Generator``), same shape as :meth:`readout`."""
+        lam = self.readout(h).detach()
+        return torch.poisson(lam, generator=resolve_generator(seed))
 
     def jacobian(self, h, x=None):
         """Analytic Jacobian ``[K, B, M, M]``: the matrix ``M_d`` of the state's region."""

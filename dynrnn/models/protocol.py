@@ -91,7 +91,8 @@ class DynamicalSystem(Protocol):
 class ReconstructionModel(DynamicalSystem, Protocol):
     """A dynamical-systems reconstruction (the PLRNN family): N latent units of which the first
     ``n_outputs`` are read out as the observations (the identity observation model used by
-    generalized teacher forcing)."""
+    generalized teacher forcing; for the affine and Poisson observations,
+    ``latent_from_observation`` inverts the observation model instead)."""
 
     def latent_from_observation(self, x: torch.Tensor, initial: bool = False) -> torch.Tensor:
         """Observations ``[K, B, (T,) O]`` -> latent states ``[K, B, (T,) N]`` (the

@@ -5,7 +5,9 @@ A :class:`Recording` holds one or several trajectories (trials, sessions) ``[T_r
 possibly different lengths ``T_r`` over the same ``N`` channels, the sampling interval ``dt``,
 the channel names and, once standardised, the per-channel mean and standard deviation used, so
 that model outputs can be returned in the data's units (:meth:`Recording.to_data_units`).
-Missing samples are NaN and stay NaN: nothing here interpolates them; the training
+A recording of spike counts (``counts=True``, for the Poisson observation model) is checked to
+hold non-negative integers in every observed sample (:func:`check_counts`) and is never
+standardised. Missing samples are NaN and stay NaN: nothing here interpolates them; the training
 (:func:`dynrnn.training.train_gtf`) leaves them out of the loss and runs the model unforced
 where the forcing signal is missing.
 
@@ -51,7 +53,7 @@ import numpy as np
 
 from .._validation import ParameterTypeError, check_float, check_int
 
-__all__ = ["Recording", "load_recording", "RECORDING_SUFFIXES"]
+__all__ = ["Recording", "load_recording", "check_counts", "RECORDING_SUFFIXES"]
 
 #: file suffixes :func:`load_recording` reads, by format
 RECORDING_SUFFIXES = {
@@ -65,6 +67,42 @@ RECORDING_SUFFIXES = {
 
 def _where(source: str) -> str:
     return f" (file {source})" if source and not source.startswith("<") else ""
+
+
+def check_counts(x: Any, owner: str, name: str = "data", source: str = "<array>",
+                 channels: Any = None, trial: int | None = None) -> None:
+    """Raise ValueError unless every observed (non-NaN) entry of ``x [..., N]`` is a finite
+    non-negative integer -- spike counts, as the Poisson observation model needs.
+
+    The message names the parameter ``name`` of ``owner``, the file (``source``, unless it is
+    ``"<...>"``), and the first offending value with its channel (``channels`` names them),
+    sample and ``trial``.
+    """
+    a = x.detach().cpu().double().numpy() if hasattr(x, "detach") else np.asarray(
+        x, dtype=np.float64)
+    bad_inf = np.isinf(a)
+    seen = ~np.isnan(a)
+    with np.errstate(invalid="ignore"):
+        bad = bad_inf | (seen & ((a < 0) | (a != np.round(a))))
+    if not bad.any():
+        return
+    idx = np.argwhere(bad)[0]
+    value = a[tuple(idx)]
+    ch = int(idx[-1]) if a.ndim else 0
+    names = list(channels) if channels is not None and len(channels) else None
+    chan = repr(names[ch]) if names and ch < len(names) else str(ch)
+    where = f"sample {int(idx[-2])}" if a.ndim >= 2 else f"entry {int(idx[0])}"
+    if trial is not None:
+        where += f" of trial {trial}"
+    elif a.ndim >= 3:
+        where += f" of trial {int(idx[0])}"
+    kind = ("not finite" if not np.isfinite(value) else "negative" if value < 0
+            else "not an integer")
+    raise ValueError(
+        f"The {name!r} parameter of {owner}{_where(source)} must hold spike counts "
+        f"(non-negative integers; NaN = missing) for observation='poisson'. Channel {chan}, "
+        f"{where}, is {float(value):g} ({kind}; {int(bad.sum())} such entries)."
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -83,10 +121,13 @@ class Recording:
         offsets: first sample of each trial within the original trial.
         dt_source: where ``dt`` came from (``"argument"``, ``"file"``, ``"default"``).
         embedding: delay embedding applied, ``(n_delays, delay)``; None if none.
+        counts: the trials are spike counts (Poisson observation model): every observed sample
+            must be a non-negative integer, and :meth:`standardise` refuses them.
 
     Raises ValueError naming the parameter (and the file) for trials that are not 2-D, differ
     in their number of channels, are all NaN (or hold inf), or a ``dt`` that is not a positive
-    finite number.
+    finite number; with ``counts``, for negative or fractional values (:func:`check_counts`;
+    the parameter is ``source`` for a file, ``data`` else).
     """
 
     trials: tuple
@@ -99,6 +140,7 @@ class Recording:
     offsets: tuple = ()
     dt_source: str = "argument"
     embedding: tuple | None = None
+    counts: bool = False
     _owner: str = field(default="Recording", repr=False)
 
     def __post_init__(self):
@@ -141,6 +183,19 @@ class Recording:
         dt = check_float(owner, "dt", self.dt, 0.0, math.inf, False, False)
         channels = tuple(str(c) for c in self.channels) if len(self.channels) else tuple(
             f"x{i}" for i in range(N))
+        if not isinstance(self.counts, (bool, np.bool_)):
+            raise ParameterTypeError(f"The 'counts' parameter of {owner} must be a bool. Got "
+                                     f"{self.counts!r}.")
+        set_(self, "counts", bool(self.counts))
+        if self.counts:
+            if self.mean is not None:
+                raise ValueError(f"The 'counts' parameter of {owner} excludes a "
+                                 f"standardisation (mean / std): counts stay counts.")
+            from_file = bool(_where(self.source))
+            for i, a in enumerate(out):
+                check_counts(a, self._owner, "source" if from_file else "data", self.source,
+                             channels if len(channels) == N else None,
+                             trial=i if len(out) > 1 else None)
         if len(channels) != N:
             raise ValueError(
                 f"The 'channels' parameter of {owner} must name the {N} channels. Got "
@@ -196,7 +251,7 @@ class Recording:
         base = dict(trials=self.trials, dt=self.dt, channels=self.channels, source=self.source,
                     mean=self.mean, std=self.std, trial_ids=self.trial_ids,
                     offsets=self.offsets, dt_source=self.dt_source, embedding=self.embedding,
-                    _owner=self._owner)
+                    counts=self.counts, _owner=self._owner)
         base.update(kw)
         return Recording(**base)
 
@@ -224,6 +279,10 @@ class Recording:
         the held-out part). Raises ValueError for a channel that is constant or has fewer than
         two observed samples."""
         owner = "Recording.standardise" + _where(self.source)
+        if self.counts:
+            raise ValueError(f"The recording of {owner} holds spike counts (counts=True): "
+                             f"counts are not standardised (the Poisson observation model "
+                             f"needs them as they are).")
         if self.standardised:
             raise ValueError(f"The recording of {owner} is standardised already.")
         if self.embedding is not None:
@@ -378,16 +437,18 @@ class Recording:
             "mean": None if self.mean is None else self.mean.tolist(),
             "std": None if self.std is None else self.std.tolist(),
             "embedding": None if self.embedding is None else list(self.embedding),
+            "counts": self.counts,
         }
 
     def __repr__(self) -> str:
         miss = sum(int((~np.isfinite(a)).sum()) for a in self.trials)
         total = sum(a.size for a in self.trials)
+        state = ("counts" if self.counts else "standardised" if self.standardised
+                 else "data units")
         return (f"Recording({self.n_trials} trial(s), lengths {list(self.lengths)[:6]}"
                 f"{'...' if self.n_trials > 6 else ''}, {self.n_channels} channels "
                 f"{list(self.channels)[:6]}, dt={self.dt:g}, {miss} of {total} missing, "
-                f"{'standardised' if self.standardised else 'data units'}, source "
-                f"{self.source})")
+                f"{state}, source {self.source})")
 
 
 def _numeric(value: Any, owner: str, name: str) -> np.ndarray:
@@ -554,6 +615,7 @@ def load_recording(
     channels: Any = None,
     mask: Any = None,
     variable: str | None = None,
+    counts: bool = False,
 ) -> Recording:
     """Read measured time series into a :class:`Recording` (formats: see the module docstring).
 
@@ -570,14 +632,23 @@ def load_recording(
         mask: for an array source: bool, same shape, True = observed (False entries become
             missing whatever their value).
         variable: netCDF / zarr / Dataset: the data variable to read.
+        counts: the data are spike counts for a Poisson observation model: every observed
+            sample must be a non-negative integer (ValueError naming ``source`` and the file,
+            or ``data`` for an in-memory source, with the first bad value), and the recording
+            is marked so that it is never standardised.
 
     Returns:
         A :class:`Recording` in the data's units (standardise with
-        :meth:`Recording.standardise`).
+        :meth:`Recording.standardise`; not for counts).
     """
     owner = "load_recording"
+    if not isinstance(counts, (bool, np.bool_)):
+        raise ParameterTypeError(f"The 'counts' parameter of {owner} must be a bool. Got "
+                                 f"{counts!r}.")
     if isinstance(source, Recording):
         kw = {}
+        if counts and not source.counts:
+            kw["counts"] = True
         if dt is not None:
             kw.update(dt=dt, dt_source="argument")
         if channels is not None:
@@ -701,4 +772,4 @@ def load_recording(
         else:
             names = [str(c) for c in channels]
     return Recording(trials=tuple(trials), dt=dt, channels=tuple(names), source=name,
-                     dt_source=dt_source, _owner=owner.split(" (file")[0])
+                     dt_source=dt_source, counts=bool(counts), _owner=owner.split(" (file")[0])

@@ -7,9 +7,14 @@ latent state is pulled towards the state inferred from the data before the map i
 
 where ``zhat`` inverts the observation model (identity: only the first N "readout" units are
 forced -- partial forcing when M > N; affine: ``zhat = W_out^+ (x - b_out)``, the least-squares
-latent state, towards which the whole state is pulled). Models with external inputs are trained
-with zero input. The loss is the MSE between the unforced predictions
-``readout(z_t)`` and the data ``x_t``. Gradients stay bounded when alpha >= alpha* =
+latent state, towards which the whole state is pulled; Poisson spike counts: ``zhat = W_out^+
+(log(r + eps) - log(dt) - b_out)`` of the Gaussian-smoothed counts ``r``, an approximate
+inversion of the log link, see :meth:`dynrnn.models.PLRNN.latent_from_observation`). Models with
+external inputs are trained with zero input. The loss is the MSE between the unforced
+predictions ``readout(z_t)`` and the data ``x_t`` (identity, affine) or, for the Poisson
+observation, the Poisson negative log-likelihood of the counts under the unforced predictions,
+``mean_{t,i} [lambda_ti - x_ti log lambda_ti + log x_ti!]`` with ``log lambda = W_out z_t + b_out
++ log(dt)``. Gradients stay bounded when alpha >= alpha* =
 1 - 1/sigma_max of the Jacobians; the adaptive variant (aGTF) estimates
 ``kappa`` = geometric mean of the Jacobian spectral norms along the forced trajectory every
 ``agtf_every`` batches, sets ``alpha* = max(0, 1 - 1/kappa)`` and takes it if it is larger than
@@ -70,6 +75,7 @@ __all__ = [
     "dsr_data",
     "DSRData",
     "RECIPES",
+    "poisson_nll",
 ]
 
 FORCING = ("gtf", "agtf", "stf", "none")
@@ -388,6 +394,18 @@ def sample_windows(data: Any, K: int, B: int, length: int, gen: torch.Generator)
     return data[r[:, None], idx].reshape(K, B, length, N)
 
 
+def poisson_nll(log_rate: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Elementwise Poisson negative log-likelihood ``lambda - x log(lambda) + log(x!)`` from
+    ``log_rate = log(lambda)`` (same shape as ``counts``; ``log x! = lgamma(x + 1)``).
+
+    Computed from the log rate so that a tiny rate never takes the log of 0."""
+    return torch.exp(log_rate) - counts * log_rate + torch.lgamma(counts + 1)
+
+
+def _is_poisson(model) -> bool:
+    return getattr(getattr(model, "config", None), "observation", "identity") == "poisson"
+
+
 def _forcing_weights(model, alpha: torch.Tensor) -> torch.Tensor:
     """Per-unit forcing weight ``[K, 1, M]``: alpha on the forced units, 0 on the others."""
     K, M = model.n_networks, model.n_units
@@ -416,15 +434,19 @@ def gtf_loss(
     Arguments:
         model: a K-network model (PLRNN family, or any model with ``n_outputs`` observed units).
         windows: data ``[K, B, S+1, N]``; step 0 (of ``teacher``) initialises the state and
-            must be observed. NaN marks a missing sample: it is left out of the loss (the MSE
-            is the mean over the observed targets of each network), and where the forcing
+            must be observed (Poisson observation: spike counts). NaN marks a missing sample:
+            it is left out of the loss (the MSE or Poisson NLL is the mean over the observed
+            targets of each network), and where the forcing
             signal ``zhat`` is missing the model runs unforced for those units at that step
             (affine observation: a step with any missing channel is unforced); nothing is
             interpolated. Windows with missing samples take the plain autograd loop.
         alpha: forcing strength, float or ``[K]``.
         forcing: ``"gtf"``/``"agtf"`` (every step with weight alpha), ``"stf"`` (weight 1 every
             ``tau`` steps), ``"none"`` (free run from the first state).
-        teacher: the data used for forcing (default ``windows``; e.g. a noisy copy).
+        teacher: the data used for forcing (default ``windows``; e.g. a noisy copy). Poisson
+            observation: a rate estimate in counts per bin (default: the model's
+            ``rate_estimate`` of ``windows``, smoothed within each window; :func:`train_gtf`
+            passes the counts smoothed over whole trials instead).
         return_states: also return the forced states ``z~ [K, B, S, M]`` (detached).
         loss_burn_in: leading predicted steps left out of the loss (the unobserved latent units
             start at 0 in every window; a burn-in lets them settle under forcing first).
@@ -435,10 +457,14 @@ def gtf_loss(
 
     Returns:
         ``loss [K]`` (mean over B, S, N; over the observed entries where samples are missing)
-        and, if requested, the forced states.
+        and, if requested, the forced states. Poisson observation: the mean Poisson negative
+        log-likelihood (:func:`poisson_nll`, including ``log x!``) of the counts under the
+        unforced predictions.
     """
     K = model.n_networks
-    teacher = windows if teacher is None else teacher
+    poisson = _is_poisson(model)
+    if teacher is None:
+        teacher = model.rate_estimate(windows, dim=2) if poisson else windows
     S = windows.shape[2] - 1
     alpha = torch.as_tensor(alpha, dtype=windows.dtype).expand(K)
     check_choice("gtf_loss", "backend", backend, ("auto", "reference"))
@@ -484,9 +510,22 @@ def gtf_loss(
             states.append(z)
         Z = torch.stack(states, dim=2)  # [K, B, S, M]
         forced = torch.stack(forced, dim=2) if return_states else None
-    pred = model.readout(Z)
     skip = min(int(loss_burn_in), S - 1)
     target = windows[:, :, 1 + skip:]
+    if poisson:
+        log_rate = model.log_expected_counts(Z)[:, :, skip:]
+        if missing:
+            observed = torch.isfinite(target)
+            nll = torch.where(observed, poisson_nll(log_rate, torch.nan_to_num(target, nan=0.0)),
+                              torch.zeros((), dtype=log_rate.dtype))
+            count = observed.sum(dim=(1, 2, 3)).clamp_min(1).to(log_rate.dtype)
+            loss = nll.sum(dim=(1, 2, 3)) / count
+        else:
+            loss = poisson_nll(log_rate, target).mean(dim=(1, 2, 3))
+        if return_states:
+            return loss, forced
+        return loss
+    pred = model.readout(Z)
     if missing:
         observed = torch.isfinite(target)
         err = torch.where(observed, pred[:, :, skip:] - torch.nan_to_num(target, nan=0.0),
@@ -625,9 +664,13 @@ def train_gtf(
             parameters are updated in place).
         data: observations ``[T, N]`` or ``[R, T, N]``, a list of trials ``[T_r, N]`` of
             different lengths, or a :class:`~dynrnn.tasks.recordings.Recording` (standardise
-            them first). NaN marks a missing sample: left out of the loss, and no forcing of
-            that unit at that step (see :func:`gtf_loss`); windows of ``seq_len + 1`` steps are
-            drawn uniformly among those inside a trial that start at a fully observed sample.
+            them first; for a Poisson observation model spike counts as they are -- every
+            observed sample a non-negative integer, else ValueError naming ``data`` and the
+            file -- whose forcing signal is the model's ``rate_estimate`` of each whole trial,
+            and ``noise_std`` must be 0). NaN marks a missing sample: left out of the loss, and
+            no forcing of that unit at that step (see :func:`gtf_loss`); windows of
+            ``seq_len + 1`` steps are drawn uniformly among those inside a trial that start at
+            a fully observed sample.
         config: a :class:`GTFConfig` (defaults: GTF alpha 0.2, RAdam 1e-3 -> 1e-6, clip 10).
         callback: called as ``callback(iteration, model, history)`` after each iteration;
             returning True stops training (e.g. when DSR metrics are reached, or a validation
@@ -663,14 +706,29 @@ def train_gtf(
             f"The 'callback' parameter of {owner} must be callable or None. Got {callback!r}."
         )
     dd = dsr_data(data, model.n_outputs, owner, config.seq_len + 1)
+    poisson = _is_poisson(model)
+    if poisson:
+        from ..tasks.recordings import check_counts
+
+        check_counts(dd.values, owner, "data", dd.source)
+        if config.noise_std > 0:
+            raise ValueError(
+                f"The 'noise_std' parameter of {owner} must be 0 for a Poisson observation "
+                f"model (spike counts carry their own noise; Gaussian noise would make them "
+                f"non-integer). Got {config.noise_std}."
+            )
     dd.values = dd.values.to(model.dtype)
     x = dd.values
+    n_obs = x.shape[-1]
+    if poisson:  # forcing signal: counts smoothed over whole trials, drawn with the same windows
+        rates = model.rate_estimate(x, dim=1)
+        dd.values = torch.cat([x, rates], dim=-1)
     K = model.n_networks
     gen = resolve_generator(seed)
     tau = config.tau
     if config.forcing == "stf" and tau is None:
         longest = int(dd.lengths.max())
-        tau = estimate_forcing_interval(dd.values if dd.starts is None else data,
+        tau = estimate_forcing_interval(x if dd.starts is None else data,
                                         max_lag=max(2, min(500, longest - 2)))
     hist = GTFHistory(tau=tau)
     opt = EnsembleOptimizer(
@@ -692,6 +750,8 @@ def train_gtf(
             opt.lr.fill_(lr)
             win = sample_windows(dd, K, config.batch_size, config.seq_len + 1, gen)
             teacher = None
+            if poisson:
+                win, teacher = win[..., :n_obs], win[..., n_obs:]
             if config.noise_std > 0:
                 teacher = win + config.noise_std * torch.randn(win.shape, generator=gen,
                                                                dtype=win.dtype)
