@@ -19,6 +19,7 @@ Usage::
 
     python benchmarks/fixed_points.py                       # 64 networks x 1024 inits
     python benchmarks/fixed_points.py --baseline-networks 8 --threads 2
+    python benchmarks/fixed_points.py --model tests/data/flipflop3_rate64 --threads 1
 
 Trained networks are cached under ``--cache`` (default: a temp dir) so reruns skip training;
 the first run trains the 64-network zoo together (about 2,500 Adam steps: tens of minutes on two
@@ -27,7 +28,26 @@ CPU cores).
 Reading the ratio: the baseline's cost depends on the network. Where every candidate reaches
 q < 1e-12 it stops after ~400 iterations; where some candidates never converge (networks that
 hold memories on limit cycles, with slow regions but no fixed point nearby) it runs all 10,000.
-The output therefore also gives the ratio on the same subset and on its early-stopping part.
+The output therefore also gives the ratio on the same subset and on its early-stopping part,
+and, per kind of network (with stable fixed points / without), dynrnn's time on all networks
+of the kind at once against the baseline's mean per network of the kind, in wall and in CPU
+time, the worst kind beside the best, and whether both methods find the same number of stable
+points on every compared network. dynrnn timings are medians of ``--repeats`` runs. On a
+machine shared with other jobs the wall time includes waiting for a core; the CPU time of the
+process (one thread) is the steadier measure.
+
+``--model tests/data/flipflop3_rate64`` runs on stored networks instead of training a zoo;
+``--eigenvalues-only`` runs dynrnn with ``eigenvectors=False`` (the baseline computes
+eigenvalues only; by default dynrnn also returns right and left eigenvectors, ~1.6 ms more per
+unique 64 x 64 point).
+
+Measured (32-network zoo of this script, seed 0, 1024 initial states, 1 thread, a 2-core
+machine shared with 3-4 other jobs; baseline on 2 + 2 networks): networks with stable fixed
+points 139 ms CPU per network (280 ms wall) against the baseline's 690 ms (1048 ms) -> 4.9x
+CPU / 3.7x wall, the worst kind; networks without 230 ms against 2358 ms -> 10.2x CPU /
+13.3x wall. The goal on the stable kind is >= 20x. Where dynrnn's time goes on it: Adam phase
+~40 ms (50 iterations), Newton phase ~75 ms (one Jacobian + LU per candidate in its first
+iteration), eigendecompositions of the ~27 unique points ~35 ms.
 """
 
 from __future__ import annotations
@@ -171,6 +191,21 @@ def reference_style_finder(net, x0, u, *, lr=1.0, max_iters=10_000, tol_q=1e-12,
 
 
 # --------------------------------------------------------------------------- main
+def timed(fn, repeats=1):
+    """``(result of the last call, median wall s, median CPU s of this process)``.
+
+    On a machine shared with other jobs the wall time includes waiting for a core; the CPU
+    time of this process (one thread: the work it did) is the steadier measure of cost.
+    """
+    walls, cpus, out = [], [], None
+    for _ in range(max(1, repeats)):
+        w0, c0 = time.perf_counter(), time.process_time()
+        out = fn()
+        walls.append(time.perf_counter() - w0)
+        cpus.append(time.process_time() - c0)
+    return out, float(np.median(walls)), float(np.median(cpus))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n-networks", type=int, default=64)
@@ -184,6 +219,16 @@ def main(argv=None):
     p.add_argument("--max-iters", type=int, default=10_000, help="baseline iterations")
     p.add_argument("--train-iters", type=int, default=2500)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--repeats", type=int, default=3,
+                   help="dynrnn runs per timing (the median is reported)")
+    p.add_argument("--eigenvalues-only", action="store_true",
+                   help="dynrnn without eigenvectors (eigenvectors=False), the output the "
+                        "baseline computes (its eigvals); by default dynrnn also computes the "
+                        "right and left eigenvectors of every point")
+    p.add_argument("--model", type=Path, default=None,
+                   help="stored networks (dynrnn.zoo.save_model stem, e.g. "
+                        "tests/data/flipflop3_rate64) instead of the trained zoo; cast to "
+                        "float32")
     p.add_argument("--cache", type=Path,
                    default=Path(tempfile.gettempdir()) / "dynrnn_bench_fixed_points")
     args = p.parse_args(argv)
@@ -192,8 +237,23 @@ def main(argv=None):
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"{os.cpu_count()} CPUs")
 
-    K, P = args.n_networks, args.n_initial
-    model, mse = load_or_train(args.cache, K, args.n_units, args.n_bits, args.train_iters)
+    P = args.n_initial
+    vectors = not args.eigenvalues_only
+    if args.model is not None:
+        from dynrnn.zoo import load_model
+
+        model, _ = load_model(args.model, dtype=torch.float32)
+        args.n_bits = int(model.n_inputs)
+        with torch.no_grad():
+            tx, ty, tm = flipflop_batch(64, 200, args.n_bits, 0.05,
+                                        torch.Generator().manual_seed(999))
+            _, out = simulate(model, tx)
+            mse = ((out - ty) ** 2 * tm).sum((1, 2, 3)) / tm.sum()
+        print(f"loaded {model.n_networks} networks from {args.model}")
+    else:
+        model, mse = load_or_train(args.cache, args.n_networks, args.n_units, args.n_bits,
+                                   args.train_iters)
+    K = int(model.n_networks)
     model.requires_grad_(False)
     trained = (mse < 1e-3).numpy()
     print(f"{int(trained.sum())}/{K} networks reach masked MSE < 1e-3")
@@ -205,11 +265,13 @@ def main(argv=None):
     u = torch.zeros(args.n_bits)
 
     # ---------------- dynrnn, all networks at once
-    find_fixed_points(model.select([0]), initial_states=x0[:1, :8])  # warm-up (lazy imports)
-    t0 = time.perf_counter()
-    ds = find_fixed_points(model, u, initial_states=x0)
-    t_ours = time.perf_counter() - t0
-    print(f"\ndynrnn: {K} networks x {P} initial states in {t_ours:.1f}s "
+    find_fixed_points(model.select([0]), initial_states=x0[:1, :8],  # warm-up (lazy imports)
+                      progress=False, eigenvectors=vectors)
+    ds, t_ours, c_ours = timed(
+        lambda: find_fixed_points(model, u, initial_states=x0, progress=False,
+                                  eigenvectors=vectors), args.repeats)
+    print(f"\ndynrnn: {K} networks x {P} initial states in {t_ours:.1f}s wall, "
+          f"{c_ours:.1f}s CPU (median of {args.repeats}) "
           f"(first-order {ds.attrs['seconds_first_order']:.1f}s, "
           f"LM {ds.attrs['seconds_refinement']:.1f}s, "
           f"max LM iterations {ds.attrs['newton_iterations']})")
@@ -242,18 +304,22 @@ def main(argv=None):
     subset = sorted(k for ks in picks.values() for k in ks)
     t_base = 0.0
     base_times: list[float] = []
+    base_cpu: dict[int, float] = {}
+    base_stable: dict[int, int] = {}
     agree = []
     n_unique = [0, 0]
     print(f"\nbaseline (per-network Adam, lr 1.0 + plateau decay, max {args.max_iters} its) on "
           f"{len(subset)} networks:")
     for k in subset:
         net = model.select(k)
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         res = reference_style_finder(net, x0[k], u[None], max_iters=args.max_iters)
         dt = time.perf_counter() - t0
+        base_cpu[k] = time.process_time() - c0
         t_base += dt
         base_times.append(dt)
         ref_stable = res["points"][res["stable"]].double()
+        base_stable[k] = len(ref_stable)
         d = ds.isel(network=k)
         our_stable = torch.as_tensor(d.points.values[(d.valid & d.converged).values
                                                      & (d.stability.values == 0)])
@@ -287,12 +353,14 @@ def main(argv=None):
               f"{matched_ref}; max distance {max_d:.1e}; same set: {same}{extra}")
     sub_model = model.select(subset)
     t0 = time.perf_counter()
-    find_fixed_points(sub_model, u, initial_states=x0[subset])
+    find_fixed_points(sub_model, u, initial_states=x0[subset], progress=False,
+                      eigenvectors=vectors)
     t_ours_sub = time.perf_counter() - t0
     quick = [k for k, t in zip(subset, base_times) if t < 5.0]
     t0 = time.perf_counter()
     if quick:
-        find_fixed_points(model.select(quick), u, initial_states=x0[quick])
+        find_fixed_points(model.select(quick), u, initial_states=x0[quick], progress=False,
+                          eigenvectors=vectors)
     t_ours_quick = time.perf_counter() - t0
     time_of = dict(zip(subset, base_times))
     t_base_all = 0.0
@@ -317,6 +385,35 @@ def main(argv=None):
           f"({sum(agree)}/{len(agree)})")
     print(f"unique fixed points found on the compared networks: baseline {n_unique[0]} "
           f"(float32, q < 1e-12 in float32), dynrnn {n_unique[1]} (float64, q < 1e-12)")
+
+    # ---------------- the ratio per kind of network
+    # dynrnn runs on all networks of the kind at once (as a scientist would); the baseline's
+    # mean per network of the kind (on its subset) times the kind's size.
+    print("\nper kind of network (dynrnn on all networks of the kind at once, median of "
+          f"{args.repeats}; baseline: mean per network on its subset x the kind's size):")
+    rows = []
+    for g in groups:
+        ks = picks[id(g)]
+        kind = "with stable fixed points" if g is with_stable else "without (slow cycles)"
+        sel = [int(k) for k in g]
+        _, tw, tc = timed(lambda sel=sel: find_fixed_points(
+            model.select(sel), u, initial_states=x0[sel], progress=False,
+            eigenvectors=vectors), args.repeats)
+        bw = sum(time_of[k] for k in ks) / len(ks) * len(g)
+        bc = sum(base_cpu[k] for k in ks) / len(ks) * len(g)
+        rows.append((kind, bw / tw, bc / tc))
+        same = sum(base_stable[k] == int(n_st[k]) for k in ks)
+        print(f"  {kind}: {len(g)} networks; dynrnn {tw / len(g) * 1e3:.0f} ms wall / "
+              f"{tc / len(g) * 1e3:.0f} ms CPU per network, baseline {bw / len(g) * 1e3:.0f} ms "
+              f"wall / {bc / len(g) * 1e3:.0f} ms CPU per network -> {bw / tw:.1f}x wall, "
+              f"{bc / tc:.1f}x CPU   [goal >= 20x]; stable points per network equal on "
+              f"{same}/{len(ks)} compared (baseline {[base_stable[k] for k in ks]}, dynrnn "
+              f"{[int(n_st[k]) for k in ks]})")
+    if rows:
+        worst = min(rows, key=lambda r: r[2])
+        best = max(rows, key=lambda r: r[2])
+        print(f"worst kind: {worst[0]} {worst[1]:.1f}x wall / {worst[2]:.1f}x CPU; best kind: "
+              f"{best[0]} {best[1]:.1f}x wall / {best[2]:.1f}x CPU")
 
 
 if __name__ == "__main__":

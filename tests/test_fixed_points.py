@@ -350,6 +350,78 @@ def test_invariants_random_networks(K, N, P, gain, seed):
         np.testing.assert_array_equal(n_u, (np.abs(lam) > 1).sum(1))
 
 
+def test_dedupe_matches_all_pairs_greedy_oracle():
+    """The greedy deduplication (distances from each representative only) equals the greedy
+    rule written out over all pairs, on clustered points with ties broken by index."""
+    from dynrnn.analyses.fixed_points import _dedupe
+
+    rng = np.random.default_rng(0)
+    for trial in range(20):
+        centres = rng.normal(size=(int(rng.integers(1, 12)), 5))
+        pts = centres[rng.integers(0, len(centres), 300)] + rng.normal(size=(300, 5)) * 10.0 ** (
+            -rng.integers(2, 8))
+        q = rng.random(300) * 10.0 ** -rng.integers(5, 20, 300)
+        if trial % 4 == 0:
+            q[:50] = q[0]  # ties
+        tol = 10.0 ** -rng.integers(1, 4)
+        reps, assign = _dedupe(pts, q, tol)
+        order = np.argsort(q, kind="stable")
+        d = np.linalg.norm(pts[:, None] - pts[None], axis=-1)
+        expect_reps, expect = [], np.full(300, -1)
+        for i in order:
+            if expect[i] >= 0:
+                continue
+            members = (expect < 0) & (d[i] < tol)
+            members[i] = True
+            expect[members] = len(expect_reps)
+            expect_reps.append(i)
+        np.testing.assert_array_equal(reps, expect_reps)
+        np.testing.assert_array_equal(assign, expect)
+
+
+def test_representatives_polished_duplicates_released_converged():
+    """One candidate per fixed point is polished to rounding; the others stop once converged,
+    each below tol_q and never below its point's q, so every reported point is the lowest-q
+    member of its cluster. With dedupe_tol = 0 every candidate is polished."""
+    model = tanh_diag_model((2.0, 1.5), n_units=3)
+    x0 = torch.rand(400, 3, generator=torch.Generator().manual_seed(0)) * 2.4 - 1.2
+    ds = find_fixed_points(model, initial_states=x0, seed=0, progress=False)
+    tol_q = ds.attrs["tol_q"]
+    for k in range(2):
+        conv = ds.candidate_status.values[k] == CANDIDATE_STATUS["converged"]
+        assert conv.mean() > 0.9
+        cq, fp = ds.candidate_q.values[k], ds.candidate_fixed_point.values[k]
+        assert (cq[conv] < tol_q).all()
+        q_point = ds.q.values[k][fp[conv]]
+        assert (cq[conv] >= q_point).all()
+        assert (valid(ds, k, "q")[valid(ds, k, "converged")] < 1e-16).all()
+        # most candidates were released before the polish (q not driven to rounding)
+        assert (cq[conv] > 1e-24).mean() > 0.5
+    every = find_fixed_points(model, initial_states=x0, seed=0, progress=False, dedupe_tol=0.0)
+    conv = every.candidate_status.values == CANDIDATE_STATUS["converged"]
+    assert (every.candidate_q.values[conv] < 1e-16).all()
+    for k in range(2):  # the same zeros: every reported point is one of the polished ones
+        pts = valid(ds, k, "points")
+        d = np.linalg.norm(pts[:, None] - valid(every, k, "points")[None], axis=-1)
+        assert d.min(1).max() < 1e-9
+
+
+def test_eigenvalues_only_when_eigenvectors_are_not_asked_for():
+    """``eigenvectors=False`` computes only the eigenvalues: the same points, eigenvalues and
+    stability as with eigenvectors, and no eigenvector variables."""
+    model = Ensemble(RateRNNConfig(2, 12, 1, init_gain=1.8), n_networks=3, seed=4)
+    a = find_fixed_points(model, n_initial=64, seed=2, progress=False)
+    b = find_fixed_points(model, n_initial=64, seed=2, progress=False, eigenvectors=False)
+    assert "right_eigenvectors" in a and "right_eigenvectors" not in b
+    assert int(a.n_fixed_points.sum()) >= 3
+    np.testing.assert_array_equal(a.points.values, b.points.values)
+    np.testing.assert_array_equal(a.stability.values, b.stability.values)
+    ok = a.valid.values
+    # as sets per point (LAPACK's two paths may order a tie of |lambda| differently)
+    np.testing.assert_allclose(np.sort(b.eigenvalues.values[ok], -1),
+                               np.sort(a.eigenvalues.values[ok], -1), atol=1e-9)
+
+
 # --------------------------------------------------------------------------- bad input
 def test_bad_input_raises_clear_errors():
     model = Ensemble(RateRNNConfig(2, 4, 1), n_networks=2, seed=0)
