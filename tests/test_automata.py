@@ -40,6 +40,7 @@ from dynrnn.tasks import (  # noqa: E402
     FlipFlopTask,
     ParityTask,
     SineWaveTask,
+    StringParityTask,
     TomitaTask,
     tomita_accepts,
 )
@@ -325,6 +326,65 @@ def test_user_quantiser_is_used(parity_nets):
     assert res.dataset.k.values.tolist() == [int(res.dataset.n_clusters.max())]
 
 
+# ------------------------------------------------------------------- whole-string parity
+def test_whole_string_parity_task():
+    task = StringParityTask(length_range=(2, 10))
+    tr = task.sample(300, seed=4)
+    again = task.sample(300, seed=4)
+    assert torch.equal(tr.inputs, again.inputs) and torch.equal(tr.targets, again.targets)
+    sym, L = tr.info["symbols"], tr.info["lengths"]
+    assert int(L.min()) >= 2 and int(L.max()) <= 10
+    real = (sym >= 0).numpy()
+    for b in range(20):  # every prefix's target is the parity of all bits so far
+        bits = sym[b, : L[b]].tolist()
+        np.testing.assert_array_equal(tr.targets[b, : L[b], 0].numpy(),
+                                      np.cumsum(bits) % 2)
+    assert torch.equal(tr.mask, sym >= 0)
+    np.testing.assert_array_equal(tr.inputs[..., 0].numpy()[real], sym.numpy()[real])
+    assert torch.equal(tr.info["labels"][:, 0], tr.targets[torch.arange(300), L - 1, 0])
+    # the ground truth's minimal machine has 2 states and is the reference DFA; the
+    # sliding-window ParityTask(n_values=(2,)) needs 4 (test above)
+    view = task.symbolic_view()
+    minimal = _truth_minimal_dfa(view)
+    assert minimal.n_states == 2 and minimal.equivalent(reference_dfa(task))
+    assert view.test_lengths == (20, 40)
+    end = StringParityTask(targets="end", p_bit=None).sample(50, seed=0)
+    assert torch.equal(end.mask.sum(1), torch.ones(50, dtype=torch.long))
+    assert float(end.info["p_bit"].std()) > 0.1
+    from dynrnn.tasks import task_from_dict
+
+    assert task_from_dict(task.to_dict()) == task
+    with pytest.raises(ValueError, match="'length_range'"):
+        StringParityTask(length_range=(5, 2))
+    with pytest.raises(ValueError, match="'p_bit'"):
+        StringParityTask(p_bit=1.5)
+    with pytest.raises(ValueError, match="'targets'"):
+        StringParityTask(targets="all")
+
+
+def test_extraction_from_whole_string_parity_networks():
+    # the literal claim: from networks trained on (whole-string) 2-parity, the extracted minimal
+    # automaton has exactly 2 states and fidelity >= 0.99 on strings 2-4x longer than training,
+    # for a majority of networks. Recurrent noise (std 0.2) during training makes "even" and
+    # "odd" attracting: without it the networks are right on the training lengths but drift
+    # on long strings (measured, 600 steps: 2 of 6 networks pass without noise; with it 7 and 5
+    # of 8, seeds 1 and 2); 1000 steps with noise: 31 of 32 (seeds 0-3, 8 networks each).
+    task = StringParityTask(length_range=(2, 10))
+    model = Ensemble(RateRNNConfig(1, 16, 2, rec_noise_std=0.2), n_networks=8, seed=0)
+    train(model, task, TrainConfig(n_steps=1000, batch_size=64, lr=0.01, eval_every=100,
+                                   accuracy_threshold=1.0, progress=False), seed=0)
+    res = extract_automata(model, task, seed=0)
+    ds = res.dataset
+    lo, hi = task.symbolic_view().train_lengths
+    assert ds.attrs["test_lengths"][0] >= 2 * hi and ds.attrs["test_lengths"][1] <= 4 * hi
+    ok = (ds.n_states_after == 2) & (ds.fidelity >= 0.99) & ~ds.inconclusive
+    assert int(ok.sum()) >= 5, ds[["fidelity", "n_states_after", "network_accuracy"]]
+    ref = reference_dfa(task)
+    for dfa, good in zip(res.automata, ok.values):
+        if good:
+            assert dfa.equivalent(ref)
+
+
 # ------------------------------------------------------------------------------- bad input
 def _counter_network():
     """h' = h + x_1 - x_0, label = [h > 0]: #1 > #0, a counter language (not regular)."""
@@ -402,6 +462,54 @@ def test_state_regularised_rnn_protocol_and_exact_centroid_automaton():
         automaton_from_centroids(RateRNN(RateRNNConfig(2, 4, 2)), task)
 
 
+def test_state_regularised_straight_through_and_sphere_init():
+    N, k = 8, 6
+    soft_cfg = StateRegularisedConfig(2, N, 2, n_centroids=k, cell="rate", temperature_init=2.0)
+    hard_cfg = StateRegularisedConfig(2, N, 2, n_centroids=k, cell="rate", temperature_init=2.0,
+                                      straight_through_temperature=2.0)
+    assert soft_cfg.straight_through_temperature == 0.0  # default: soft training (the paper)
+    m = Ensemble([hard_cfg, soft_cfg], seed=3).double()
+    h = torch.randn(2, 5, N, dtype=torch.float64)
+    x = torch.nn.functional.one_hot(torch.randint(0, 2, (5,)), 2).double()
+    w = torch.randn(2, 5, N, dtype=torch.float64)
+    out = m.step(h, x)  # network 0 hard (value = the argmax centroid), network 1 soft
+    u = m.cell_step(h, m._drive_for_step(h, x), m.prepare())
+    alpha = m.centroid_weights(u)
+    j = alpha.argmax(-1)
+    torch.testing.assert_close(out[0], m.centroids[0][j[0]])
+    torch.testing.assert_close(out[1], torch.bmm(alpha, m.centroids)[1])
+    m.eval()
+    torch.testing.assert_close(m.step(h, x)[0], out[0])  # training runs what evaluation runs
+    m.train()
+    # straight-through: the cell's gradient is the soft mixture's gradient (Bengio et al. 2013)
+    (g_st,) = torch.autograd.grad((m.step(h, x) * w).sum(), m.W_rec)
+    u = m.cell_step(h, m._drive_for_step(h, x), m.prepare())
+    (g_soft,) = torch.autograd.grad((torch.bmm(m.centroid_weights(u), m.centroids) * w).sum(),
+                                    m.W_rec)
+    torch.testing.assert_close(g_st, g_soft)
+    # hard only while the temperature is at or below the threshold
+    late = Ensemble(StateRegularisedConfig(2, N, 2, n_centroids=k, temperature_init=1.0,
+                                           temperature_decay=0.5, temperature_min=0.1,
+                                           straight_through_temperature=0.3), seed=0)
+    hl = torch.randn(1, 5, N)
+    with torch.no_grad():
+        d = torch.cdist(late.step(hl, x.float()), late.centroids).min(-1).values
+        assert float(d.max()) > 1e-3  # temperature 1 > 0.3: soft
+        late.project_()
+        late.project_()  # temperature 0.25 <= 0.3: hard
+        d = torch.cdist(late.step(hl, x.float()), late.centroids).min(-1).values
+        assert float(d.max()) < 1e-5
+    # sphere initialisation: every centroid has norm c sqrt(N / 3)
+    sph = Ensemble(StateRegularisedConfig(2, 12, 2, n_centroids=20, centroid_init="sphere",
+                                          centroid_scale=0.5), n_networks=2, seed=0)
+    torch.testing.assert_close(sph.centroids.norm(dim=-1),
+                               torch.full((2, 20), 0.5 * (12 / 3) ** 0.5))
+    with pytest.raises(ValueError, match="'straight_through_temperature'"):
+        StateRegularisedConfig(2, 8, 2, straight_through_temperature=-1.0)
+    with pytest.raises(ValueError, match="'centroid_init'"):
+        StateRegularisedConfig(2, 8, 2, centroid_init="gaussian")
+
+
 # ------------------------------------------------------------------------------------- plots
 def test_plots_return_axes_and_keep_nodes_inside():
     import matplotlib.pyplot as plt
@@ -434,7 +542,13 @@ def test_plots_return_axes_and_keep_nodes_inside():
 @functools.cache
 def _trained_tomita(grammar, K=5, steps=1500, seed=0):
     task = TomitaTask(grammar=grammar)
-    model = Ensemble(RateRNNConfig(2, 32, 2), n_networks=K, seed=seed)
+    # Tomita 3: trained without noise the networks label every training string right but drift
+    # on strings 2-4x longer (97.4-99.6% right on 24-48 symbols, so fidelity < 0.99: 1 of 5
+    # networks passed). Recurrent noise during training (std 0.1 on the pre-activation
+    # W h + U x + b) makes the automaton's states attracting, so they survive long strings
+    # (measured: 14 of 15 networks over seeds 0, 10, 20 pass; std 0.2: 8 of 10).
+    noise = 0.1 if grammar == 3 else 0.0
+    model = Ensemble(RateRNNConfig(2, 32, 2, rec_noise_std=noise), n_networks=K, seed=seed)
     train(model, task, TrainConfig(n_steps=steps, batch_size=128, lr=0.005, eval_every=100,
                                    accuracy_threshold=1.0, progress=False), seed=seed)
     return model, task
@@ -451,13 +565,7 @@ def test_tomita_extraction_recovers_the_minimal_dfa(grammar):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("grammar", [
-    pytest.param(3, marks=pytest.mark.xfail(strict=False, reason=(
-        "measured: 1/5 (pytest run) and 2/5 (same training, saved) networks reach 5 states with "
-        "fidelity >= 0.99; the extracted 5-state DFAs are right (accuracy 1.0) but the networks "
-        "themselves are only 97.4-99.6% right on strings of 24-48 symbols, so fidelity is "
-        "below 0.99, and one network needs more than 20 clusters (inconclusive)"))),
-    5, 6])
+@pytest.mark.parametrize("grammar", [3, 5, 6])
 def test_tomita_extraction_other_grammars(grammar):
     model, task = _trained_tomita(grammar)
     ds = extract_automata(model, task, seed=0).dataset
@@ -475,18 +583,32 @@ def test_lstar_on_tomita_networks():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=(
-    "measured: 1/4 networks (this config: GRU cell, N=16, k=10, 600 steps, temperature "
-    "1 -> 0.01) yields the minimal 4-state DFA (fidelity 1.0, accuracy 1.0); the others reach "
-    "soft-mode accuracy 0.75-1.0 but their hard (argmax) dynamics collapse to one state "
-    "(accuracy 0.52); 1000 steps with temperature 1 -> 0.018: 0/4; rate cell N=32, k=16, 1500 "
-    "steps: 0/4"))
 def test_state_regularised_rnn_on_tomita4_gives_the_minimal_dfa_directly():
+    # Soft training (alpha^T S, temperature annealed 1 -> 0.01; GRU, N=16, k=10, 600 steps)
+    # gave the minimal DFA in 1 of 4 networks: the others' hard (argmax) dynamics collapse to
+    # one centroid. What makes it work (measured with 8 networks per setting, 1500 steps,
+    # rate cell, N=32):
+    # - training the hard dynamics that evaluation runs, by the straight-through estimator from
+    #   the first step (straight_through_temperature = temperature = 3, no annealing);
+    # - the rate cell (a GRU's update gate copies the state, so every centroid starts as a
+    #   fixed point of both symbols and the argmax never leaves the first one);
+    # - centroids of equal norm (centroid_init="sphere": the similarity u S^T otherwise favours
+    #   the longest centroids);
+    # - recurrent noise (std 0.3) on the cell output during training, which makes the argmax
+    #   explore neighbouring centroids and the transitions keep a margin;
+    # - k = 32 centroids (8 times the minimal 4).
+    # With all of them 37 of 42 networks pass (8 networks with seeds 0, 100, 200, 1000: 7, 7,
+    # 7, 8; this test's 5 networks with seeds 0 and 1000: 5 and 3). Changing one (k = 16 unless
+    # said): all the others with k = 16: 33 of 42; no noise 4 (seed 0) and 6 (seed 100) of 8;
+    # uniform centroids 6 of 8 (seed 0); soft training annealed 3 -> 0.01: 5 of 8 (seed 0),
+    # without noise too 2 of 8; noise std 0.1: 3, 0.5: 2 of 8; k = 8: 1 of 8. The usual
+    # failure: a machine with spurious states that mislabel some prefixes.
     task = TomitaTask(grammar=4)
-    cfg = StateRegularisedConfig(2, 16, 2, n_centroids=10, cell="gru", temperature_decay=0.992,
-                                 temperature_min=0.01)
-    model = Ensemble(cfg, n_networks=4, seed=0)
-    train(model, task, TrainConfig(n_steps=600, batch_size=128, lr=0.01, eval_every=100,
+    cfg = StateRegularisedConfig(2, 32, 2, n_centroids=32, cell="rate", centroid_init="sphere",
+                                 temperature_init=3.0, straight_through_temperature=3.0,
+                                 rec_noise_std=0.3)
+    model = Ensemble(cfg, n_networks=5, seed=0)
+    train(model, task, TrainConfig(n_steps=1500, batch_size=128, lr=0.01, eval_every=100,
                                    accuracy_threshold=1.0, progress=False), seed=0)
     res = automaton_from_centroids(model, task)
     ds = res.dataset

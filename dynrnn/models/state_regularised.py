@@ -20,6 +20,18 @@ mixture towards the hard, one-hot state. Here the temperature is a per-network b
 multiplied by ``temperature_decay`` after every optimiser step (in :meth:`project_`, which
 :func:`dynrnn.training.train` calls after each step) down to ``temperature_min``.
 
+Soft training optimises the mixture ``alpha^T S``, not the hard dynamics that evaluation runs,
+and a network can solve a task with mixtures that its argmax dynamics cannot follow (its hard
+states then collapse onto few centroids). The option ``straight_through_temperature`` trains
+the hard dynamics themselves with the straight-through estimator (Bengio, Léonard & Courville
+2013, "Estimating or propagating gradients through stochastic neurons for conditional
+computation", arXiv:1308.3432): while a network's temperature is at or below that value its
+training forward pass takes the one-hot ``e_j`` of ``j = argmax alpha`` and its backward pass
+the softmax's Jacobian::
+
+    alpha_st = e_j + alpha - stopgrad(alpha)        (value e_j, gradient d alpha)
+    h'       = alpha_st^T S                        (value s_j, as in evaluation)
+
 Evaluation vs training is the module's ``training`` flag (``model.eval()`` gives hard states;
 the analyses' float64 copies are in evaluation mode). Implemented from the paper's equations
 only.
@@ -54,7 +66,18 @@ class StateRegularisedConfig:
         temperature_init: initial softmax temperature (> 0).
         temperature_min: the annealing floor (> 0, <= ``temperature_init``).
         temperature_decay: factor per optimiser step, in (0, 1] (1 = no annealing).
-        centroid_scale: centroids start ``U(-c, c)`` per coordinate.
+        straight_through_temperature: while a network's temperature is at or below this
+            value (>= 0), training runs the hard argmax dynamics with straight-through
+            gradients (see the module docstring); 0 (default) never does (soft training, as in
+            the paper); ``temperature_min`` switches it on when annealing ends,
+            ``temperature_init`` trains hard from the first step.
+        centroid_init: ``"uniform"`` (default): centroids start ``U(-c, c)`` per coordinate;
+            ``"sphere"``: uniformly distributed directions, all of norm ``c sqrt(N / 3)`` (the
+            root-mean-square norm of the uniform draw). The similarity ``u S^T`` favours long
+            centroids, so with unequal norms a few long centroids win every argmax and the hard
+            dynamics can start (and stay) on one state; equal norms make the argmax depend on
+            direction only.
+        centroid_scale: c, the scale of the centroids' initialisation (> 0).
         init_scale: multiplies the cell's default ``U(-1/sqrt(N), 1/sqrt(N))`` initialisation.
         readout_bias: include ``b_out``.
         rec_noise_std: std of Gaussian noise added to the cell output u (``run(noise=True)``).
@@ -70,6 +93,8 @@ class StateRegularisedConfig:
     temperature_init: float = 1.0
     temperature_min: float = 0.05
     temperature_decay: float = 1.0
+    straight_through_temperature: float = 0.0
+    centroid_init: str = "uniform"
     centroid_scale: float = 1.0
     init_scale: float = 1.0
     readout_bias: bool = True
@@ -86,6 +111,8 @@ class StateRegularisedConfig:
         "temperature_init": Float(0.0, None, low_inclusive=False),
         "temperature_min": Float(0.0, "temperature_init", low_inclusive=False),
         "temperature_decay": Float(0.0, 1.0, low_inclusive=False),
+        "straight_through_temperature": Float(0.0),
+        "centroid_init": Choice(("uniform", "sphere")),
         "centroid_scale": Float(0.0, None, low_inclusive=False),
         "init_scale": Float(0.0),
         "readout_bias": Bool(),
@@ -103,13 +130,16 @@ class StateRegularisedRNN(RecurrentModel):
     Parameters (leading dim K): the cell's (GRU: ``W_ih [K, 3N, I]``, ``W_hh [K, 3N, N]``,
     ``b_ih``, ``b_hh [K, 3N]``; rate: ``W_rec [K, N, N]``, ``W_in [K, N, I]``, ``b [K, N]``),
     ``centroids [K, k, N]``, ``W_out [K, O, N]``, ``b_out [K, O]``; buffers ``temperature [K]``,
-    ``temperature_min [K]``, ``temperature_decay [K]``, ``rec_noise_std [K]``.
+    ``temperature_min [K]``, ``temperature_decay [K]``, ``straight_through_temperature [K]``,
+    ``rec_noise_std [K]``.
     """
 
     config_class = StateRegularisedConfig
     model_name = "state_regularised_rnn"
     structural_fields = ("n_inputs", "n_units", "n_outputs", "n_centroids", "cell",
                          "nonlinearity", "readout_bias")
+    #: networks stored before the straight-through option load with it off (0)
+    optional_state = ("straight_through_temperature",)
 
     def trainable_names(self):
         cell = (("W_ih", "W_hh", "b_ih", "b_hh") if self.configs[0].cell == "gru"
@@ -131,13 +161,20 @@ class StateRegularisedRNN(RecurrentModel):
             params = {"W_rec": torch.randn(N, N, generator=g, dtype=torch.float64).float()
                       * (c.init_scale / math.sqrt(N)),
                       "W_in": u(N, I, b=1 / math.sqrt(max(I, 1))), "b": torch.zeros(N)}
+        if c.centroid_init == "uniform":
+            centroids = u(k, N, b=c.centroid_scale)
+        else:
+            d = torch.randn(k, N, generator=g, dtype=torch.float64)
+            centroids = (d / d.norm(dim=1, keepdim=True).clamp(min=1e-12)
+                         * (c.centroid_scale * math.sqrt(N / 3))).float()
         params.update({
-            "centroids": u(k, N, b=c.centroid_scale),
+            "centroids": centroids,
             "W_out": u(O, N, b=1 / math.sqrt(N)),
             "b_out": torch.zeros(O),
             "temperature": torch.tensor(float(c.temperature_init)),
             "temperature_min": torch.tensor(float(c.temperature_min)),
             "temperature_decay": torch.tensor(float(c.temperature_decay)),
+            "straight_through_temperature": torch.tensor(float(c.straight_through_temperature)),
             "rec_noise_std": torch.tensor(float(c.rec_noise_std)),
         })
         return params
@@ -179,10 +216,17 @@ class StateRegularisedRNN(RecurrentModel):
         return torch.softmax(logits, -1)
 
     def step_drive(self, h, drive, params, noise=None):
-        """Cell step, then ``alpha^T S`` (training) or the argmax centroid (evaluation)."""
+        """Cell step, then ``alpha^T S`` (training), the argmax centroid with straight-through
+        gradients (training at temperatures <= ``straight_through_temperature``) or the argmax
+        centroid (evaluation)."""
         u = self.cell_step(h, drive, params, noise)
         if self.training:
             alpha = self.centroid_weights(u, params)
+            hard = self.temperature <= self.straight_through_temperature  # [K]
+            if bool(hard.any()):
+                one_hot = torch.nn.functional.one_hot(alpha.argmax(-1), alpha.shape[-1])
+                st = one_hot.to(alpha.dtype) + alpha - alpha.detach()
+                alpha = torch.where(hard[:, None, None], st, alpha)
             return torch.bmm(alpha, self.centroids)
         idx = torch.bmm(u, params["S_T"]).argmax(-1)  # [K, B]: argmax alpha (any temperature)
         return self.centroids.gather(1, idx[..., None].expand(-1, -1, self.n_units))

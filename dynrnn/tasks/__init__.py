@@ -20,7 +20,7 @@ from .continual import ContinualPatternTask, continual_sequence
 from .delayed_discrimination import DelayedDiscriminationTask
 from .flipflop import FlipFlopTask
 from .hmm import HMMConfig, cyclic_hmm, fully_connected_hmm, linear_chain_hmm, sample_hmm
-from .parity import DMSTask, ParityTask
+from .parity import DMSTask, ParityTask, StringParityTask
 from .path_integration import PathIntegrationTask
 from .recordings import Recording, load_recording
 from .sine import SineWaveTask
@@ -49,6 +49,7 @@ __all__ = [
     "load_recording",
     "Rossler",
     "SineWaveTask",
+    "StringParityTask",
     "SymbolicView",
     "TOMITA_DFAS",
     "TOMITA_STATE_COUNTS",

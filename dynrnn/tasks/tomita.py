@@ -26,8 +26,8 @@ The *symbolic view* (:class:`SymbolicView`) is what automaton extraction
 (:mod:`dynrnn.analyses.automata`) needs of a task: the alphabet, how symbols become network
 inputs and back, the ground-truth label of every prefix, how a network's output becomes a label,
 and a sampler of symbol strings. :class:`TomitaTask`, :class:`~dynrnn.tasks.ParityTask`,
-:class:`~dynrnn.tasks.DMSTask` and :class:`~dynrnn.tasks.FlipFlopTask` provide one through
-``task.symbolic_view()``.
+:class:`~dynrnn.tasks.StringParityTask`, :class:`~dynrnn.tasks.DMSTask` and
+:class:`~dynrnn.tasks.FlipFlopTask` provide one through ``task.symbolic_view()``.
 """
 
 from __future__ import annotations
