@@ -291,6 +291,26 @@ def test_train_hmm_emulator_runs_and_is_seeded():
     assert len(h3.loss) == 2
 
 
+def test_variable_sequence_lengths():
+    h = linear_chain_hmm(2, seq_len=4, n_noise=3)
+    cfg = HMMTrainConfig(n_steps=30, batch_size=8, seq_len_max=7)
+    runs = [train_hmm_emulator(hmm_emulator(2, 6, 3, seed=0), h, cfg, seed=2) for _ in range(2)]
+    lengths = runs[0].to_xarray()["seq_len"].values
+    assert lengths.min() == 4 and lengths.max() == 7 and len(set(lengths.tolist())) == 4
+    np.testing.assert_array_equal(lengths, runs[1].to_xarray()["seq_len"].values)
+    np.testing.assert_array_equal(np.asarray(runs[0].loss), np.asarray(runs[1].loss))
+    # a fixed length by default
+    fixed = train_hmm_emulator(hmm_emulator(1, 6, 3), h, HMMTrainConfig(n_steps=3, batch_size=8))
+    assert fixed.seq_len == [4, 4, 4]
+    with pytest.raises(ValueError, match="'seq_len_max'"):
+        HMMTrainConfig(seq_len=10, seq_len_max=5)
+    with pytest.raises(ValueError, match="'seq_len_max'"):
+        train_hmm_emulator(hmm_emulator(1, 6, 3), h, HMMTrainConfig(n_steps=1, seq_len_max=3))
+    with pytest.raises(ValueError, match="'seq_len_max'"):
+        train_hmm_emulator(hmm_emulator(1, 6, 3), torch.zeros(5, 6, dtype=torch.long),
+                           HMMTrainConfig(n_steps=1, seq_len_max=9))
+
+
 def test_training_clips_each_network():
     h = linear_chain_hmm(2, seq_len=6, n_noise=3)
     m = hmm_emulator(3, 10, 3, seed=0)
@@ -396,6 +416,40 @@ def test_autonomous_collapse_detects_contraction_and_growth():
     assert bad["fraction_converged"].values[0] < 0.5
 
 
+def test_autonomous_collapse_counts_slow_decay_to_the_origin():
+    # h -> relu(r h) decays to the origin at rate r < 1 (|h_300| ~ 0.01 for r = 0.98, more
+    # than tol): a collapse; r = 1.01 grows along rays: no collapse
+    fp_kw = dict(n_initial=64)
+    out = {}
+    for r in (0.98, 1.01):
+        m = _scaled_emulator(1.0, K=1)
+        with torch.no_grad():
+            m.W_rec.copy_(r * torch.eye(16))
+        out[r] = autonomous_dynamics(m, n_trajectories=16, n_steps=300, fixed_point_kwargs=fp_kw)
+    slow, grow = out[0.98], out[1.01]
+    assert (slow["distance_to_stable"].values > 1e-3).all()  # not within tol after 300 steps
+    assert slow["collapses"].values.all() and slow["run_converged"].values.all()
+    np.testing.assert_allclose(slow["contraction_rate"].values, 0.98, rtol=1e-5)
+    np.testing.assert_allclose(slow["growth_rate"].values, 0.98, rtol=1e-5)
+    assert not grow["collapses"].values.any() and not grow["run_converged"].values.any()
+    np.testing.assert_allclose(grow["growth_rate"].values, 1.01, rtol=1e-5)
+    assert slow["homogeneous"].values.all() and slow["n_attracting"].values.tolist() == [1]
+    # with a bias the map is not positively homogeneous (the origin is no special case)
+    from dynrnn.models import RateRNN, RateRNNConfig
+
+    biased = RateRNN(RateRNNConfig(n_inputs=2, n_units=8, n_outputs=3, nonlinearity="relu"),
+                     n_networks=1, seed=0)
+    with torch.no_grad():
+        biased.b.fill_(0.5)
+        biased.W_rec.mul_(0.3)
+    b = autonomous_dynamics(biased, n_trajectories=8, n_steps=50, fixed_point_kwargs=fp_kw)
+    assert not b["homogeneous"].values.any() and b["collapses"].values.all()
+    with pytest.raises(ValueError, match="'max_rate'"):
+        autonomous_dynamics(m, max_rate=1.0)
+    with pytest.raises(ValueError, match="'n_steps'"):
+        autonomous_dynamics(m, n_steps=1)
+
+
 def test_analyses_survive_runs_that_overflow():
     m = _scaled_emulator(1.0, K=2)
     with torch.no_grad():
@@ -498,9 +552,15 @@ def test_plots_return_axes_without_warnings():
 
 # --------------------------------------------------------------------------- science (slow)
 # Sized for 2 CPU cores: 5 networks of 50 ReLU units with 10 noise channels (paper: 150 and
-# 100), sequences of 30 steps, batches of 256 (paper: 4096), Adam 3e-3 decayed exponentially
-# to 1e-4 over 700 steps (paper: 1e-3 for 500-1000 epochs of 30,000 sequences).
-_K, _N, _I, _T = 5, 50, 10, 30
+# 100), batches of 256 (paper: 4096), Adam 3e-3 decayed exponentially to 1e-4 over 700 steps
+# (paper: 1e-3 for 500-1000 epochs of 30,000 sequences, i.e. ~3,700-7,300 steps), gradient
+# clip 0.9 (paper). Each batch's length is drawn from 30..100 steps (the paper's range of
+# sequence lengths; evaluation at 30). Trained on 30 steps only, the same networks emulate
+# the chain as well but 0 of 5 collapse: their autonomous activity grows by 0.4-4 % a step
+# along rays, a growth a loss over 30 steps hardly sees (likewise 0 of 5 networks of 100
+# units with 50 noise channels). With lengths up to 100, 3 of 5 collapse to the origin (all
+# 3 emulate the chain) and their noise-driven activity is stationary.
+_K, _N, _I, _T, _T_MAX = 5, 50, 10, 30, 100
 
 
 @pytest.fixture(scope="module")
@@ -509,7 +569,8 @@ def trained_chain():
     hmm = linear_chain_hmm(2, seq_len=_T, n_noise=_I)
     model = hmm_emulator(_K, _N, _I, seed=0)
     hist = train_hmm_emulator(model, hmm, HMMTrainConfig(n_steps=700, batch_size=256,
-                                                         lr=3e-3, lr_end=1e-4), seed=0)
+                                                         seq_len_max=_T_MAX, lr=3e-3,
+                                                         lr_end=1e-4), seed=0)
     ev = evaluate_emulation(model, hmm, n_sequences=2000, seed=1)
     return hmm, model, hist, ev
 
@@ -531,12 +592,20 @@ def test_trained_networks_reproduce_the_two_state_chain(trained_chain):
 
 @pytest.mark.slow
 def test_trained_networks_collapse_without_input(trained_chain):
-    _, model, _, _ = trained_chain
+    # counted among the networks that emulate the chain: a network that failed to learn
+    # (i.i.d. symbols, small weights) contracts to the origin trivially
+    _, model, _, ev = trained_chain
+    good = (ev["frequency_error"].values < 0.03) & (ev["transition_error"].values < 0.05)
     ds = autonomous_dynamics(model, n_trajectories=64, n_steps=300)
     collapses = ds["collapses"].values
-    if collapses.sum() <= _K // 2:
-        pytest.xfail(f"measured: {int(collapses.sum())} of {_K} networks collapse; fixed "
-                     f"points {ds['n_fixed_points'].values.tolist()}, stable "
-                     f"{ds['n_stable'].values.tolist()}, fraction of runs converged "
+    both = good & collapses
+    print(f"collapse {collapses.tolist()}, emulate {good.tolist()}, median growth rate of "
+          f"|h_t| per step {np.round(np.nanmedian(ds['growth_rate'].values, 1), 3).tolist()}, "
+          f"fraction of runs converged {np.round(ds['fraction_converged'].values, 2).tolist()}")
+    if both.sum() <= _K // 2:
+        pytest.xfail(f"measured: {int(both.sum())} of {_K} networks emulate the chain and "
+                     f"collapse ({int(collapses.sum())} collapse); fixed points "
+                     f"{ds['n_fixed_points'].values.tolist()}, attracting "
+                     f"{ds['n_attracting'].values.tolist()}, fraction of runs converged "
                      f"{np.round(ds['fraction_converged'].values, 2).tolist()}")
-    assert collapses.sum() > _K // 2
+    assert both.sum() > _K // 2

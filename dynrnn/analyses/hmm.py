@@ -450,35 +450,68 @@ def evaluate_emulation(model: Any, hmm: HMMConfig, *, n_sequences: int = 1000,
 
 # --------------------------------------------------------------------------- dynamics
 def autonomous_dynamics(model: Any, *, n_trajectories: int = 64, n_steps: int = 200,
-                        seed: int = 0, tol: float = 1e-3,
+                        seed: int = 0, tol: float = 1e-3, max_rate: float = 0.99,
                         fixed_point_kwargs: dict | None = None) -> xr.Dataset:
     """Dynamics without input: runs from ``h_0 ~ N(0, I)`` and the autonomous fixed points.
 
     Each network is run for ``n_steps`` steps at zero input from ``n_trajectories`` standard
     normal initial states; :func:`dynrnn.analyses.find_fixed_points` (zero input) is seeded
-    from those runs. A run *converges* to a stable fixed point when its final state lies
-    within ``tol`` (Euclidean) of one. The paper's finding (Torre et al. 2025): trained
-    networks collapse to a single stable fixed point, i.e. ``collapses``.
+    from those runs. With ``p`` the candidate attractor (a stable fixed point, or the origin
+    of a homogeneous map, below) nearest to a run's final state and
+    ``d_t = |h_t - p|`` (Euclidean), the run *converges* to ``p`` when
 
-    For the paper's bias-free ReLU networks the origin is always a fixed point, and its
-    Jacobian ``diag(relu'(0)) W`` is the zero matrix under the convention ``relu'(0) = 0``, so
-    the finder calls it stable whatever W is; and any other fixed point comes with its whole
-    ray (``relu(W c h) = c relu(W h)`` for ``c > 0``). Whether the activity really collapses is
-    therefore decided by the runs: ``fraction_converged`` (runs that grow along a ray never
-    reach the origin) is part of ``collapses``.
+        d_T < tol    or    d_T <= d_{T'} max_rate^(T - T'),   T' = floor(T / 2),
+
+    i.e. it ends within ``tol`` of ``p``, or its distance to ``p`` shrank over the second half
+    of the run at a geometric rate of at most ``max_rate`` (< 1) per step. The second rule
+    counts a run that decays slowly to the origin (e.g. ``h -> relu(0.98 h)``: ``d_300 ~
+    0.01``) as converging although ``n_steps`` were too few to bring it within ``tol``; a run
+    that grows along a ray, settles on another attractor or circles does not shrink
+    geometrically towards ``p`` and never satisfies it. The paper's finding (Torre, Viscione,
+    Pompe, Grewe & Mante 2025, "Mechanistic interpretability of RNNs emulating hidden Markov
+    models", NeurIPS 2025): trained networks collapse to a single stable fixed point, i.e.
+    ``collapses``.
+
+    For the paper's bias-free ReLU networks the origin is always a fixed point, and any other
+    fixed point comes with its whole ray (``relu(W c h) = c relu(W h)`` for ``c > 0``). The map
+    is not differentiable at the origin: its Jacobian ``diag(relu'(0)) W`` is the zero matrix
+    under the convention ``relu'(0) = 0`` (stable whatever W is), and a point the finder
+    returns within rounding of the origin is labelled by the activation pattern of that
+    arbitrary offset (stable or a saddle). Whether the activity really collapses is therefore
+    decided by the runs: for a positively homogeneous map (checked numerically, ``F(2 h) =
+    2 F(h)`` on the initial states) a fixed point within ``tol`` of the origin is a candidate
+    attractor whatever its label (``n_attracting`` counts these and the points labelled
+    stable), and ``fraction_converged`` (runs that grow along a ray never reach the origin)
+    is part of ``collapses``.
 
     Returns:
         The fixed-point Dataset (``points``, ``n_fixed_points``, ``n_stable``, ...) plus
         ``state_norm [network, trajectory, time]`` (``|h_t|``), ``final_states [network,
-        trajectory, unit]``, ``distance_to_stable [network, trajectory]`` (to the nearest stable
-        point; inf if none), ``fraction_converged [network]`` and ``collapses [network]``
-        (exactly one fixed point, it is stable, and every run converged to it).
+        trajectory, unit]``, ``distance_to_stable [network, trajectory]`` (``d_T``, to the
+        nearest candidate attractor; inf if none), ``contraction_rate [network, trajectory]``
+        (``(d_T / d_{T'})^(1 / (T - T'))``; NaN where ``d_{T'} = 0``), ``growth_rate [network,
+        trajectory]`` (the same rate of ``|h_t|``: > 1 for runs that grow),
+        ``run_converged [network, trajectory]`` (the rule above), ``homogeneous
+        [network]``, ``n_attracting [network]``, ``fraction_converged [network]`` and
+        ``collapses [network]`` (exactly one fixed point, it is stable or the origin of a
+        homogeneous map, and every run converged to it).
+
+    Arguments:
+        model: K networks (a dynrnn model with zero-input dynamics ``h_t = F(h_{t-1}, 0)``).
+        n_trajectories: P runs per network; n_steps: T >= 2 steps per run.
+        seed: seed of the initial states and of the fixed-point finder.
+        tol: distance below which a run has reached a fixed point (> 0).
+        max_rate: largest per-step contraction rate of ``d_t`` that counts as converging, in
+            (0, 1).
+        fixed_point_kwargs: keyword arguments of :func:`dynrnn.analyses.find_fixed_points`.
     """
     owner = "autonomous_dynamics"
     check_model(model, owner)
     P = check_int(owner, "n_trajectories", n_trajectories, 1)
-    T = check_int(owner, "n_steps", n_steps, 1)
+    T = check_int(owner, "n_steps", n_steps, 2)
     tol = check_float(owner, "tol", tol, 0.0, None, low_inclusive=False)
+    max_rate = check_float(owner, "max_rate", max_rate, 0.0, 1.0, low_inclusive=False,
+                           high_inclusive=False)
     gen = resolve_generator(seed, owner=owner)
     K, N = model.n_networks, model.n_units
     h0 = torch.randn(K, P, N, generator=gen, dtype=model.dtype)
@@ -493,26 +526,72 @@ def autonomous_dynamics(model: Any, *, n_trajectories: int = 64, n_steps: int = 
     fps = find_fixed_points(model, None, trajectories=traj, **kw)
     final = to_numpy(states[:, :, -1]).astype(np.float64)
     final = np.where(np.isfinite(final), final, np.inf)
+    T_mid = T // 2
+    mid = to_numpy(states[:, :, T_mid - 1]).astype(np.float64)  # h_{T'} (states[t] = h_{t+1})
+    mid = np.where(np.isfinite(mid), mid, np.inf)
     pts = fps["points"].values
-    stable = fps["valid"].values & fps["converged"].values & (fps["stability"].values == 0)
+    found = fps["valid"].values & fps["converged"].values
+    stable = found & (fps["stability"].values == 0)
+    # the origin of a positively homogeneous map (F(c h) = c F(h), c > 0; checked on the
+    # initial states with c = 2) is a point where F is not differentiable: the finder labels a
+    # point within rounding of it by the activation pattern of that arbitrary offset, so it
+    # is tested by the runs like the labelled stable points
+    homogeneous = _positively_homogeneous(model, h0)
+    at_origin = found & (np.linalg.norm(np.nan_to_num(pts), axis=-1) <= tol) & homogeneous[:, None]
+    attracting = stable | at_origin
     dist = np.full((K, P), np.inf)
+    dist_mid = np.full((K, P), np.inf)
     for k in range(K):
-        if stable[k].any():
+        if attracting[k].any():
+            sp = pts[k][attracting[k]]
             with np.errstate(invalid="ignore", over="ignore"):
-                d = np.linalg.norm(final[k][:, None, :] - pts[k][stable[k]][None], axis=-1)
-            dist[k] = np.where(np.isfinite(d.min(1)), d.min(1), np.inf)
-    frac = (dist < tol).mean(1)
-    collapses = (fps["n_fixed_points"].values == 1) & (fps["n_stable"].values == 1) & (frac == 1)
+                d = np.linalg.norm(final[k][:, None, :] - sp[None], axis=-1)  # [P, S]
+                d = np.where(np.isfinite(d), d, np.inf)
+                near = d.argmin(1)
+                dm = np.linalg.norm(mid[k] - sp[near], axis=-1)
+            dist[k] = d[np.arange(P), near]
+            dist_mid[k] = np.where(np.isfinite(dm), dm, np.inf)
+    steps = T - T_mid
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        rate = np.where(np.isfinite(dist) & np.isfinite(dist_mid) & (dist_mid > 0),
+                        (dist / np.where(dist_mid > 0, dist_mid, 1.0)) ** (1.0 / steps), np.nan)
+        norms = to_numpy(states.norm(dim=-1)).astype(np.float64)  # [K, P, T]
+        n_end, n_mid = norms[..., -1], norms[..., T_mid - 1]
+        growth = np.where(np.isfinite(n_end) & np.isfinite(n_mid) & (n_mid > 0),
+                          (n_end / np.where(n_mid > 0, n_mid, 1.0)) ** (1.0 / steps), np.nan)
+        growth = np.where(np.isfinite(n_mid) & ~np.isfinite(n_end), np.inf, growth)
+        converged = (dist < tol) | (np.isfinite(dist)
+                                    & (dist <= dist_mid * max_rate ** steps))
+    frac = converged.mean(1)
+    n_attracting = attracting.sum(1)
+    collapses = (fps["n_fixed_points"].values == 1) & (n_attracting == 1) & (frac == 1)
     ds = fps.assign(
         state_norm=(("network", "trajectory", "time"), to_numpy(states.norm(dim=-1))),
         final_states=(("network", "trajectory", "unit"), final),
         distance_to_stable=(("network", "trajectory"), dist),
+        contraction_rate=(("network", "trajectory"), rate),
+        growth_rate=(("network", "trajectory"), growth),
+        run_converged=(("network", "trajectory"), converged),
+        n_attracting=(("network",), n_attracting),
+        homogeneous=(("network",), homogeneous),
         fraction_converged=(("network",), frac),
         collapses=(("network",), collapses),
     )
     ds["state_norm"].attrs["long_name"] = "|h_t| without input"
-    ds.attrs.update(autonomous_steps=T, autonomous_tol=tol)
+    ds.attrs.update(autonomous_steps=T, autonomous_tol=tol, autonomous_max_rate=max_rate)
     return ds
+
+
+def _positively_homogeneous(model, h: torch.Tensor) -> np.ndarray:
+    """``[K]`` bool: the zero-input map satisfies ``F(2 h) = 2 F(h)`` on the states ``h [K, P,
+    N]`` (relative error <= 1e-5), as a bias-free ReLU network does."""
+    with torch.no_grad():
+        one = model.step(h.to(model.dtype), None).double()
+        two = model.step(2 * h.to(model.dtype), None).double()
+    err = (two - 2 * one).flatten(1).abs().amax(1)
+    scale = (2 * one).flatten(1).abs().amax(1).clamp_min(1e-30)
+    eps = 1e-5 if model.dtype == torch.float32 else 1e-10
+    return to_numpy(err <= eps * scale + 1e-30).astype(bool)
 
 
 def _noise_states(model, n_steps, n_trajectories, seed, noise_std=1.0):

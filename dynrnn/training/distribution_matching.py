@@ -26,14 +26,20 @@ All K networks are one batched computation: one :func:`dynrnn.models.run` over `
 noise, one Sinkhorn solve over ``[K, B, T*O]``, per-network Adam and clipping
 (:class:`~dynrnn.training.optim.EnsembleOptimizer`).
 
-A caveat, measured at small scale (5 networks of 50 units, 10 noise channels, T = 30, batches of
-256, 700 steps; tests/test_hmm.py): the emitted statistics over the training length match the
-2-state chain, but the activity of most networks grows over the window instead of settling
-(and keeps growing without input). A bias-free ReLU network is positively homogeneous and the
-emitted symbol depends on the logits through softmax sampling, so growth only sharpens the
-emission probabilities within T steps; nothing in a loss over T steps penalises it. Train on the
-lengths you will evaluate on (``seq_len``), and check :func:`dynrnn.analyses.autonomous_dynamics`
-and :func:`dynrnn.analyses.noise_orbits` on longer runs.
+Sequence length matters for the dynamics the networks learn (measured at small scale: 5
+networks of 50 units, 10 noise channels, batches of 256, 700 steps, Adam 3e-3 -> 1e-4;
+tests/test_hmm.py). Trained on T = 30 only, all 5 emit the 2-state chain's statistics over 30
+steps, but none collapses without input: their autonomous activity grows by 0.4-4 % a step
+along a ray (a bias-free ReLU network is positively homogeneous, ``relu(W c h) = c relu(W h)``),
+and so does their noise-driven activity. Growth only sharpens the emission probabilities
+within T steps, so a loss over 30 steps hardly penalises it. With each batch's length drawn
+from 30..100 (``seq_len_max``; the paper's data sets hold sequences of 30 to 100 steps, one
+length per data set; a length drawn per batch covers that range at the cost of about 65),
+3 of 5 collapse to the origin, as Torre et al. found, and their noise-driven activity is
+stationary. Train on lengths at
+least as long as those you will evaluate on, and check
+:func:`dynrnn.analyses.autonomous_dynamics` and :func:`dynrnn.analyses.noise_orbits` on longer
+runs.
 """
 
 from __future__ import annotations
@@ -88,6 +94,11 @@ class HMMTrainConfig:
         batch_size: B, sequences per batch and network (paper: 4096).
         seq_len: T of the training sequences; None takes the HMM's ``seq_len`` (or the
             length of the given sequences).
+        seq_len_max: None (default): every batch has length ``seq_len``. An int >= that
+            length: variable lengths, each batch's T drawn uniformly from ``seq_len ..
+            seq_len_max`` (seeded; the paper's sequences are 30 to 100 steps long). A loss
+            over T steps does not see what the networks do after T steps; longer batches
+            penalise autonomous growth that short ones let through (module docstring).
         lr: Adam learning rate (paper: 1e-3).
         lr_end: learning rate at the last step, reached by exponential decay from ``lr``
             (``lr_t = lr (lr_end / lr)^(t / (n_steps - 1))``); None (default, the paper): no
@@ -106,6 +117,7 @@ class HMMTrainConfig:
     n_steps: int = 1000
     batch_size: int = 4096
     seq_len: int | None = None
+    seq_len_max: int | None = None
     lr: float = 1e-3
     lr_end: float | None = None
     grad_clip: float | None = 0.9
@@ -120,6 +132,7 @@ class HMMTrainConfig:
         "n_steps": Int(1),
         "batch_size": Int(2),
         "seq_len": OrNone(Int(2)),
+        "seq_len_max": OrNone(Int(2)),
         "lr": Float(0.0, None, low_inclusive=False),
         "lr_end": OrNone(Float(0.0, "lr", low_inclusive=False)),
         "grad_clip": OrNone(Float(0.0)),
@@ -134,13 +147,23 @@ class HMMTrainConfig:
     def __post_init__(self):
         validate_config(self)
 
+    def _check_relations(self):
+        if (self.seq_len_max is not None and self.seq_len is not None
+                and self.seq_len_max < self.seq_len):
+            raise ValueError(
+                f"The 'seq_len_max' parameter of HMMTrainConfig must be >= seq_len "
+                f"({self.seq_len}) or None. Got {self.seq_len_max} instead."
+            )
+
 
 @dataclass(repr=False)
 class HMMHistory(SummaryRepr):
-    """Per-step records of :func:`train_hmm_emulator` (lists of ``[K]`` arrays)."""
+    """Per-step records of :func:`train_hmm_emulator` (lists of ``[K]`` arrays; ``seq_len``:
+    the length T of each step's batch)."""
 
     loss: list = field(default_factory=list)
     grad_norm: list = field(default_factory=list)
+    seq_len: list = field(default_factory=list)
     wall_time: list = field(default_factory=list)
     stopped: bool = False
 
@@ -168,6 +191,8 @@ class HMMHistory(SummaryRepr):
             {"loss": (("network", "step"), loss.T,
                       {"long_name": "Sinkhorn divergence (training batch)"}),
              "grad_norm": (("network", "step"), grad.T),
+             "seq_len": (("step",), np.asarray(self.seq_len, dtype=np.int64),
+                         {"long_name": "length T of the training batch"}),
              "wall_time": (("step",), np.asarray(self.wall_time, dtype=float), {"units": "s"})},
             coords={"network": np.arange(K), "step": np.arange(n)},
             attrs={"stopped": int(self.stopped)},
@@ -341,11 +366,18 @@ def train_hmm_emulator(
         hmm, data = None, _sequences(hmm_or_sequences, owner, int(model.n_outputs))
         O = data.shape[-1]
         T = data.shape[1] if config.seq_len is None else config.seq_len
-        if T > data.shape[1]:
+        if max(T, config.seq_len_max or 0) > data.shape[1]:
             raise ValueError(
-                f"The 'seq_len' of {owner}'s config ({T}) exceeds the length of the given "
-                f"sequences ({data.shape[1]})."
+                f"The 'seq_len' / 'seq_len_max' of {owner}'s config ({T} / "
+                f"{config.seq_len_max}) exceeds the length of the given sequences "
+                f"({data.shape[1]})."
             )
+    T_max = T if config.seq_len_max is None else config.seq_len_max
+    if T_max < T:
+        raise ValueError(
+            f"The 'seq_len_max' of {owner}'s config ({T_max}) must be >= the training length "
+            f"seq_len = {T} (taken from the HMM when the config's seq_len is None)."
+        )
     _check_model(model, owner, O)
     K, B = model.n_networks, config.batch_size
     gen = resolve_generator(seed)
@@ -360,15 +392,16 @@ def train_hmm_emulator(
         for step in range(config.n_steps):
             if decay != 1.0:
                 opt.lr.fill_(config.lr * decay**step)
+            Ts = T if T_max == T else int(torch.randint(T, T_max + 1, (1,), generator=gen))
             if hmm is not None:
-                _, symbols = sample_hmm(hmm, B, gen, seq_len=T)
+                _, symbols = sample_hmm(hmm, B, gen, seq_len=Ts)
                 target = torch.nn.functional.one_hot(symbols, O).to(model.dtype)
             else:
                 idx = torch.randint(0, data.shape[0], (B,), generator=gen)
-                target = data[idx, :T].to(model.dtype)
-            _, logits = _noise_run(model, B, T, gen, config.noise_std, config.h0_std)
+                target = data[idx, :Ts].to(model.dtype)
+            _, logits = _noise_run(model, B, Ts, gen, config.noise_std, config.h0_std)
             y = gumbel_softmax_st(logits, gen, config.gumbel_tau)
-            loss = sinkhorn_divergence(y.reshape(K, B, T * O), target.reshape(1, B, T * O),
+            loss = sinkhorn_divergence(y.reshape(K, B, Ts * O), target.reshape(1, B, Ts * O),
                                        blur=config.blur, scaling=config.scaling)
             opt.zero_grad()
             loss.sum().backward()
@@ -379,6 +412,7 @@ def train_hmm_emulator(
                 model.project_()
             hist.loss.append(loss.detach().cpu().numpy().copy())
             hist.grad_norm.append(gnorm.cpu().numpy().copy())
+            hist.seq_len.append(Ts)
             hist.wall_time.append(time.perf_counter() - t0)
             bar.update(1)
             if callback is not None and callback(step, model, hist):
