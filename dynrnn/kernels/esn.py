@@ -13,7 +13,12 @@ maths: vectorised ``tanh`` from libmvec, reassociated sums) reads ``W`` in SELL-
 (:mod:`._sparse`): one vector gather per C nonzeros, 16% faster than CSR row dots and then
 bound by the gathers. It splits each step's rows over torch's threads (spin-then-yield barrier
 per step; row boundaries on multiples of 64, so that results are bitwise independent of the
-thread count; one thread below 256 units). It agrees with the reference to rounding.
+thread count; one thread below 256 units). Whether the threads are used is measured during the
+run itself: steps run in segments of a few milliseconds, one segment on one thread and the next
+threaded, and the faster is kept, measured again every 16 segments; a threaded segment that
+falls 1.5x behind one thread ends after its current step (``benchmarks/busy.py``, 1000 units
+beside one CPU-bound process on 2 cores: 2 threads 4.2x slower than 1 before, 1.04x after).
+It agrees with the reference to rounding.
 """
 
 from __future__ import annotations

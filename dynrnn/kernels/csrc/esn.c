@@ -1,7 +1,9 @@
+#define _POSIX_C_SOURCE 200809L /* clock_gettime under -std=c11 */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "vector_math.h"
 
@@ -29,12 +31,23 @@ typedef struct {
   const REAL *x, *W_in, *bias, *noise, *val, *h0;
   const int64_t *rowptr, *sptr;
   const int32_t *col, *perm;
-  int64_t B, T, N, I, r0, r1;
+  int64_t B, T, N, I, r0, r1, t0, t1;
   REAL leak;
   REAL* states;
   atomic_int *count, *gen;
   int nthreads;
+  /* threaded segments: the first thread watches the time, and when the steps so far took
+     longer than budget seconds per step (plus slack), it ends the segment after the current
+     step for every thread (stop_at, read by all after the step's barrier) */
+  atomic_llong* stop_at;
+  double budget, slack;
 } esn_job;
+
+static double esn_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static void esn_barrier(atomic_int* count, atomic_int* gen, int n) {
   const int g = atomic_load_explicit(gen, memory_order_acquire);
@@ -103,11 +116,13 @@ static inline void sell_slice(const esn_job* j, int64_t s, const REAL* hh, REAL*
 }
 
 static void esn_rows(const esn_job* j) {
-  const int64_t B = j->B, T = j->T, N = j->N, I = j->I, r0 = j->r0, r1 = j->r1;
+  const int64_t B = j->B, N = j->N, I = j->I, r0 = j->r0, r1 = j->r1;
   REAL* pre = (REAL*)malloc((size_t)(r1 - r0 + 1) * sizeof(REAL));
   REAL prod[SELL_C];
-  for (int64_t bb = 0; bb < B; ++bb) {
-    for (int64_t t = 0; t < T; ++t) {
+  const int watch = j->nthreads > 1 && j->r0 == 0 && j->budget > 0.0;
+  const double start = watch ? esn_now() : 0.0;
+  for (int64_t t = j->t0; t < j->t1; ++t) {
+    for (int64_t bb = 0; bb < B; ++bb) {
       const REAL* hh = t ? j->states + ((t - 1) * B + bb) * N : j->h0 + bb * N;
       const REAL* xt = j->x + (t * B + bb) * I;
       REAL* out = j->states + (t * B + bb) * N;
@@ -129,7 +144,12 @@ static void esn_rows(const esn_job* j) {
       }
       const REAL leak = j->leak;
       for (int64_t i = r0; i < r1; ++i) out[i] = hh[i] + leak * (TANH(pre[i - r0]) - hh[i]);
-      if (j->nthreads > 1) esn_barrier(j->count, j->gen, j->nthreads);
+    }
+    if (j->nthreads > 1) {
+      if (watch && esn_now() - start > j->budget * (double)(t + 1 - j->t0) + j->slack)
+        atomic_store_explicit(j->stop_at, t + 1, memory_order_relaxed);
+      esn_barrier(j->count, j->gen, j->nthreads);  /* publishes stop_at to every thread */
+      if (t + 1 >= atomic_load_explicit(j->stop_at, memory_order_relaxed)) break;
     }
   }
   free(pre);
@@ -144,6 +164,64 @@ static void* esn_thread(void* arg) {
   return NULL;
 }
 
+/* Steps [t0, t1) of every trial with the n row ranges of jobs (n = 1: one job, all rows):
+   helper threads are started for the segment and joined at its end, so the states up to the
+   last step run are complete when it returns. With n > 1 and budget > 0 the segment ends early
+   once its steps took longer than budget seconds per step plus slack (see esn_job). Returns
+   the wall time in seconds and sets *t_end to the step after the last one run, or returns -1
+   (nothing run) when a helper thread could not be started. */
+static double esn_segment(esn_job* jobs, int n, int64_t t0, int64_t t1, atomic_int* count,
+                          double budget, int64_t* t_end) {
+  const double start = esn_now();
+  atomic_llong stop_at = t1;
+  for (int k = 0; k < n; ++k) {
+    jobs[k].t0 = t0;
+    jobs[k].t1 = t1;
+    jobs[k].nthreads = n;
+    jobs[k].stop_at = &stop_at;
+    jobs[k].budget = budget;
+    jobs[k].slack = 5e-4;  /* starting the threads */
+  }
+  atomic_int gate = 0;
+  esn_start starts[64];
+  pthread_t tids[64];
+  int started = 1;
+  for (int k = 1; k < n; ++k) {
+    starts[k] = (esn_start){&jobs[k], &gate};
+    if (pthread_create(&tids[k], NULL, esn_thread, &starts[k]) != 0) break;
+    ++started;
+  }
+  if (started < n) {  /* could not start every thread: the caller runs the segment alone */
+    for (int k = 1; k < started; ++k) jobs[k].t1 = jobs[k].t0;  /* they leave at once */
+    atomic_store_explicit(&gate, 1, memory_order_release);
+    for (int k = 1; k < started; ++k) pthread_join(tids[k], NULL);
+    return -1.0;
+  }
+  atomic_store_explicit(count, 0, memory_order_relaxed);
+  atomic_store_explicit(&gate, 1, memory_order_release);
+  esn_rows(&jobs[0]);
+  for (int k = 1; k < n; ++k) pthread_join(tids[k], NULL);
+  *t_end = (int64_t)atomic_load(&stop_at);
+  return esn_now() - start;
+}
+
+/* The thread count is chosen by measurement, segment by segment. Steps run in segments (the
+   first of ESN_SEGMENT steps, then as many as take about ESN_SEGMENT_SECONDS on one thread, so
+   that starting the threads of a segment costs little); the first segment runs on one thread
+   and the second on nthreads, and the run continues with whichever took less time per step.
+   The choice is measured again every ESN_REPROBE segments, and a threaded segment slower per
+   step than the last single-threaded one switches back at once. The per-step barrier runs at
+   the pace of the slowest thread, so a thread that shares its core with another process (a
+   busy machine: notebooks next to other work, several workers on a node) can make the
+   threaded loop many times slower than one thread; a probe taken before the run cannot see
+   this reliably (a thread that has slept is favoured by the scheduler for its first
+   milliseconds), the run's own steps can. The states do not depend on the choice: each row
+   is computed by the same code whatever the split. Runs of at most 2 ESN_SEGMENT steps use
+   nthreads as given (the caller's probe). */
+#define ESN_SEGMENT 128
+#define ESN_SEGMENT_SECONDS 4e-3
+#define ESN_REPROBE 16
+
 static void esn_net(REAL* h, const REAL* x, const REAL* W_in, const REAL* bias,
                     const REAL* noise, const int64_t* rowptr, const int64_t* sptr,
                     const int32_t* col, const REAL* val, const int32_t* perm, int64_t B,
@@ -152,18 +230,9 @@ static void esn_net(REAL* h, const REAL* x, const REAL* W_in, const REAL* bias,
   if (nthreads < 1) nthreads = 1;
   if (nthreads > 64) nthreads = 64;
   if (nthreads > N) nthreads = N;
-  atomic_int count = 0, gen = 0, gate = 0;
-  esn_job jobs[64];
-  esn_start starts[64];
-  pthread_t tids[64];
-  /* start the helper threads first; they wait at the gate until their rows are known, so a
-     thread that fails to start only means fewer participants */
-  int n = 1;
-  for (int k = 1; k < nthreads; ++k) {
-    starts[n] = (esn_start){&jobs[n], &gate};
-    if (pthread_create(&tids[n], NULL, esn_thread, &starts[n]) != 0) break;
-    ++n;
-  }
+  atomic_int count = 0, gen = 0;
+  esn_job jobs[64], single;
+  const int n = (int)nthreads;
   /* rows split by nonzeros, so that every participant does about the same work */
   int64_t r = 0;
   for (int k = 0; k < n; ++k) {
@@ -179,12 +248,46 @@ static void esn_net(REAL* h, const REAL* x, const REAL* W_in, const REAL* bias,
       if (r > N) r = N;
     }
     jobs[k] = (esn_job){x, W_in, bias, noise, val, h, rowptr, sptr, col, perm,
-                        B, T, N, I, r0, r,
-                        (REAL)leak_, states, &count, &gen, n};
+                        B, T, N, I, r0, r, 0, 0,
+                        (REAL)leak_, states, &count, &gen, n, NULL, 0.0, 0.0};
   }
-  atomic_store_explicit(&gate, 1, memory_order_release);
-  esn_rows(&jobs[0]);
-  for (int k = 1; k < n; ++k) pthread_join(tids[k], NULL);
+  single = (esn_job){x, W_in, bias, noise, val, h, rowptr, sptr, col, perm,
+                     B, T, N, I, 0, N, 0, 0, (REAL)leak_, states, &count, &gen, 1, NULL, 0.0,
+                     0.0};
+  int64_t reached = 0;
+  if (n == 1 || T <= 2 * ESN_SEGMENT) {
+    if (n == 1 || esn_segment(jobs, n, 0, T, &count, 0.0, &reached) < 0.0)
+      esn_segment(&single, 1, 0, T, &count, 0.0, &reached);
+  } else {
+    double per_single = 0.0;
+    int use_threads = 0, segment = 0, threads_ok = 1;
+    int64_t length = ESN_SEGMENT;
+    for (int64_t t0 = 0; t0 < T; ++segment) {
+      const int64_t t1 = t0 + length < T ? t0 + length : T;
+      const int phase = segment % ESN_REPROBE;
+      int threaded = threads_ok && (phase == 1 || (phase > 1 && use_threads));
+      /* a threaded segment ends early once it is 1.5x slower than one thread */
+      double dt = threaded ? esn_segment(jobs, n, t0, t1, &count, 1.5 * per_single, &reached)
+                           : -1.0;
+      if (dt < 0.0) {  /* single-threaded, or the threads could not be started */
+        if (threaded) threads_ok = 0;
+        threaded = 0;
+        dt = esn_segment(&single, 1, t0, t1, &count, 0.0, &reached);
+      }
+      const double per_step = dt / (double)(reached - t0);
+      if (threaded) {
+        if (phase == 1) use_threads = per_step < per_single;
+        if (per_step > per_single) use_threads = 0;
+      } else {
+        per_single = per_step;
+        if (segment == 0 && per_single > 0.0) {  /* segments of about ESN_SEGMENT_SECONDS */
+          const double want = ESN_SEGMENT_SECONDS / per_single;
+          length = want < ESN_SEGMENT ? ESN_SEGMENT : want > 65536 ? 65536 : (int64_t)want;
+        }
+      }
+      t0 = reached;
+    }
+  }
   for (int64_t bb = 0; bb < B; ++bb)
     memcpy(h + bb * N, states + ((T - 1) * B + bb) * N, (size_t)N * sizeof(REAL));
 }
