@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..._validation import check_choice, check_float, check_int
@@ -100,16 +101,7 @@ def fit_dmd(
     r = check_int(owner, "rank", rank, 1, min(D, B * Tp))
     flat = H.reshape(K, B * Tp, D)
     if method == "havok":
-        # top-r left singular vectors U_r = H V_r / s_r from the eigendecomposition of the
-        # D x D Gram matrix (cheaper than a full SVD when there are more rows than columns)
-        evals, V = torch.linalg.eigh(flat.transpose(1, 2) @ flat)
-        Vr, sr = V.flip(-1)[..., :r], evals.flip(-1)[..., :r].clamp(min=0).sqrt()
-        if bool((sr[:, -1] <= 1e-7 * sr[:, 0]).any()):
-            U, _, _ = torch.linalg.svd(flat, full_matrices=False)
-            Ur = U[..., :r]
-        else:
-            Ur = flat @ Vr / sr[:, None, :]
-        Z = Ur.reshape(K, B, Tp, r)
+        Z = _top_left_singular_vectors(flat, r).reshape(K, B, Tp, r)
     else:
         U, S, _ = torch.linalg.svd(flat, full_matrices=False)  # U [K, M, min(M, D)]
         keep = S > S[:, :1] * 1e-12
@@ -128,3 +120,32 @@ def fit_dmd(
     _, V = torch.linalg.eigh(fitted.transpose(1, 2) @ fitted)
     W = V.flip(-1)[..., :r]  # [K, D', r]
     return (W.transpose(1, 2) @ BT.transpose(1, 2) @ W).contiguous()
+
+
+def _top_left_singular_vectors(flat: torch.Tensor, r: int) -> torch.Tensor:
+    """The top-``r`` left singular vectors ``U_r [K, M, r]`` of ``flat [K, M, D]``.
+
+    ``U_r = H V_r / s_r`` from the top-r eigenpairs of the ``D x D`` Gram matrix ``H^T H``
+    (cheaper than an SVD when M > D; on the CPU only the r wanted eigenpairs are computed, by
+    LAPACK's ``dsyevr``). Squaring the matrix loses the directions whose singular value is
+    below ~1e-7 of the largest (their Gram eigenvalues sit at the rounding level), so a network
+    whose ``s_r <= 1e-7 s_1`` gets its ``U_r`` from an SVD of its own ``H`` instead; the other
+    networks keep the Gram result.
+    """
+    K, M, D = flat.shape
+    gram = flat.transpose(1, 2) @ flat
+    if flat.device.type == "cpu" and r < D:
+        from scipy.linalg import eigh as scipy_eigh
+
+        g = gram.detach().numpy()
+        pairs = [scipy_eigh(g[k], subset_by_index=[D - r, D - 1], driver="evr") for k in range(K)]
+        evals = torch.from_numpy(np.stack([w[::-1] for w, _ in pairs])).to(flat.dtype)
+        Vr = torch.from_numpy(np.stack([v[:, ::-1] for _, v in pairs])).to(flat.dtype)
+    else:
+        evals, V = torch.linalg.eigh(gram)
+        evals, Vr = evals.flip(-1)[..., :r], V.flip(-1)[..., :r]
+    sr = evals.clamp(min=0).sqrt()  # [K, r], descending
+    Ur = flat @ Vr / sr.clamp(min=torch.finfo(flat.dtype).tiny)[:, None, :]
+    for k in (sr[:, -1] <= 1e-7 * sr[:, 0]).nonzero().flatten().tolist():
+        Ur[k] = torch.linalg.svd(flat[k], full_matrices=False)[0][:, :r]
+    return Ur
