@@ -87,83 +87,94 @@ def _optimise_c(
     """
     P, n, _ = X.shape
     eye = torch.eye(n, dtype=X.dtype)
+    eta, rho = 0.85, 1e-4
+    C_out = C0.clone()
+    f_out = torch.empty(P, dtype=X.dtype)
+    it_out = torch.zeros(P, dtype=torch.long)
+    # the state of the problems still running, compacted whenever some stop (so an iteration
+    # touches only them, without gathers from and scatters into the full batch)
+    idx = torch.arange(P)
+    Xs, Ys, C = X, Y, C0.clone()
     scale = (torch.linalg.matrix_norm(X) * torch.linalg.matrix_norm(Y)).clamp(min=1e-300)
-    C = C0.clone()
-    f, G = _fgrad(X, Y, C)
-    W = _skew(G, C)
+    f, W = _f_and_w(Xs, Ys, C)
     WC = W @ C
     tau = torch.full((P,), 0.1, dtype=X.dtype)
     ref = -f.clone()  # Zhang-Hager reference value of -f
     q = torch.ones(P, dtype=X.dtype)
-    eta, rho = 0.85, 1e-4
     iters = torch.zeros(P, dtype=torch.long)
     small = torch.zeros(P, dtype=torch.long)
-    # the working set: indices into the full batch, compacted when it has shrunk enough
-    idx = torch.arange(P)
-    Xs, Ys = X, Y
     for _ in range(max_iters):
         if idx.numel() == 0:
             break
-        Ca, Wa, WCa, fa = C[idx], W[idx], WC[idx], f[idx]
-        nW2 = (Wa * Wa).sum((1, 2))
-        t = tau[idx].clone()
-        Cn, fn, Gn = Ca.clone(), fa.clone(), torch.empty_like(Ca)
-        todo = torch.arange(idx.numel())
+        nW2 = (W * W).sum((1, 2))
+        t = tau.clone()
+        Cn = fn = Wn = None  # the accepted steps, filled as problems accept theirs
+        todo = None  # None: every running problem is still backtracking
         for bt in range(30):
-            h = (0.5 * t[todo])[:, None, None] * Wa[todo]
-            Ct = torch.linalg.solve(eye + h, Ca[todo] - h @ Ca[todo])
-            whole = todo.numel() == idx.numel()
-            ft, Gt = _fgrad(Xs if whole else Xs[todo], Ys if whole else Ys[todo], Ct)
-            ok = -ft <= ref[idx[todo]] - rho * t[todo] * 0.5 * nW2[todo]
+            Ca, Wa = (C, W) if todo is None else (C[todo], W[todo])
+            h = (0.5 * (t if todo is None else t[todo]))[:, None, None] * Wa
+            Ct = torch.linalg.solve(eye + h, torch.baddbmm(Ca, h, Ca, alpha=-1.0))
+            ft, Wt = _f_and_w(Xs if todo is None else Xs[todo],
+                              Ys if todo is None else Ys[todo], Ct)
+            tt, r0, n0 = (t, ref, nW2) if todo is None else (t[todo], ref[todo], nW2[todo])
+            ok = -ft <= r0 - rho * tt * 0.5 * n0
             if bt == 29:
                 ok = torch.ones_like(ok)
-            sel = todo[ok]
-            Cn[sel], fn[sel], Gn[sel] = Ct[ok], ft[ok], Gt[ok]
-            todo = todo[~ok]
+            if todo is None and bool(ok.all()):  # the usual case: every first step accepted
+                Cn, fn, Wn = Ct, ft, Wt
+                break
+            if Cn is None:
+                Cn, fn, Wn = C.clone(), f.clone(), torch.empty_like(C)
+            rows = torch.arange(ok.numel()) if todo is None else todo
+            sel = rows[ok]
+            Cn[sel], fn[sel], Wn[sel] = Ct[ok], ft[ok], Wt[ok]
+            todo = rows[~ok]
             if todo.numel() == 0:
                 break
             t[todo] = t[todo] * 0.3
-        Wn = _skew(Gn, Cn)
         WCn = Wn @ Cn
         # Barzilai-Borwein step from the Riemannian gradients W C
-        S = Cn - Ca
-        Dg = WCn - WCa
+        S = Cn - C
+        Dg = WCn - WC
         sy = (S * Dg).sum((1, 2)).abs()
-        even = (iters[idx] % 2) == 0
+        even = (iters % 2) == 0
         bb = torch.where(
             even,
             (S * S).sum((1, 2)) / sy.clamp(min=1e-300),
             sy / (Dg * Dg).sum((1, 2)).clamp(min=1e-300),
         )
-        tau[idx] = torch.nan_to_num(bb, nan=0.1, posinf=1.0).clamp(1e-10, 1e10)
-        change = (fn - fa).abs()
-        C[idx], f[idx], W[idx], WC[idx] = Cn, fn, Wn, WCn
-        qn = eta * q[idx] + 1
-        ref[idx] = (eta * q[idx] * ref[idx] - fn) / qn
-        q[idx] = qn
-        iters[idx] += 1
-        grad_small = (Wn * Wn).sum((1, 2)) < (gtol * scale[idx]) ** 2
+        tau = torch.nan_to_num(bb, nan=0.1, posinf=1.0).clamp(1e-10, 1e10)
+        change = (fn - f).abs()
+        C, f, W, WC = Cn, fn, Wn, WCn
+        qn = eta * q + 1
+        ref = (eta * q * ref - fn) / qn
+        q = qn
+        iters += 1
+        grad_small = (Wn * Wn).sum((1, 2)) < (gtol * scale) ** 2
         tiny = change <= tol * fn.abs().clamp(min=1e-12)
-        small[idx] = torch.where(tiny, small[idx] + 1, torch.zeros_like(small[idx]))
-        done = grad_small | (small[idx] >= 2)
+        small = torch.where(tiny, small + 1, torch.zeros_like(small))
+        done = grad_small | (small >= 2)
         if bool(done.any()):
+            stopped = idx[done]
+            C_out[stopped], f_out[stopped], it_out[stopped] = C[done], f[done], iters[done]
             if on_finished is not None:
-                on_finished(idx[done])
+                on_finished(stopped)
             keep = ~done
             idx = idx[keep]
-            Xs, Ys = Xs[keep], Ys[keep]
-    return C, f, iters
+            Xs, Ys, C, W, WC, f = Xs[keep], Ys[keep], C[keep], W[keep], WC[keep], f[keep]
+            tau, ref, q, iters, small, scale = (tau[keep], ref[keep], q[keep], iters[keep],
+                                                small[keep], scale[keep])
+    if idx.numel():  # at the iteration cap
+        C_out[idx], f_out[idx], it_out[idx] = C, f, iters
+    return C_out, f_out, it_out
 
 
-def _skew(G, C):
-    GC = G @ C.transpose(1, 2)
-    return GC - GC.transpose(1, 2)
+def _f_and_w(X, Y, C):
+    """``f = <X, C Y C^T>`` and the Riemannian gradient's skew matrix ``W = G C^T - C G^T`` of
+    the Euclidean gradient ``G = -(X C Y^T + X^T C Y)`` of ``-f``; with ``A = C Y C^T``,
+    ``G C^T = -(X A^T + X^T A)`` (four batched products)."""
+    A = (C @ Y) @ C.transpose(1, 2)
+    f = (X * A).sum((1, 2))
+    M = -(X @ A.transpose(1, 2)).add_(X.transpose(1, 2) @ A)
+    return f, M - M.transpose(1, 2)
 
-
-def _fgrad(X, Y, C):
-    """``f = <X, C Y C^T> = <X C, C Y>`` and the gradient of ``-f``."""
-    XC = X @ C
-    CY = C @ Y
-    f = (XC * CY).sum((1, 2))
-    G = -(XC @ Y.transpose(1, 2) + X.transpose(1, 2) @ CY)
-    return f, G
