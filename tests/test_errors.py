@@ -430,7 +430,7 @@ def _cases() -> list[Case]:
               "B": tensors((("K", "n", "n"), ("n", "n")), (K, 3, 3), n=3),
               "n_starts": ints(1), "max_iters": ints(1), "tol": floats(0.0), "seed": SEEDS,
               "n_keep": ints(1), "explore_iters": ints(1), "chunk_size": ints(1),
-              "return_transforms": bools()}),
+              "halving": bools(), "return_transforms": bools()}),
         Case("eigenvalue_wasserstein", A.eigenvalue_wasserstein, dict(A=_state(K, 3, 3)),
              {"A": tensors((("K", "n", "n"),), (K, 3, 3), pred=lambda s: s[-1] == s[-2]),
               "B": tensors((("L", "n", "n"),), (K, 3, 3), n=3)}),
