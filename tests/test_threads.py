@@ -87,3 +87,62 @@ def test_barrier_probe_is_reused_for_a_second_then_measured_again(monkeypatch):
     assert _threads.barrier_threads(2) == 1  # t=100.5: cached
     assert _threads.barrier_threads(2) == 2  # t=102: probed again
     assert calls == [2, 2]
+
+
+def test_iteration_threads_follow_the_measured_iterations(monkeypatch):
+    """On a fake clock where a threaded iteration takes 3x a single-threaded one (a busy
+    machine), the loop runs on one thread except at its probes, which grow sparser (interval
+    doubling up to the cap); once threads get 2x faster (the machine is idle again) the next
+    probe switches to them and the interval returns to its base."""
+    import torch
+
+    from dynrnn.kernels import _threads
+
+    monkeypatch.delenv("DYNRNN_THREAD_PROBE", raising=False)
+    before = torch.get_num_threads()
+    now = [0.0]
+    try:
+        torch.set_num_threads(2)
+        tuner = _threads.IterationThreads(2, interval=4, max_interval=16, clock=lambda: now[0])
+        counts = []
+        for i in range(60):
+            n = tuner.tick()
+            counts.append(n)
+            assert torch.get_num_threads() == n
+            busy = i < 40
+            now[0] += (3.0 if n > 1 else 1.0) if busy else (0.5 if n > 1 else 1.0)
+        threaded_while_busy = [i for i in range(40) if counts[i] == 2]
+        assert threaded_while_busy == [0, 2, 12, 30]  # warm-up at the entry count, then probes
+        assert [h[0] for h in tuner.history] == [3, 13, 31, 49, 55]
+        assert [h[3] for h in tuner.history] == [1, 1, 1, 2, 2]
+        assert counts[50:53] == [2, 2, 2] and counts[53] == 1  # probe again after 4 iterations
+        # entry probe chose one thread: the first check waits 2 x interval
+        torch.set_num_threads(1)
+        tuner = _threads.IterationThreads(2, interval=4, clock=lambda: now[0])
+        assert [tuner.tick() for _ in range(10)] == [1] * 8 + [1, 2]
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_iteration_threads_do_nothing_for_one_thread_or_when_turned_off(monkeypatch):
+    """With one thread requested, or DYNRNN_THREAD_PROBE=0, tick never changes the count; an
+    entry point's block restores a count changed inside it."""
+    import torch
+
+    from dynrnn.kernels import _threads
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        monkeypatch.setenv("DYNRNN_THREAD_PROBE", "0")
+        tuner = _threads.IterationThreads(2, clock=lambda: 0.0)
+        assert [tuner.tick() for _ in range(5)] == [2] * 5
+        monkeypatch.delenv("DYNRNN_THREAD_PROBE")
+        tuner = _threads.IterationThreads(1, clock=lambda: 0.0)
+        assert [tuner.tick() for _ in range(5)] == [2] * 5  # untouched: the caller's count
+        monkeypatch.setattr(_threads, "usable_threads", lambda n: n)
+        with _threads.busy_machine_threads():
+            torch.set_num_threads(1)  # e.g. an IterationThreads loop's last choice
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import threading
 import time
@@ -30,7 +31,13 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-__all__ = ["usable_threads", "busy_machine_threads", "adapts_threads", "barrier_threads"]
+__all__ = [
+    "usable_threads",
+    "busy_machine_threads",
+    "adapts_threads",
+    "barrier_threads",
+    "IterationThreads",
+]
 
 _PROBE_SIZE = 1 << 16
 _PROBE_OPS = 40
@@ -75,8 +82,10 @@ _LOCAL = threading.local()
 
 @contextlib.contextmanager
 def busy_machine_threads() -> Iterator[int]:
-    """Run the block with :func:`usable_threads` torch threads (restored after); yields the
-    count used. Nested blocks (an entry point calling another) probe only once."""
+    """Run the block with :func:`usable_threads` torch threads; yields the count used. The
+    thread count at entry is restored after the block, also when code inside changed it (an
+    :class:`IterationThreads` loop). Nested blocks (an entry point calling another) probe only
+    once."""
     before = torch.get_num_threads()
     if getattr(_LOCAL, "depth", 0):
         _LOCAL.depth += 1
@@ -84,17 +93,93 @@ def busy_machine_threads() -> Iterator[int]:
             yield before
         finally:
             _LOCAL.depth -= 1
+            if torch.get_num_threads() != before:
+                torch.set_num_threads(before)
         return
     n = usable_threads(before)
     if n != before:
         torch.set_num_threads(n)
-    _LOCAL.depth = 1
+    _LOCAL.depth, _LOCAL.requested = 1, before
     try:
         yield n
     finally:
         _LOCAL.depth = 0
-        if n != before:
+        if torch.get_num_threads() != before:
             torch.set_num_threads(before)
+
+
+class IterationThreads:
+    """Torch's thread count for the iterations of a training loop, chosen by timing them.
+
+    The probe of :func:`usable_threads` runs before the loop and lasts about a millisecond, in
+    which a thread that has slept is favoured by the scheduler: beside a competing process it
+    can see two threads run promptly and then lose the loop (measured: ``train_gtf`` 1.33x
+    slower with 2 threads than with 1 beside one CPU-bound process on 2 cores). This class
+    measures what counts instead, the loop's own iterations: call :meth:`tick` at the top of
+    every iteration. Iteration 0 (warm-up) runs at the count found on entry; iteration 1 runs
+    on one thread and iteration 2 on ``threads`` (iterations ``2 interval`` and
+    ``2 interval + 1`` if the entry probe already chose one thread: its "no" is trustworthy,
+    only its "yes" can be fooled, and a threaded iteration where threads do not pay costs
+    several single-threaded ones, measured 7x for ``train_gtf``'s small iterations), and the
+    faster is kept (``threads`` only if
+    it is at least ``1 / keep_ratio`` times faster, so one thread is kept when the threads do
+    not pay). The pair is measured again after ``interval`` iterations; while one thread keeps
+    winning the interval doubles up to ``max_interval``, which bounds the cost of measuring a
+    threaded iteration on a busy machine to about ``slowdown / max_interval``. With one thread
+    requested, or ``DYNRNN_THREAD_PROBE=0``, it does nothing. ``threads`` defaults to the count
+    the caller had set before the enclosing entry point's probe. Use it inside an
+    :func:`adapts_threads` entry point, which restores the thread count when it returns.
+    """
+
+    def __init__(self, threads: int | None = None, *, interval: int = 16,
+                 max_interval: int = 256, keep_ratio: float = 0.95,
+                 clock: Callable[[], float] = time.perf_counter):
+        if threads is None:  # what the caller asked for, before the entry point's probe
+            threads = getattr(_LOCAL, "requested", None) if getattr(_LOCAL, "depth", 0) else None
+        self.threads = max(1, int(torch.get_num_threads() if threads is None else threads))
+        self.enabled = self.threads > 1 and os.environ.get("DYNRNN_THREAD_PROBE", "1") != "0"
+        self.base_interval = self.interval = int(interval)
+        self.max_interval, self.keep_ratio, self._clock = int(max_interval), keep_ratio, clock
+        self.choice = torch.get_num_threads()
+        self.iteration = -1
+        self.next_probe = 1
+        if self.choice < self.threads:
+            # the entry point's probe already found the threads slow; that answer errs only
+            # the other way (a woken thread is favoured), so the first check waits
+            self.interval = 2 * self.base_interval
+            self.next_probe = self.interval
+        self._phase: str | None = None  # the iteration that just ran: "single", "threaded"
+        self._single = math.inf
+        self._started = 0.0
+        #: ``(iteration, seconds on one thread, seconds threaded, threads chosen)`` per probe
+        self.history: list[tuple[int, float, float, int]] = []
+
+    def tick(self) -> int:
+        """Mark the start of the next iteration; sets and returns its thread count."""
+        now = self._clock()
+        self.iteration += 1
+        if not self.enabled:
+            return torch.get_num_threads()
+        elapsed = now - self._started
+        if self._phase == "single":
+            self._single = elapsed
+        elif self._phase == "threaded":
+            faster = elapsed < self.keep_ratio * self._single
+            self.choice = self.threads if faster else 1
+            self.interval = (self.base_interval if faster
+                             else min(2 * self.interval, self.max_interval))
+            self.next_probe = self.iteration + self.interval
+            self.history.append((self.iteration, self._single, elapsed, self.choice))
+        if self.iteration == self.next_probe:
+            self._phase, n = "single", 1
+        elif self._phase == "single":
+            self._phase, n = "threaded", self.threads
+        else:
+            self._phase, n = None, self.choice
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+        self._started = self._clock()
+        return n
 
 
 def adapts_threads(fn: Callable) -> Callable:

@@ -59,7 +59,7 @@ from .._validation import (
     resolve_generator,
     validate_config,
 )
-from ..kernels._threads import adapts_threads
+from ..kernels._threads import IterationThreads, adapts_threads
 from ..models.protocol import latent_from_observation
 from .optim import EnsembleOptimizer, per_network_grad_norm
 
@@ -744,8 +744,10 @@ def train_gtf(
     decay = (config.lr_end / config.lr) ** (1.0 / max(n - 1, 1))
     active = torch.ones(K, dtype=torch.bool)
     t0 = time.perf_counter()
+    threads = IterationThreads()
     with progress_bar(progress, total=n, desc="train_gtf") as bar:
         for it in range(n):
+            threads.tick()
             lr = config.lr * decay**it
             opt.lr.fill_(lr)
             win = sample_windows(dd, K, config.batch_size, config.seq_len + 1, gen)

@@ -31,7 +31,7 @@ from .._validation import (
     resolve_generator,
     validate_config,
 )
-from ..kernels._threads import adapts_threads
+from ..kernels._threads import IterationThreads, adapts_threads
 from ..models.base import RecurrentModel, run
 from .curriculum import Curriculum
 from .losses import head_accuracy, head_cross_entropy, masked_mse
@@ -363,8 +363,10 @@ def train(
         if config.early_stop:
             active[torch.as_tensor(done_np, device=device)] = False
 
+    threads = IterationThreads()
     with progress_bar(progress, total=config.n_steps, desc="train", unit="step") as bar:
         for step in range(config.n_steps):
+            threads.tick()
             trials = task.sample(config.batch_size, data_gen).to(device, dtype)
             _, outputs = run(
                 model, trials.inputs, noise=config.noise, generator=noise_gen, return_states=False
