@@ -146,6 +146,7 @@ def _top_left_singular_vectors(flat: torch.Tensor, r: int) -> torch.Tensor:
         evals, Vr = evals.flip(-1)[..., :r], V.flip(-1)[..., :r]
     sr = evals.clamp(min=0).sqrt()  # [K, r], descending
     Ur = flat @ Vr / sr.clamp(min=torch.finfo(flat.dtype).tiny)[:, None, :]
-    for k in (sr[:, -1] <= 1e-7 * sr[:, 0]).nonzero().flatten().tolist():
-        Ur[k] = torch.linalg.svd(flat[k], full_matrices=False)[0][:, :r]
+    bad = (sr[:, -1] <= 1e-7 * sr[:, 0]).nonzero().flatten()
+    if bad.numel():  # one batched SVD of the ill-conditioned networks only
+        Ur[bad] = torch.linalg.svd(flat[bad], full_matrices=False)[0][..., :r]
     return Ur
