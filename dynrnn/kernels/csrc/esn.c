@@ -128,10 +128,16 @@ static void esn_rows(const esn_job* j) {
       REAL* out = j->states + (t * B + bb) * N;
       /* three passes over this thread's rows, each vectorised: drive, sparse product, and
          the leaky tanh update (libmvec's vector tanh) */
-      for (int64_t i = r0; i < r1; ++i) {
-        REAL d = j->bias[i];
-        for (int64_t q = 0; q < I; ++q) d += j->W_in[i * I + q] * xt[q];
-        pre[i - r0] = d;
+      /* bias + W_in[i, 0] x_0 + W_in[i, 1] x_1 + ..., summed in this order for every row;
+         the loop over rows innermost, so that it is vectorised (contiguous for I = 1) */
+      for (int64_t i = r0; i < r1; ++i) pre[i - r0] = j->bias[i];
+      for (int64_t q = 0; q < I; ++q) {
+        const REAL xq = xt[q];
+        const REAL* w = j->W_in + q;
+        if (I == 1)
+          for (int64_t i = r0; i < r1; ++i) pre[i - r0] += w[i] * xq;
+        else
+          for (int64_t i = r0; i < r1; ++i) pre[i - r0] += w[i * I] * xq;
       }
       if (j->noise) {
         const REAL* nz = j->noise + (t * B + bb) * N;
