@@ -20,19 +20,22 @@
 
 2. Echo-state network, 1000 units (10 % connectivity, spectral radius 0.9, leak 0.3),
    50,000 steps of a 1-D input: fit a ridge readout (one-step prediction) and run it again
-   with the readout: **dynrnn** (compiled CSR loop, ``ridge_readout``) vs **reservoirpy**
-   (``Reservoir >> Ridge``, ``fit`` then ``run``), both float64. Goal >= 5x.
+   with the readout: **dynrnn** (compiled sparse loop, one trial cut into time chunks that
+   run in lockstep, see ``dynrnn/kernels/esn.py``; ``ridge_readout``) vs **reservoirpy**
+   (``Reservoir >> Ridge``, ``fit`` then ``run``), both float64. Goal >= 5x. Measured (Intel
+   Xeon with AVX-512, 2 cores): 1 thread 1.88 s vs 10.19 s = 5.4x; 2 threads 1.31 s vs
+   10.69 s = 8.1x (before the time chunks: 3.6x with 1 thread).
 
 3. ``--esn-grid``: the reservoir loop alone (no readout) at several sizes and densities
    (``ESN_GRID``), against the same map stepped with ``torch.sparse`` CSR matrix-vector
    products and against reservoirpy's ``Reservoir.run``, with the worst and best ratio.
-   Measured (Intel Xeon with AVX-512, 1 thread, 5,000 steps, one other job on the second
-   core): dynrnn 3.5 / 12.2 / 31.0 / 66.1 / 83.8 / 220.1 us per step at
-   300/0.1, 1000/0.02, 1000/0.1, 1000/0.2, 3000/0.02, 3000/0.05 (units/density);
-   torch.sparse 2.3-6.1x slower, reservoirpy 2.8-6.0x slower (worst 2.8x at 1000/0.2). The
-   C loop costs ~0.3 ns per nonzero at 1,000 units, bound by the vector gathers; scipy's CSR
-   product under reservoirpy ~0.9 ns. With the ridge fit and the second run of section 2 the
-   end-to-end ratio there is 3.6x (goal 5x).
+   Measured (Intel Xeon with AVX-512, 5,000 steps; at this length the loop runs step by
+   step, without time chunks): 1 thread, dynrnn 2.8 / 11.6 / 24.4 / 62.8 / 85.6 / 218.3 us
+   per step at 300/0.1, 1000/0.02, 1000/0.1, 1000/0.2, 3000/0.02, 3000/0.05 (units/density),
+   torch.sparse 2.4-7.0x slower, reservoirpy 2.3-6.3x slower (worst 2.3x at 1000/0.2);
+   2 threads, torch.sparse 2.9-8.6x, reservoirpy 4.0-6.4x slower. The gather-mode loop
+   costs ~0.3 ns per nonzero at 1,000 units, bound by the vector gathers; scipy's CSR
+   product under reservoirpy ~0.9 ns.
 
 Run: ``OMP_NUM_THREADS=1 python benchmarks/spiking.py [--repeats 3] [--esn-steps 50000]``
 (``--torch-compile`` adds a ``torch.compile``'d per-step loop, the other compiled option).

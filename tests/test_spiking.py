@@ -373,6 +373,114 @@ def test_esn_loop_split_over_threads_is_identical(monkeypatch):
     assert torch.equal(out[1], out[2]) and torch.equal(out[1], out[3])
 
 
+def _esn_case(N, rho, leak, B, T, dtype, noise_std=0.0, seed=0):
+    """A random echo-state network (10% dense, 2 inputs) with inputs [1, T, B, 2], h0 = 0 and
+    explicit noise [1, T, B, N] (None for noise_std 0), in the compiled loop's layout."""
+    from dynrnn.models.reservoir import EchoStateConfig, EchoStateNetwork
+
+    cfg = EchoStateConfig(n_units=N, n_inputs=2, n_outputs=1, density=0.1, spectral_radius=rho,
+                          leak=leak, noise_std=0.0)
+    model = EchoStateNetwork(cfg, seed=seed).to(dtype)
+    g = torch.Generator().manual_seed(seed + 1)
+    x = torch.randn(1, T, B, 2, generator=g, dtype=dtype)
+    noise = noise_std * torch.randn(1, T, B, N, generator=g, dtype=dtype) if noise_std else None
+    return model, x, torch.zeros(1, B, N, dtype=dtype), noise
+
+
+def _esn(model, h0, x, noise, **kw):
+    from dynrnn.kernels.esn import esn_loop
+
+    return esn_loop(h0, x, model.W_in, model.b, model.W, model.leak, noise, **kw).clone()
+
+
+@pytest.mark.parametrize("dtype, B", [(F64, 11), (torch.float32, 19)])
+def test_esn_trial_lanes_equal_one_trial_at_a_time(dtype, B):
+    """Trials run in lanes (8 float64 / 16 float32 trajectories stepped together, the sparse
+    product reading contiguous lane vectors) get bitwise the states each trial gets alone (the
+    gather mode), and agree with the reference step to rounding; N = 301 has a remainder mod
+    the vector width (the remainder trials of the batch run in the gather mode)."""
+    from dynrnn.kernels.esn import esn_available
+
+    if not esn_available(dtype):
+        pytest.skip("no C compiler: the compiled loop is not used")
+    model, x, h0, noise = _esn_case(301, 0.95, 0.5, B, 300, dtype, noise_std=0.05)
+    together = _esn(model, h0, x, noise, time_chunks=False)
+    for b in range(B):
+        alone = _esn(model, h0[:, b:b + 1], x[:, :, b:b + 1].contiguous(),
+                     noise[:, :, b:b + 1].contiguous(), time_chunks=False)
+        assert torch.equal(together[:, :, b:b + 1], alone), b
+    drive = x[0].transpose(0, 1)  # the map, written out in torch, with the same noise
+    h, states = h0[0], []
+    with torch.no_grad():
+        for t in range(x.shape[1]):
+            pre = h @ model.W[0].T + drive[:, t] @ model.W_in[0].T + model.b[0] + noise[0, t]
+            h = h + model.leak[0] * (torch.tanh(pre) - h)
+            states.append(h)
+    ref = torch.stack(states)  # [T, B, N]
+    tol = 1e-12 if dtype == F64 else 2e-5
+    torch.testing.assert_close(together[0], ref, rtol=tol, atol=tol)
+
+
+def test_esn_time_chunks_on_an_echo_state_reservoir():
+    """One long trial of a reservoir with the echo-state property (spectral radius 0.9, leak
+    0.8) is cut into time chunks that run together, each started 240 steps early from h = 0:
+    by the echo-state property every chunk has forgotten its start when it begins writing, so
+    no check fails (nothing recomputed) and the states agree with the step-by-step run to
+    ~1e-15 (never bitwise: two trajectories synchronise to rounding, not to the bit)."""
+    from dynrnn.kernels.esn import esn_available
+
+    if not esn_available(F64):
+        pytest.skip("no C compiler: the compiled loop is not used")
+    model, x, h0, noise = _esn_case(300, 0.9, 0.8, 1, 6000, F64, noise_std=0.01)
+    stats = {}
+    chunked = _esn(model, h0, x, noise, stats=stats)
+    sequential = _esn(model, h0, x, noise, time_chunks=False)
+    assert stats["time_chunks"][0] >= 4 and stats["repaired_steps"] == [0]
+    assert (chunked - sequential).abs().max() <= 1e-13
+    assert sequential.abs().max() > 0.5
+
+
+def test_esn_time_chunks_repair_a_chaotic_reservoir():
+    """Without the echo-state property (spectral radius 3, leak 1: chaotic) a chunk never
+    synchronises with its predecessor's trajectory: its check fails and its steps are
+    recomputed one by one from the exact preceding state, so the result is bitwise the
+    step-by-step run (the gather and lane modes compute a step identically)."""
+    from dynrnn.kernels.esn import esn_available
+
+    if not esn_available(F64):
+        pytest.skip("no C compiler: the compiled loop is not used")
+    model, x, h0, noise = _esn_case(300, 3.0, 1.0, 1, 3000, F64)
+    stats = {}
+    chunked = _esn(model, h0, x, noise, stats=stats)
+    sequential = _esn(model, h0, x, noise, time_chunks=False)
+    assert stats["time_chunks"][0] >= 2 and stats["repaired_steps"][0] > 1000
+    assert torch.equal(chunked, sequential)
+
+
+@pytest.mark.parametrize("B, T, rho, chunks", [(11, 300, 0.95, 1), (1, 3000, 0.9, 7),
+                                             (1, 3000, 1.5, 7)])
+def test_esn_lanes_and_time_chunks_split_over_threads_are_identical(monkeypatch, B, T, rho,
+                                                                     chunks):
+    """Lanes (11 trials), time chunks with the echo-state property (spectral radius 0.9) and
+    time chunks that need repairs (1.5): the states do not depend on the thread count."""
+    from dynrnn.kernels.esn import esn_available
+
+    monkeypatch.setenv("DYNRNN_THREAD_PROBE", "0")
+    if not esn_available(F64):
+        pytest.skip("no C compiler: the compiled loop is not used")
+    model, x, h0, noise = _esn_case(300, rho, 1.0, B, T, F64, noise_std=0.01)
+    before, out = torch.get_num_threads(), {}
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            stats = {}
+            out[n] = _esn(model, h0, x, noise, stats=stats)
+            assert stats["time_chunks"] == [chunks]
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(out[1], out[2]) and torch.equal(out[1], out[3])
+
+
 @pytest.mark.skipif(not cpp_extension_available(), reason="no C compiler")
 @pytest.mark.parametrize("dtype", [F64, torch.float32])
 def test_noise_streams_torch_equals_c(dtype):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["SELL_SIGMA", "sell_c_sigma"]
+__all__ = ["SELL_SIGMA", "csr", "sell_c_sigma"]
 
 #: rows are sorted by length within blocks of 64 (the thread-split granularity of the ESN loop)
 SELL_SIGMA = 64
@@ -66,3 +66,18 @@ def sell_c_sigma(W: torch.Tensor, dtype: torch.dtype):
     sval[flat] = W[kk, rows, cols].to(dtype)
     scol[flat] = cols.to(torch.int32)
     return rowptr, sptr, scol, sval, perm.to(torch.int32)
+
+
+def csr(W: torch.Tensor, dtype: torch.dtype):
+    """``W [K, N, N]`` (dense) in CSR for all K networks, as the lane mode of ``csrc/esn.c``
+    reads it: ``(rowptr [K, N+1] int64`` (per network, from 0), ``offsets [K] int64`` (where
+    network k's nonzeros start), ``cols int32 [nnz]``, ``vals [nnz]`` (``dtype``)), nonzeros in
+    row-major order within each network."""
+    K, N = W.shape[0], W.shape[1]
+    kk, rows, cols = W.nonzero(as_tuple=True)  # row-major order per network
+    counts = torch.bincount(kk * N + rows, minlength=K * N).view(K, N)
+    rowptr = torch.zeros(K, N + 1, dtype=torch.int64)
+    rowptr[:, 1:] = counts.cumsum(1)
+    offsets = torch.zeros(K, dtype=torch.int64)
+    offsets[1:] = rowptr[:-1, -1].cumsum(0)
+    return rowptr, offsets, cols.to(torch.int32), W[kk, rows, cols].to(dtype).contiguous()

@@ -10,9 +10,11 @@ Map (Jaeger 2001; leaky integrator form of Jaeger et al. 2007)::
 the feedback scaling. ``W_out`` starts at zero and is set by the readout rules of
 :mod:`dynrnn.training.readouts` (ridge, FORCE, three-factor).
 
-Without feedback, :func:`dynrnn.models.run` uses a compiled C loop with ``W`` in SELL-C-sigma
-for all K networks in one call (:func:`dynrnn.kernels.esn.esn_loop`); it agrees with the
-reference loop to rounding (summation order and libm ``tanh``).
+Without feedback, :func:`dynrnn.models.run` uses a compiled C loop with sparse ``W`` for all K
+networks in one call (:func:`dynrnn.kernels.esn.esn_loop`: trials one at a time with vector
+gathers, or several trajectories in lockstep, including one long trial cut into time chunks
+that are checked against each other); it agrees with the reference loop to rounding
+(summation order and libmvec's ``tanh``).
 
 ESN runs show no progress bar. They go through :func:`~dynrnn.models.run`, the one simulation
 loop, which is also the inner loop of training and of the analyses and so reports nothing; its
