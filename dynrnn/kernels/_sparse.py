@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["SELL_SIGMA", "csr", "sell_c_sigma"]
+__all__ = ["SELL_SIGMA", "csr_and_sell_c_sigma"]
 
 #: rows are sorted by length within blocks of 64 (the thread-split granularity of the ESN loop)
 SELL_SIGMA = 64
 
 
-def sell_c_sigma(W: torch.Tensor, dtype: torch.dtype):
-    """``W [K, N, N]`` (dense) in SELL-C-sigma with C = 64 bytes / element size and sigma = 64,
-    as ``csrc/esn.c`` reads it, built for all K networks at once.
+def csr_and_sell_c_sigma(W: torch.Tensor, dtype: torch.dtype):
+    """``W [K, N, N]`` (dense) in CSR and in SELL-C-sigma with C = 64 bytes / element size and
+    sigma = 64, as ``csrc/esn.c`` reads them (CSR in the lane mode, SELL in the gather mode),
+    built for all K networks at once from one pass over the nonzeros.
 
     Returns:
-        ``(rowptr [K, N+1] int64`` (each network's CSR row pointer, for the thread split),
-        ``slice_ptr [K, S+1] int64`` (global group indices), ``cols int32 [G, C]``,
-        ``vals [G, C]`` (``dtype``), ``perm int32 [K, S*C])``, with ``S = ceil(N / C)`` slices
-        per network and G groups over all networks.
+        ``rowptr [K, N+1] int64``: each network's CSR row pointer (from 0; also the thread
+        split);
+        ``(offsets [K] int64, cols int32 [nnz], vals [nnz])``: the CSR nonzeros of all networks
+        in row-major order, network k's from ``offsets[k]``;
+        ``(slice_ptr [K, S+1] int64`` (global group indices), ``cols int32 [G, C]``,
+        ``vals [G, C]``, ``perm int32 [K, S*C])``: SELL-C-sigma, with ``S = ceil(N / C)``
+        slices per network and G groups over all networks. Values in ``dtype``.
 
     Within each block of 64 rows the rows are sorted by their number of nonzeros (so the C rows
     of a slice have similar lengths and little padding: 13% -> ~2% of gathers at 10% density);
@@ -61,23 +65,12 @@ def sell_c_sigma(W: torch.Tensor, dtype: torch.dtype):
     pos = torch.arange(len(rows)) - gptr[grow]  # index of the nonzero within its row
     p = where[kk, rows]
     flat = (sptr[kk, p // C] + pos) * C + p % C
+    vals, cols = W[kk, rows, cols].to(dtype).contiguous(), cols.to(torch.int32)
     sval = torch.zeros(G * C, dtype=dtype)
     scol = torch.zeros(G * C, dtype=torch.int32)
-    sval[flat] = W[kk, rows, cols].to(dtype)
-    scol[flat] = cols.to(torch.int32)
-    return rowptr, sptr, scol, sval, perm.to(torch.int32)
-
-
-def csr(W: torch.Tensor, dtype: torch.dtype):
-    """``W [K, N, N]`` (dense) in CSR for all K networks, as the lane mode of ``csrc/esn.c``
-    reads it: ``(rowptr [K, N+1] int64`` (per network, from 0), ``offsets [K] int64`` (where
-    network k's nonzeros start), ``cols int32 [nnz]``, ``vals [nnz]`` (``dtype``)), nonzeros in
-    row-major order within each network."""
-    K, N = W.shape[0], W.shape[1]
-    kk, rows, cols = W.nonzero(as_tuple=True)  # row-major order per network
-    counts = torch.bincount(kk * N + rows, minlength=K * N).view(K, N)
-    rowptr = torch.zeros(K, N + 1, dtype=torch.int64)
-    rowptr[:, 1:] = counts.cumsum(1)
+    sval[flat] = vals
+    scol[flat] = cols
     offsets = torch.zeros(K, dtype=torch.int64)
     offsets[1:] = rowptr[:-1, -1].cumsum(0)
-    return rowptr, offsets, cols.to(torch.int32), W[kk, rows, cols].to(dtype).contiguous()
+    return rowptr, (offsets, cols, vals), (sptr, scol, sval, perm.to(torch.int32))
+

@@ -48,7 +48,7 @@ import torch
 
 from .._validation import check_float, check_shape, check_tensor
 from . import _cbuild
-from ._sparse import csr, sell_c_sigma
+from ._sparse import csr_and_sell_c_sigma
 from ._threads import barrier_threads
 from ._workspace import POOL
 
@@ -108,8 +108,8 @@ def esn_loop(h0, x, W_in, bias, W, leak, noise=None, *, time_chunks=True, stats=
     if lib is None:
         return None
     with torch.no_grad():
-        rowptr, sptr, cols, vals, perm = sell_c_sigma(W, dtype)
-        _, csr_off, csr_cols, csr_vals = csr(W, dtype)
+        rowptr, (csr_off, csr_cols, csr_vals), (sptr, cols, vals, perm) = csr_and_sell_c_sigma(
+            W, dtype)
         h = h0.contiguous().clone()
         x = x.to(dtype).contiguous()
         W_in, bias = W_in.to(dtype).contiguous(), bias.to(dtype).contiguous()
